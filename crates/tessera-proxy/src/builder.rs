@@ -1,0 +1,166 @@
+//! [`Builder`]: the registry of filter and handler factories, and the way to run Tessera with it.
+//! A plugin crate makes its own binary by adding factories to a builder and calling `run`.
+
+use crate::admin::Admin;
+use crate::config::{Config, ConfigErrors};
+use crate::filters::{cors, headers, ip_filter, rate_limit};
+use crate::handlers::{proxy, redirect, respond};
+use crate::metrics;
+use crate::plugin::factory::{FnFactory, FnHandlerFactory};
+use crate::plugin::{BuildContext, BuildError, Filter, Handler, Registry};
+use crate::runtime::Runtime;
+use crate::service::TesseraProxy;
+use crate::state::{ConfigSource, Shared};
+use crate::supervisor::Supervisor;
+use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Why `run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("listener {address}: {message}")]
+    Listener { address: String, message: String },
+}
+
+#[derive(Clone, Default)]
+pub struct Builder {
+    registry: Registry,
+}
+
+impl Builder {
+    /// A builder with no factories at all.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// A builder with Tessera's built-in filters and handlers.
+    pub fn with_builtins() -> Self {
+        Self::empty()
+            .filter("headers", headers::Headers::build)
+            .filter("cors", cors::Cors::build)
+            .filter("rate_limit", rate_limit::RateLimit::build)
+            .filter("ip_filter", ip_filter::IpFilter::build)
+            .handler("proxy", proxy::Proxy::build)
+            .handler("redirect", redirect::Redirect::build)
+            .handler("respond", respond::Respond::build)
+    }
+
+    /// Register a filter factory: `C` is its YAML configuration, `build` makes the filter.
+    pub fn filter<C, T, F>(mut self, name: &str, build: F) -> Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        T: Filter,
+        F: Fn(C, &BuildContext<'_>) -> Result<T, BuildError> + Send + Sync + 'static,
+    {
+        self.registry.filters.insert(name.to_string(), Arc::new(FnFactory::new(build)));
+        self
+    }
+
+    /// Register a handler factory: `C` is its YAML configuration, `build` makes the handler.
+    pub fn handler<C, T, F>(mut self, name: &str, build: F) -> Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        T: Handler,
+        F: Fn(C, &BuildContext<'_>) -> Result<T, BuildError> + Send + Sync + 'static,
+    {
+        self.registry.handlers.insert(name.to_string(), Arc::new(FnHandlerFactory(FnFactory::new(build))));
+        self
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Load and fully check a config (everything but binding the listeners).
+    pub fn check(&self, source: &ConfigSource) -> Result<Config, ConfigErrors> {
+        let (config, src) = source.load()?;
+        let runtime = Runtime::build(config, &src, &self.registry, None)?;
+        Ok(runtime.config)
+    }
+
+    /// The JSON Schema of the configuration, with this builder's filters and handlers.
+    pub fn schema(&self) -> serde_json::Value {
+        crate::schema::generate(&self.registry)
+    }
+
+    /// Start Tessera with the config from `source` and serve until a shutdown signal.
+    pub fn run(self, source: ConfigSource) -> Result<(), RunError> {
+        metrics::init();
+        let (config, src) = source.load()?;
+        let runtime = Runtime::build(config, &src, &self.registry, None)?;
+        let config = runtime.config.clone();
+        let shared = Arc::new(Shared {
+            current: ArcSwap::from_pointee(runtime),
+            registry: self.registry,
+            source,
+            ready: AtomicBool::new(false),
+        });
+
+        let threads = config
+            .server
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let conf = ServerConf {
+            threads,
+            grace_period_seconds: Some(0),
+            graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace.0.as_secs().max(1)),
+            upstream_keepalive_pool_size: config.server.upstream_keepalive_pool,
+            ..ServerConf::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+
+        let mut proxy = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            TesseraProxy { shared: shared.clone() },
+            "tessera",
+        );
+        let h2c = config.listen.iter().any(|l| l.tls.is_none() && l.h2c);
+        if h2c {
+            if let Some(app) = proxy.app_logic_mut() {
+                let mut opts = HttpServerOptions::default();
+                opts.h2c = true;
+                app.server_options = Some(opts);
+            }
+        }
+        for l in &config.listen {
+            match &l.tls {
+                None => proxy.add_tcp(&l.address),
+                Some(tls) => {
+                    let mut settings = TlsSettings::intermediate(&tls.cert, &tls.key).map_err(|e| RunError::Listener {
+                        address: l.address.clone(),
+                        message: format!("TLS: {e}"),
+                    })?;
+                    settings.enable_h2();
+                    proxy.add_tls_with_settings(&l.address, None, settings);
+                }
+            }
+        }
+        server.add_service(proxy);
+
+        if let Some(admin) = &config.admin {
+            let mut svc = Service::new("tessera admin".to_string(), Admin { shared: shared.clone() });
+            svc.add_tcp(&admin.address);
+            server.add_service(svc);
+        }
+        server.add_service(background_service("tessera supervisor", Supervisor { shared }));
+        tracing::info!(
+            listen = ?config.listen.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(),
+            admin = config.admin.as_ref().map(|a| a.address.as_str()).unwrap_or("-"),
+            threads,
+            "starting tessera"
+        );
+        server.run_forever();
+    }
+}

@@ -1,0 +1,228 @@
+//! Clusters: named groups of upstream endpoints, a balancing policy, active health checks,
+//! timeouts and the retry budget.
+//!
+//! Balancing and health state come from pingora-load-balancing. The health-check loop is ours
+//! rather than pingora's background service because clusters come and go with config reloads:
+//! each loop holds only a weak reference to its cluster and ends when the last config using the
+//! cluster is gone. A reload that leaves a cluster's config unchanged keeps the same `Cluster`,
+//! so health state survives it.
+
+use crate::config::{ClusterConfig, HealthCheckConfig, LoadBalancing, Timeouts};
+use crate::metrics;
+use crate::template::Template;
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+use pingora_load_balancing::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
+use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many candidates a selection looks at before giving up.
+const MAX_SELECT_ITERATIONS: usize = 256;
+
+enum Balancer {
+    RoundRobin(LoadBalancer<RoundRobin>),
+    Random(LoadBalancer<Random>),
+    Hash(LoadBalancer<Consistent>),
+}
+
+impl Balancer {
+    fn select_with(&self, key: &[u8], accept: impl Fn(&Backend, bool) -> bool) -> Option<Backend> {
+        match self {
+            Balancer::RoundRobin(lb) => lb.select_with(key, MAX_SELECT_ITERATIONS, accept),
+            Balancer::Random(lb) => lb.select_with(key, MAX_SELECT_ITERATIONS, accept),
+            Balancer::Hash(lb) => lb.select_with(key, MAX_SELECT_ITERATIONS, accept),
+        }
+    }
+
+    fn backends(&self) -> &Backends {
+        match self {
+            Balancer::RoundRobin(lb) => lb.backends(),
+            Balancer::Random(lb) => lb.backends(),
+            Balancer::Hash(lb) => lb.backends(),
+        }
+    }
+}
+
+/// A built cluster, shared by every route that uses it.
+pub struct Cluster {
+    name: String,
+    config: ClusterConfig,
+    balancer: Balancer,
+    hash_key: Option<Template>,
+    health_loop_started: AtomicBool,
+}
+
+/// Logs health transitions as they happen.
+struct HealthLogger {
+    cluster: String,
+}
+
+#[async_trait]
+impl HealthObserve for HealthLogger {
+    async fn observe(&self, target: &Backend, healthy: bool) {
+        let endpoint = target.addr.to_string();
+        metrics::set_endpoint_health(&self.cluster, &endpoint, healthy);
+        if healthy {
+            tracing::info!(cluster = %self.cluster, endpoint = %endpoint, "endpoint is healthy again; back in rotation");
+        } else {
+            tracing::warn!(cluster = %self.cluster, endpoint = %endpoint, "endpoint failed its health check; taken out of rotation");
+        }
+    }
+}
+
+fn health_check(cluster: &str, hc: &HealthCheckConfig) -> Box<dyn pingora_load_balancing::health_check::HealthCheck + Send + Sync> {
+    let observer = Box::new(HealthLogger { cluster: cluster.to_string() });
+    match &hc.path {
+        Some(path) => {
+            let host = hc.host.as_deref().unwrap_or("localhost");
+            let mut check = HttpHealthCheck::new(host, false);
+            if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None) {
+                let _ = req.insert_header("Host", host);
+                let _ = req.insert_header("User-Agent", "tessera-health-check");
+                check.req = req;
+            }
+            check.peer_template.options.connection_timeout = Some(hc.timeout.0);
+            check.peer_template.options.read_timeout = Some(hc.timeout.0);
+            check.consecutive_success = hc.healthy_threshold;
+            check.consecutive_failure = hc.unhealthy_threshold;
+            check.validator = Some(Box::new(|resp| {
+                if resp.status.is_success() {
+                    Ok(())
+                } else {
+                    pingora::Error::e_explain(
+                        pingora::ErrorType::Custom("health check status"),
+                        format!("status {}", resp.status),
+                    )
+                }
+            }));
+            check.health_changed_callback = Some(observer);
+            Box::new(check)
+        }
+        None => {
+            let mut check = TcpHealthCheck::new();
+            check.peer_template.options.connection_timeout = Some(hc.timeout.0);
+            check.consecutive_success = hc.healthy_threshold;
+            check.consecutive_failure = hc.unhealthy_threshold;
+            check.health_changed_callback = Some(observer);
+            check
+        }
+    }
+}
+
+fn build_lb<S>(endpoints: &[String], hc: Option<&HealthCheckConfig>, name: &str) -> Result<LoadBalancer<S>, String>
+where
+    S: pingora_load_balancing::selection::BackendSelection + 'static,
+    S::Iter: pingora_load_balancing::selection::BackendIter,
+{
+    let mut lb = LoadBalancer::<S>::try_from_iter(endpoints.iter().map(String::as_str))
+        .map_err(|e| format!("cannot resolve endpoints: {e}"))?;
+    if let Some(hc) = hc {
+        lb.set_health_check(health_check(name, hc));
+    }
+    Ok(lb)
+}
+
+impl Cluster {
+    /// Build a cluster; endpoint names are resolved now.
+    pub fn build(name: &str, config: &ClusterConfig) -> Result<Self, String> {
+        if config.endpoints.is_empty() {
+            return Err("a cluster needs at least one endpoint".into());
+        }
+        for ep in &config.endpoints {
+            if ep.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                return Err(format!("endpoint {ep:?} must be host:port"));
+            }
+        }
+        let hc = config.health_check.as_ref();
+        let (balancer, hash_key) = match &config.load_balancing {
+            LoadBalancing::RoundRobin => (Balancer::RoundRobin(build_lb(&config.endpoints, hc, name)?), None),
+            LoadBalancing::Random => (Balancer::Random(build_lb(&config.endpoints, hc, name)?), None),
+            LoadBalancing::ConsistentHash(key) => {
+                let key = Template::parse(key)?;
+                (Balancer::Hash(build_lb(&config.endpoints, hc, name)?), Some(key))
+            }
+        };
+        Ok(Self {
+            name: name.to_string(),
+            config: config.clone(),
+            balancer,
+            hash_key,
+            health_loop_started: AtomicBool::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.config.timeouts
+    }
+
+    /// How many further endpoints to try when connecting fails.
+    pub fn retries(&self) -> usize {
+        self.config.retries
+    }
+
+    /// The consistent-hash key template, for clusters that hash.
+    pub fn hash_key(&self) -> Option<&Template> {
+        self.hash_key.as_ref()
+    }
+
+    /// Pick a healthy endpoint not in `exclude`.
+    pub fn select(&self, key: &[u8], exclude: &[Backend]) -> Option<Backend> {
+        self.balancer.select_with(key, |b, healthy| healthy && !exclude.contains(b))
+    }
+
+    /// Every endpoint with its current health.
+    pub fn endpoints(&self) -> Vec<(Backend, bool)> {
+        let backends = self.balancer.backends();
+        backends.get_backend().iter().map(|b| (b.clone(), backends.ready(b))).collect()
+    }
+
+    /// The peer for one attempt at `backend`, with this cluster's timeouts.
+    pub fn peer(&self, backend: &Backend) -> Option<HttpPeer> {
+        let addr = *backend.addr.as_inet()?;
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let t = &self.config.timeouts;
+        peer.options.connection_timeout = Some(t.connect.0);
+        peer.options.read_timeout = Some(t.read.0);
+        peer.options.write_timeout = Some(t.write.0);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Some(peer)
+    }
+
+    /// Start the health-check loop, once; it stops when the cluster is dropped.
+    /// Must be called from within a Tokio runtime.
+    pub fn start_health_checks(self: &Arc<Self>) {
+        let Some(hc) = &self.config.health_check else {
+            return;
+        };
+        if self.health_loop_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for (b, healthy) in self.endpoints() {
+            metrics::set_endpoint_health(&self.name, &b.addr.to_string(), healthy);
+        }
+        let interval = hc.interval.0;
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(cluster) = weak.upgrade() else {
+                    break;
+                };
+                cluster.balancer.backends().run_health_check(true).await;
+                drop(cluster);
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,285 @@
+//! `proxy.yaml`: the structs are the schema.
+//!
+//! Every struct here denies unknown keys, and `tessera schema` prints the JSON Schema derived
+//! from these same structs, so the schema cannot drift from the code. Filter and handler
+//! configurations are plugin-defined: they are kept as YAML values here ([`PluginSpec`]) and
+//! deserialised by the factory registered under their name, which also contributes their schema.
+
+mod load;
+mod locate;
+mod plugin_spec;
+mod units;
+
+pub use load::{load_file, load_str, ConfigError, ConfigErrors, Source};
+pub use locate::{ConfigPath, Locator, PathSeg, Position};
+pub use plugin_spec::PluginSpec;
+pub use units::{Dur, RatePerWindow};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the proxy accepts requests. Changing listeners needs a restart.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<ListenerConfig>,
+    /// The admin listener: `/metrics`, `/healthz`, `/readyz`. Omit to run without one.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// Process-wide settings. Changing them needs a restart.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Limits applied to every request before routing.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Write one JSON access-log line per request.
+    #[serde(default = "yes")]
+    pub access_log: bool,
+    /// Add an `x-proxy-destination` response header naming the route and upstream endpoint.
+    #[serde(default)]
+    pub debug_headers: bool,
+    /// Named groups of upstream endpoints.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    /// The route table: the first route that matches a request answers it.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_listen() -> Vec<ListenerConfig> {
+    vec![ListenerConfig { address: "0.0.0.0:8080".into(), tls: None, h2c: false }]
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// `ip:port` to bind.
+    pub address: String,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with these PEM files.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Accept cleartext HTTP/2 (prior knowledge) as well as HTTP/1.1.
+    #[serde(default)]
+    pub h2c: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: String,
+    /// Private key, PEM.
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `ip:port` of the admin listener. Keep it private.
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Worker threads of the proxy service; default: the number of CPUs.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// On SIGTERM, how long in-flight requests may run before the process exits.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: Dur,
+    /// Idle upstream connections kept for reuse, per process.
+    #[serde(default = "default_pool")]
+    pub upstream_keepalive_pool: usize,
+}
+
+fn default_grace() -> Dur {
+    Dur::secs(5)
+}
+
+fn default_pool() -> usize {
+    128
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { threads: None, shutdown_grace: default_grace(), upstream_keepalive_pool: default_pool() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request line plus headers, in bytes; larger requests get 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_request_header_bytes: usize,
+}
+
+fn default_max_header_bytes() -> usize {
+    32 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_request_header_bytes: default_max_header_bytes() }
+    }
+}
+
+/// A group of upstream endpoints with one balancing policy.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `host:port` of each endpoint; names are resolved when the config is loaded.
+    pub endpoints: Vec<String>,
+    /// How a request picks an endpoint.
+    #[serde(default)]
+    pub load_balancing: LoadBalancing,
+    /// Active health checking; without it every endpoint counts as healthy.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// When connecting to an endpoint fails, try this many other endpoints.
+    #[serde(default = "default_retries")]
+    pub retries: usize,
+}
+
+fn default_retries() -> usize {
+    1
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LoadBalancing {
+    /// Each endpoint in turn.
+    #[default]
+    RoundRobin,
+    /// A random endpoint.
+    Random,
+    /// Ketama consistent hashing on a key rendered from the route's captures, e.g. `"{image}"`:
+    /// the same key goes to the same endpoint while it is healthy.
+    ConsistentHash(String),
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Time between checks.
+    #[serde(default = "default_hc_interval")]
+    pub interval: Dur,
+    /// HTTP check: GET this path and expect a 2xx. Without it the check is a TCP connect.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Host header of the HTTP check; default: `localhost`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Time allowed for one check.
+    #[serde(default = "default_hc_timeout")]
+    pub timeout: Dur,
+    /// Consecutive successes that bring an endpoint back.
+    #[serde(default = "one")]
+    pub healthy_threshold: usize,
+    /// Consecutive failures that take an endpoint out.
+    #[serde(default = "one")]
+    pub unhealthy_threshold: usize,
+}
+
+fn default_hc_interval() -> Dur {
+    Dur::secs(5)
+}
+
+fn default_hc_timeout() -> Dur {
+    Dur::secs(1)
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Establishing the TCP connection.
+    #[serde(default = "default_connect")]
+    pub connect: Dur,
+    /// Waiting for each read from the upstream (the response header, then each body chunk).
+    #[serde(default = "default_read")]
+    pub read: Dur,
+    /// Waiting for each write to the upstream.
+    #[serde(default = "default_read")]
+    pub write: Dur,
+    /// The whole upstream exchange, from choosing the endpoint to the last body byte.
+    #[serde(default)]
+    pub total: Option<Dur>,
+}
+
+fn default_connect() -> Dur {
+    Dur::secs(2)
+}
+
+fn default_read() -> Dur {
+    Dur::secs(30)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: default_connect(), read: default_read(), write: default_read(), total: None }
+    }
+}
+
+/// One entry of the route table.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name, used in metrics and logs.
+    pub name: String,
+    /// What a request must look like to take this route; every condition must hold.
+    #[serde(rename = "match")]
+    pub match_: MatchConfig,
+    /// Filters applied in order: a name (`cors`) or a one-key map (`{ rate_limit: {...} }`).
+    #[serde(default)]
+    #[schemars(with = "Vec<plugin_spec::FilterSpecSchema>")]
+    pub filters: Vec<PluginSpec>,
+    /// What answers the request: a one-key map such as `{ proxy: { cluster: web } }`.
+    #[schemars(with = "plugin_spec::HandlerSpecSchema")]
+    pub handler: PluginSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Path pattern with `{name}` captures and an optional final `{name*}`; default: any path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Host names: exact (`iiif.example.org`) or a wildcard for subdomains (`*.example.org`).
+    #[serde(default)]
+    pub host: Vec<String>,
+    /// Allowed methods, e.g. `[GET, HEAD]`; default: any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Header conditions by name: a string (equals) or `{ present: true|false }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, ValueCondition>,
+    /// Query parameter conditions by name, as for headers.
+    #[serde(default)]
+    pub query: BTreeMap<String, ValueCondition>,
+}
+
+/// A condition on a header or query parameter.
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum ValueCondition {
+    /// The value equals this text.
+    Equals(String),
+    /// Presence or absence.
+    Present {
+        present: bool,
+    },
+}

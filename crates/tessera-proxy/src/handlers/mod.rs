@@ -1,0 +1,5 @@
+//! Built-in handlers, registered by [`crate::Builder::with_builtins`] exactly as a plugin's are.
+
+pub mod proxy;
+pub mod redirect;
+pub mod respond;

@@ -1,0 +1,84 @@
+//! Prometheus metrics, served on the admin listener at `/metrics`.
+//!
+//! One registry per process. Names carry their unit (`_seconds`, `_bytes`, `_total`). Plugins may
+//! register their own metrics on [`registry()`]; docs/operations.md lists the built-in ones.
+
+use prometheus::{
+    register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
+    register_int_gauge_vec_with_registry, Encoder, HistogramVec, IntCounterVec, IntGaugeVec, Registry,
+    TextEncoder,
+};
+use std::sync::LazyLock;
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// The process's metrics registry.
+pub fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
+pub(crate) struct Metrics {
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub upstream_healthy: IntGaugeVec,
+    pub reloads: IntCounterVec,
+}
+
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let r = registry();
+    Metrics {
+        requests: register_int_counter_vec_with_registry!(
+            "tessera_requests_total",
+            "Requests answered, by route and status code.",
+            &["route", "status"],
+            r
+        )
+        .expect("metric registers"),
+        duration: register_histogram_vec_with_registry!(
+            "tessera_request_duration_seconds",
+            "Time from the request header to the last response byte, by route.",
+            &["route"],
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            r
+        )
+        .expect("metric registers"),
+        upstream_errors: register_int_counter_vec_with_registry!(
+            "tessera_upstream_errors_total",
+            "Failed upstream attempts, by cluster, endpoint and kind (connect, timeout, protocol).",
+            &["cluster", "endpoint", "kind"],
+            r
+        )
+        .expect("metric registers"),
+        upstream_healthy: register_int_gauge_vec_with_registry!(
+            "tessera_upstream_healthy",
+            "1 if the endpoint passes its health checks, else 0 (clusters with health checks only).",
+            &["cluster", "endpoint"],
+            r
+        )
+        .expect("metric registers"),
+        reloads: register_int_counter_vec_with_registry!(
+            "tessera_config_reloads_total",
+            "Config reloads, by result (ok, failed).",
+            &["result"],
+            r
+        )
+        .expect("metric registers"),
+    }
+});
+
+/// Register the built-in metrics so they show up before the first request.
+pub fn init() {
+    LazyLock::force(&METRICS);
+}
+
+pub(crate) fn set_endpoint_health(cluster: &str, endpoint: &str, healthy: bool) {
+    METRICS.upstream_healthy.with_label_values(&[cluster, endpoint]).set(i64::from(healthy));
+}
+
+/// The registry in Prometheus text format.
+pub fn render() -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&registry().gather(), &mut buf);
+    buf
+}

@@ -1,0 +1,53 @@
+//! What filters and handlers see of a request.
+
+use crate::route::Captures;
+use http::Extensions;
+use pingora::http::RequestHeader;
+use std::net::IpAddr;
+
+/// The request during the request phase; filters may change its headers.
+pub struct RequestContext<'a> {
+    /// The client's request as it will be forwarded (filters may edit it).
+    pub header: &'a mut RequestHeader,
+    /// The peer address of the client connection.
+    pub client_ip: Option<IpAddr>,
+    /// The name of the route that matched.
+    pub route: &'a str,
+    /// What the route's path pattern captured.
+    pub captures: &'a Captures,
+    /// Per-request values filters and handlers pass to each other (e.g. an auth decision).
+    pub extensions: &'a mut Extensions,
+}
+
+impl RequestContext<'_> {
+    /// A header's value as text, if present and valid UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A read-only view of this request.
+    pub fn info(&self) -> RequestInfo<'_> {
+        RequestInfo {
+            header: self.header,
+            client_ip: self.client_ip,
+            route: self.route,
+            captures: self.captures,
+            extensions: self.extensions,
+        }
+    }
+}
+
+/// The request, read-only, in the upstream-request and response phases.
+pub struct RequestInfo<'a> {
+    pub header: &'a RequestHeader,
+    pub client_ip: Option<IpAddr>,
+    pub route: &'a str,
+    pub captures: &'a Captures,
+    pub extensions: &'a Extensions,
+}
+
+impl RequestInfo<'_> {
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}

@@ -1,0 +1,66 @@
+//! The extension points: filters and handlers, and the factories that build them from YAML.
+//!
+//! A **filter** takes part in a request's phases (request, upstream request, response) and may
+//! answer early. A **handler** answers a route, either with a response of its own or by choosing
+//! an upstream cluster. Both are built by factories registered under a name on the
+//! [`crate::Builder`]; the built-in ones are registered exactly as a third-party plugin's are.
+
+mod context;
+pub(crate) mod factory;
+mod response;
+
+pub use context::{RequestContext, RequestInfo};
+pub use factory::{BuildContext, BuildError, FilterFactory, HandlerFactory, Registry};
+pub use response::{HttpError, LocalResponse};
+
+use crate::cluster::Cluster;
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use std::sync::Arc;
+
+/// What a filter's request phase decides.
+pub enum Flow {
+    /// Go on with the next filter, then the handler.
+    Continue,
+    /// Answer now; later filters and the handler do not run.
+    Respond(LocalResponse),
+}
+
+/// A filter: every method has a default that does nothing, so implement only the phases you need.
+#[async_trait]
+pub trait Filter: Send + Sync + 'static {
+    /// Before the handler. May change the request's headers or answer early (403, 429, a preflight).
+    async fn request(&self, _req: &mut RequestContext<'_>) -> Result<Flow, HttpError> {
+        Ok(Flow::Continue)
+    }
+
+    /// Just before the request goes upstream (proxying handlers only).
+    fn upstream_request(&self, _req: &RequestInfo<'_>, _upstream: &mut RequestHeader) -> Result<(), HttpError> {
+        Ok(())
+    }
+
+    /// Before the response header goes to the client: upstream responses, handler responses
+    /// and early answers of filters alike.
+    fn response(&self, _req: &RequestInfo<'_>, _response: &mut ResponseHeader) {}
+}
+
+/// Where a proxying handler sends the request.
+pub struct UpstreamTarget {
+    pub cluster: Arc<Cluster>,
+    /// Replace the request's path and query with this (`/fcgi?IIIF=...`); `None` keeps them.
+    pub path_and_query: Option<String>,
+    /// Replace the Host header sent upstream.
+    pub host: Option<String>,
+}
+
+/// What a handler decides.
+pub enum HandlerAction {
+    Respond(LocalResponse),
+    Upstream(UpstreamTarget),
+}
+
+/// A handler answers the requests of one route.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError>;
+}

@@ -1,0 +1,46 @@
+//! The route table: ordered routes, first match wins.
+
+mod captures;
+mod matcher;
+mod pattern;
+
+pub use captures::Captures;
+pub use matcher::RouteMatcher;
+pub use pattern::PathPattern;
+
+use crate::plugin::{Filter, Handler};
+use pingora::http::RequestHeader;
+use std::sync::Arc;
+
+/// A built route.
+pub struct Route {
+    pub name: String,
+    pub matcher: RouteMatcher,
+    pub filters: Vec<Arc<dyn Filter>>,
+    pub handler: Arc<dyn Handler>,
+}
+
+/// The routes in the order they were written.
+#[derive(Default)]
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+}
+
+impl RouteTable {
+    pub fn new(routes: Vec<Arc<Route>>) -> Self {
+        Self { routes }
+    }
+
+    /// The first route that matches `req`, with its captures.
+    pub fn find(&self, req: &RequestHeader) -> Option<(Arc<Route>, Captures)> {
+        let mut captures = Captures::default();
+        self.routes
+            .iter()
+            .find(|r| r.matcher.matches(req, &mut captures))
+            .map(|r| (r.clone(), captures))
+    }
+
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+}

@@ -1,0 +1,165 @@
+//! A [`Runtime`] is one validated, built configuration: clusters, the route table with its
+//! filters and handlers. The service holds the current one behind an `ArcSwap`; each request
+//! takes a reference when it starts, so a reload never changes a request midway.
+
+use crate::cluster::Cluster;
+use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, Source};
+use crate::plugin::{BuildContext, BuildError, Registry};
+use crate::route::{Route, RouteMatcher, RouteTable};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub struct Runtime {
+    pub config: Config,
+    pub routes: RouteTable,
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
+}
+
+impl Runtime {
+    /// Check and build `config`. Every problem found is reported, each at its place in `source`.
+    /// Clusters whose config is unchanged from `previous` are reused, keeping their health state.
+    pub fn build(
+        config: Config,
+        source: &Source,
+        registry: &Registry,
+        previous: Option<&Runtime>,
+    ) -> Result<Self, ConfigErrors> {
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let root = ConfigPath::root();
+
+        check_listeners(&config, source, &mut errors);
+
+        let mut clusters = BTreeMap::new();
+        for (name, cc) in &config.clusters {
+            let path = root.key("clusters").key(name.clone());
+            if let Some(old) = previous.and_then(|p| p.clusters.get(name)) {
+                if old.config() == cc {
+                    clusters.insert(name.clone(), old.clone());
+                    continue;
+                }
+            }
+            match Cluster::build(name, cc) {
+                Ok(c) => {
+                    clusters.insert(name.clone(), Arc::new(c));
+                }
+                Err(e) => errors.push(source.error_at(&path, format!("cluster {name:?}: {e}"))),
+            }
+        }
+
+        let mut routes = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, rc) in config.routes.iter().enumerate() {
+            let rpath = root.key("routes").index(i);
+            if let Some(first) = seen.insert(&rc.name, i) {
+                let at = source.error_at(&root.key("routes").index(first).key("name"), "");
+                let line = at.position.map(|p| p.line).unwrap_or(0);
+                errors.push(source.error_at(
+                    &rpath.key("name"),
+                    format!("duplicate route name {:?} (first defined on line {line})", rc.name),
+                ));
+            }
+            let matcher = match RouteMatcher::build(&rc.match_) {
+                Ok(m) => m,
+                Err((p, e)) => {
+                    errors.push(source.error_at(&rpath.key("match").join(&p), e));
+                    continue;
+                }
+            };
+            let captures = matcher.capture_names();
+            let ctx = BuildContext { route: &rc.name, captures: &captures, clusters: &clusters };
+
+            let mut filters = Vec::new();
+            for (j, spec) in rc.filters.iter().enumerate() {
+                let fpath = rpath.key("filters").index(j);
+                let Some(factory) = registry.filters.get(&spec.name) else {
+                    errors.push(source.error_at(
+                        &fpath,
+                        format!("unknown filter {:?} (known: {})", spec.name, registry.filter_names().join(", ")),
+                    ));
+                    continue;
+                };
+                match factory.build(spec.config.clone(), &ctx) {
+                    Ok(f) => filters.push(f),
+                    Err(e) => errors.push(plugin_error(source, &fpath, &spec.name, &spec.config, "filter", e)),
+                }
+            }
+
+            let hpath = rpath.key("handler");
+            let handler = match registry.handlers.get(&rc.handler.name) {
+                None => {
+                    errors.push(source.error_at(
+                        &hpath,
+                        format!(
+                            "unknown handler {:?} (known: {})",
+                            rc.handler.name,
+                            registry.handler_names().join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                Some(factory) => match factory.build(rc.handler.config.clone(), &ctx) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        errors.push(plugin_error(source, &hpath, &rc.handler.name, &rc.handler.config, "handler", e));
+                        continue;
+                    }
+                },
+            };
+            routes.push(Arc::new(Route { name: rc.name.clone(), matcher, filters, handler }));
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Self { config, routes: RouteTable::new(routes), clusters })
+    }
+
+    /// Start health checks of clusters that have none running yet. Needs a Tokio runtime.
+    pub fn start_background_tasks(&self) {
+        for c in self.clusters.values() {
+            c.start_health_checks();
+        }
+    }
+}
+
+/// Place a plugin's error: inside its config when it has one, else at the bare name.
+fn plugin_error(
+    source: &Source,
+    at: &ConfigPath,
+    name: &str,
+    config: &serde_yaml_ng::Value,
+    kind: &str,
+    e: BuildError,
+) -> ConfigError {
+    let base = if config.is_null() { at.clone() } else { at.key(name) };
+    source.error_at(&base.join(&e.path), format!("{kind} {name:?}: {}", e.message))
+}
+
+fn check_listeners(config: &Config, source: &Source, errors: &mut Vec<ConfigError>) {
+    let root = ConfigPath::root();
+    if config.listen.is_empty() {
+        errors.push(source.error_at(&root.key("listen"), "at least one listener is needed"));
+    }
+    for (i, l) in config.listen.iter().enumerate() {
+        let path = root.key("listen").index(i);
+        if l.address.parse::<SocketAddr>().is_err() {
+            errors.push(source.error_at(&path.key("address"), format!("{:?} is not an ip:port address", l.address)));
+        }
+        if let Some(tls) = &l.tls {
+            for (key, file) in [("cert", &tls.cert), ("key", &tls.key)] {
+                if let Err(e) = std::fs::metadata(file) {
+                    errors.push(source.error_at(&path.key("tls").key(key), format!("cannot read {file:?}: {e}")));
+                }
+            }
+        }
+    }
+    if let Some(admin) = &config.admin {
+        if admin.address.parse::<SocketAddr>().is_err() {
+            errors.push(source.error_at(
+                &root.key("admin").key("address"),
+                format!("{:?} is not an ip:port address", admin.address),
+            ));
+        }
+    }
+}

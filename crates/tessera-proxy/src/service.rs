@@ -1,0 +1,382 @@
+//! The Pingora service: one [`ProxyHttp`] implementation drives every request through its phases.
+//!
+//! - `request_filter`: size limit, route lookup, the route's filters, then its handler, which
+//!   answers itself or picks an upstream cluster;
+//! - `upstream_peer` / `fail_to_connect`: the cluster's balancer picks a healthy endpoint; a
+//!   failed connect retries on another one;
+//! - `upstream_request_filter` / `response_filter`: path rewrite and the filters' later phases;
+//! - `fail_to_proxy`: 502 or 504 with a log line naming route, cluster and endpoint;
+//! - `logging`: metrics and the access log.
+
+use crate::plugin::{Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, UpstreamTarget};
+use crate::route::{Captures, Route};
+use crate::runtime::Runtime;
+use crate::state::Shared;
+use crate::metrics::METRICS;
+use async_trait::async_trait;
+use http::{Extensions, HeaderValue, StatusCode};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{ErrorSource, ErrorType};
+use pingora_load_balancing::Backend;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Route label for requests no route matched.
+const NO_ROUTE: &str = "(none)";
+const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total timeout");
+const NO_ENDPOINT: ErrorType = ErrorType::Custom("no healthy endpoint");
+
+pub struct TesseraProxy {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    runtime: Arc<Runtime>,
+    started: Instant,
+    route: Option<Arc<Route>>,
+    captures: Captures,
+    extensions: Extensions,
+    client_ip: Option<IpAddr>,
+    upstream: Option<UpstreamTarget>,
+    hash_key: Vec<u8>,
+    tried: Vec<Backend>,
+    endpoint: Option<String>,
+    upstream_deadline: Option<Instant>,
+}
+
+impl RequestCtx {
+    fn route_name(&self) -> &str {
+        self.route.as_ref().map(|r| r.name.as_str()).unwrap_or(NO_ROUTE)
+    }
+
+    fn cluster_name(&self) -> &str {
+        self.upstream.as_ref().map(|u| u.cluster.name()).unwrap_or("-")
+    }
+
+    fn info<'a>(&'a self, header: &'a RequestHeader) -> RequestInfo<'a> {
+        RequestInfo {
+            header,
+            client_ip: self.client_ip,
+            route: self.route_name(),
+            captures: &self.captures,
+            extensions: &self.extensions,
+        }
+    }
+
+    /// Run the route's filters' response phase and add the debug header.
+    fn finish_response_header(&self, req: &RequestHeader, resp: &mut ResponseHeader) {
+        if let Some(route) = &self.route {
+            let info = self.info(req);
+            for f in &route.filters {
+                f.response(&info, resp);
+            }
+        }
+        if self.runtime.config.debug_headers {
+            let dest = match &self.endpoint {
+                Some(ep) => format!("route={}; cluster={}; endpoint={ep}", self.route_name(), self.cluster_name()),
+                None => format!("route={}; local", self.route_name()),
+            };
+            if let Ok(v) = HeaderValue::from_str(&dest) {
+                let _ = resp.insert_header("x-proxy-destination", v);
+            }
+        }
+    }
+}
+
+/// Bytes of the request line and headers, as a client sent them (approximately).
+fn request_header_bytes(req: &RequestHeader) -> usize {
+    let line = req.method.as_str().len() + req.uri.to_string().len() + 12;
+    line + req.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
+fn is_connect_error(t: &ErrorType) -> bool {
+    matches!(
+        t,
+        ErrorType::ConnectTimedout
+            | ErrorType::ConnectRefused
+            | ErrorType::ConnectNoRoute
+            | ErrorType::ConnectError
+            | ErrorType::BindError
+            | ErrorType::SocketError
+            | ErrorType::ConnectProxyFailure
+            | ErrorType::TLSHandshakeFailure
+            | ErrorType::TLSHandshakeTimedout
+    )
+}
+
+fn is_timeout(t: &ErrorType) -> bool {
+    matches!(
+        t,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout
+    ) || *t == TOTAL_TIMEOUT
+}
+
+impl TesseraProxy {
+    /// Write a complete local response, after the route's filters have seen its header.
+    async fn respond(&self, session: &mut Session, ctx: &RequestCtx, r: LocalResponse) -> Result<()> {
+        let mut header = r.header();
+        ctx.finish_response_header(session.req_header(), &mut header);
+        let head_only = session.req_header().method == http::Method::HEAD || r.body.is_empty();
+        session.write_response_header(Box::new(header), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(r.body), true).await?;
+        }
+        Ok(())
+    }
+
+    fn check_total_deadline(&self, ctx: &RequestCtx) -> Result<()> {
+        match ctx.upstream_deadline {
+            Some(deadline) if Instant::now() > deadline => {
+                Err(Error::create(TOTAL_TIMEOUT, ErrorSource::Upstream, Some("timeouts.total exceeded".into()), None))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for TesseraProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            runtime: self.shared.current.load_full(),
+            started: Instant::now(),
+            route: None,
+            captures: Captures::default(),
+            extensions: Extensions::new(),
+            client_ip: None,
+            upstream: None,
+            hash_key: Vec::new(),
+            tried: Vec::new(),
+            endpoint: None,
+            upstream_deadline: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+
+        let limit = ctx.runtime.config.limits.max_request_header_bytes;
+        if request_header_bytes(session.req_header()) > limit {
+            let r = LocalResponse::text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request header too large");
+            self.respond(session, ctx, r).await?;
+            return Ok(true);
+        }
+
+        let Some((route, captures)) = ctx.runtime.routes.find(session.req_header()) else {
+            self.respond(session, ctx, LocalResponse::text(StatusCode::NOT_FOUND, "no route matches this request"))
+                .await?;
+            return Ok(true);
+        };
+        ctx.route = Some(route.clone());
+        ctx.captures = captures;
+
+        for filter in &route.filters {
+            let mut rc = RequestContext {
+                header: session.req_header_mut(),
+                client_ip: ctx.client_ip,
+                route: &route.name,
+                captures: &ctx.captures,
+                extensions: &mut ctx.extensions,
+            };
+            let answer = match filter.request(&mut rc).await {
+                Ok(Flow::Continue) => continue,
+                Ok(Flow::Respond(r)) => r,
+                Err(e) => e.to_response(),
+            };
+            self.respond(session, ctx, answer).await?;
+            return Ok(true);
+        }
+
+        let mut rc = RequestContext {
+            header: session.req_header_mut(),
+            client_ip: ctx.client_ip,
+            route: &route.name,
+            captures: &ctx.captures,
+            extensions: &mut ctx.extensions,
+        };
+        match route.handler.handle(&mut rc).await {
+            Ok(HandlerAction::Respond(r)) => {
+                self.respond(session, ctx, r).await?;
+                Ok(true)
+            }
+            Ok(HandlerAction::Upstream(target)) => {
+                ctx.hash_key = target
+                    .cluster
+                    .hash_key()
+                    .map(|t| t.render(&ctx.captures).into_bytes())
+                    .unwrap_or_default();
+                ctx.upstream = Some(target);
+                Ok(false)
+            }
+            Err(HttpError { status, message }) => {
+                if status.is_server_error() {
+                    tracing::warn!(route = %route.name, status = status.as_u16(), "handler failed: {message}");
+                }
+                self.respond(session, ctx, LocalResponse::text(status, &message)).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let Some(target) = &ctx.upstream else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen for this request");
+        };
+        let cluster = target.cluster.clone();
+        let Some(backend) = cluster.select(&ctx.hash_key, &ctx.tried) else {
+            return Err(Error::create(
+                NO_ENDPOINT,
+                ErrorSource::Upstream,
+                Some(format!("cluster {} has no healthy endpoint left to try", cluster.name()).into()),
+                None,
+            ));
+        };
+        let Some(peer) = cluster.peer(&backend) else {
+            return Error::e_explain(ErrorType::InternalError, "endpoint is not an inet address");
+        };
+        ctx.endpoint = Some(backend.addr.to_string());
+        ctx.tried.push(backend);
+        if ctx.upstream_deadline.is_none() {
+            ctx.upstream_deadline = cluster.timeouts().total.map(|d| Instant::now() + d.0);
+        }
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+        let Some(target) = &ctx.upstream else {
+            return e;
+        };
+        let cluster = &target.cluster;
+        let endpoint = ctx.endpoint.as_deref().unwrap_or("-");
+        let kind = if e.etype() == &ErrorType::ConnectTimedout { "connect_timeout" } else { "connect" };
+        METRICS.upstream_errors.with_label_values(&[cluster.name(), endpoint, kind]).inc();
+        let attempts = ctx.tried.len();
+        let another = attempts <= cluster.retries() && cluster.select(&ctx.hash_key, &ctx.tried).is_some();
+        tracing::warn!(
+            route = %ctx.route_name(), cluster = %cluster.name(), endpoint = %endpoint, error = %e,
+            retrying = another, "cannot connect to upstream endpoint"
+        );
+        if another {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(target) = &ctx.upstream {
+            if let Some(pq) = &target.path_and_query {
+                let uri = pq.parse::<http::Uri>().map_err(|e| {
+                    Error::explain(ErrorType::HTTPStatus(400), format!("rewritten path {pq:?} is not a valid URI: {e}"))
+                })?;
+                upstream.set_uri(uri);
+            }
+            if let Some(host) = &target.host {
+                upstream.insert_header(http::header::HOST, host.as_str())?;
+            }
+        }
+        if let Some(ip) = ctx.client_ip {
+            upstream.append_header("x-forwarded-for", ip.to_string())?;
+        }
+        if let Some(route) = &ctx.route {
+            let info = ctx.info(session.req_header());
+            for f in &route.filters {
+                f.upstream_request(&info, upstream).map_err(|e| {
+                    Error::explain(ErrorType::HTTPStatus(e.status.as_u16()), e.message)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        self.check_total_deadline(ctx)?;
+        ctx.finish_response_header(session.req_header(), resp);
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        self.check_total_deadline(ctx)?;
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let etype = e.etype();
+        let code: u16 = match etype {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream if is_timeout(etype) => 504,
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match etype {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if matches!(code, 502 | 504) {
+            let endpoint = ctx.endpoint.clone().unwrap_or_else(|| "-".into());
+            if !is_connect_error(etype) && *etype != NO_ENDPOINT {
+                let kind = if is_timeout(etype) { "timeout" } else { "response" };
+                METRICS.upstream_errors.with_label_values(&[ctx.cluster_name(), &endpoint, kind]).inc();
+            }
+            tracing::error!(
+                route = %ctx.route_name(), cluster = %ctx.cluster_name(), endpoint = %endpoint, status = code,
+                error = %e, "upstream failed"
+            );
+        }
+        if code > 0 && session.response_written().is_none() {
+            let reason = match code {
+                502 => "bad gateway: the upstream failed",
+                504 => "gateway timeout: the upstream did not answer in time",
+                400 => "bad request",
+                _ => "error",
+            };
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let r = LocalResponse::text(status, reason);
+            if let Err(err) = self.respond(session, ctx, r).await {
+                tracing::debug!("could not send error response: {err}");
+            }
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let elapsed = ctx.started.elapsed();
+        let route = ctx.route_name();
+        METRICS.requests.with_label_values(&[route, &status.to_string()]).inc();
+        METRICS.duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        if ctx.runtime.config.access_log {
+            let req = session.req_header();
+            tracing::info!(
+                target: "tessera::access",
+                route = route,
+                method = %req.method,
+                path = %req.uri,
+                status = status,
+                upstream = ctx.endpoint.as_deref().unwrap_or("-"),
+                bytes = session.body_bytes_sent(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                client = %ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                error = e.map(|e| e.etype().as_str()).unwrap_or(""),
+            );
+        }
+    }
+}

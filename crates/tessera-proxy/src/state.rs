@@ -1,0 +1,81 @@
+//! The state shared by the proxy, the admin listener and the supervisor: the current runtime
+//! and how to rebuild it from the config file.
+
+use crate::config::{load_file, load_str, Config, ConfigErrors};
+use crate::metrics::METRICS;
+use crate::plugin::Registry;
+use crate::runtime::Runtime;
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Where the config comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A file, re-read on every reload.
+    File(PathBuf),
+    /// Text compiled into the binary (the embedded default); reloads re-read the same text.
+    Embedded { name: String, text: &'static str },
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<(Config, crate::config::Source), ConfigErrors> {
+        match self {
+            ConfigSource::File(path) => load_file(path),
+            ConfigSource::Embedded { name, text } => load_str(name, text),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Embedded { name, .. } => name.clone(),
+        }
+    }
+}
+
+pub struct Shared {
+    pub current: ArcSwap<Runtime>,
+    pub registry: Registry,
+    pub source: ConfigSource,
+    /// Set once the service is serving and reloads are armed.
+    pub ready: AtomicBool,
+}
+
+impl Shared {
+    /// Re-read the config. A valid one replaces the current runtime for new requests (in-flight
+    /// requests keep the one they started with); an invalid one is logged and changes nothing.
+    pub fn reload(&self) -> Result<(), ConfigErrors> {
+        let result = self.try_reload();
+        match &result {
+            Ok(()) => {
+                METRICS.reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(config = %self.source.name(), "config reloaded");
+            }
+            Err(errors) => {
+                METRICS.reloads.with_label_values(&["failed"]).inc();
+                for e in &errors.0 {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(config = %self.source.name(), problems = errors.0.len(), "config reload refused; the running config stays");
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<(), ConfigErrors> {
+        let (config, source) = self.source.load()?;
+        let old = self.current.load_full();
+        let runtime = Runtime::build(config, &source, &self.registry, Some(&old))?;
+        let (new, old_cfg) = (&runtime.config, &old.config);
+        if new.listen != old_cfg.listen || new.admin != old_cfg.admin || new.server != old_cfg.server {
+            tracing::warn!(
+                "listen, admin and server settings changed; they take effect only after a restart (routes, clusters and filters were reloaded)"
+            );
+        }
+        runtime.start_background_tasks();
+        self.current.store(Arc::new(runtime));
+        Ok(())
+    }
+}

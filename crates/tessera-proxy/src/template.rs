@@ -1,0 +1,142 @@
+//! Templates such as `/fcgi-bin/iipsrv.fcgi?IIIF={local_path}/{iiif}` or `{image}`: literal text
+//! with `{name}` placeholders filled from a route's captures.
+//!
+//! Templates are parsed once when the config is built, and every placeholder is checked against
+//! the captures the route defines, so rendering at request time cannot fail.
+
+use crate::route::Captures;
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Capture(String),
+}
+
+/// A parsed template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    parts: Vec<Part>,
+}
+
+/// Whether `name` is a valid capture name: ASCII letters, digits and `_`, not starting with a digit.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Template {
+    /// Parse `source`. `{{` and `}}` stand for literal braces.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = source.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(format!("template {source:?}: unclosed '{{'")),
+                        }
+                    }
+                    if !is_valid_name(&name) {
+                        return Err(format!("template {source:?}: {{{name}}} is not a valid capture name"));
+                    }
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Capture(name));
+                }
+                '}' => return Err(format!("template {source:?}: unmatched '}}' (write '}}}}' for a literal brace)")),
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Self { source: source.to_string(), parts })
+    }
+
+    /// The capture names this template uses.
+    pub fn captures(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Capture(n) => Some(n.as_str()),
+            Part::Literal(_) => None,
+        })
+    }
+
+    /// Check that every placeholder names one of `known`; the error names the first that does not.
+    pub fn check(&self, known: &BTreeSet<String>) -> Result<(), String> {
+        for name in self.captures() {
+            if !known.contains(name) {
+                let list: Vec<&str> = known.iter().map(String::as_str).collect();
+                return Err(format!(
+                    "template {:?} uses {{{name}}}, which the route does not capture (captures: {})",
+                    self.source,
+                    if list.is_empty() { "none".to_string() } else { list.join(", ") }
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fill the placeholders. A capture the request lacks renders as empty text.
+    pub fn render(&self, captures: &Captures) -> String {
+        let mut out = String::with_capacity(self.source.len() + 32);
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => out.push_str(l),
+                Part::Capture(n) => out.push_str(captures.get(n).unwrap_or("")),
+            }
+        }
+        out
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_captures() {
+        let t = Template::parse("/fcgi?IIIF={image}/{iiif}").unwrap();
+        let mut c = Captures::default();
+        c.push("image", "a/b");
+        c.push("iiif", "full/max/0/default.jpg");
+        assert_eq!(t.render(&c), "/fcgi?IIIF=a/b/full/max/0/default.jpg");
+        assert_eq!(t.captures().collect::<Vec<_>>(), vec!["image", "iiif"]);
+    }
+
+    #[test]
+    fn rejects_bad_templates() {
+        assert!(Template::parse("{unclosed").is_err());
+        assert!(Template::parse("{1abc}").is_err());
+        assert!(Template::parse("a}b").is_err());
+        assert_eq!(Template::parse("{{x}}").unwrap().render(&Captures::default()), "{x}");
+    }
+
+    #[test]
+    fn check_names_unknown_capture() {
+        let t = Template::parse("{image}/{nope}").unwrap();
+        let known: BTreeSet<String> = ["image".to_string()].into();
+        let err = t.check(&known).unwrap_err();
+        assert!(err.contains("{nope}"), "{err}");
+    }
+}

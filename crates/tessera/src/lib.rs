@@ -1,0 +1,110 @@
+//! The `tessera` command line: `run`, `check`, `schema`. A plugin crate builds its own binary
+//! with [`main_with`] and a [`tessera_proxy::Builder`] carrying its extra factories.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tessera_proxy::{Builder, ConfigSource};
+
+/// The repository's `proxy.yaml`, compiled in: what `tessera run` serves when there is no
+/// `./proxy.yaml` and no `--config`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../proxy.yaml");
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "An edge proxy for IIIF image delivery, on Pingora")]
+struct Cli {
+    /// Log format: one JSON object per line, or human-readable text.
+    #[arg(long, global = true, value_enum, default_value = "json")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve. Reads ./proxy.yaml, or the embedded default when there is none.
+    Run {
+        /// The config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file; print each problem as file:line:col: message.
+    Check {
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    // The proxy runs until the process exits; keep the writer's flush guard for that long.
+    std::mem::forget(guard);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Run the command line with the factories of `builder`.
+pub fn main_with(builder: Builder) -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            let schema = builder.schema();
+            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Check { file } => match builder.check(&ConfigSource::File(file.clone())) {
+            Ok(config) => {
+                println!(
+                    "{}: ok ({} routes, {} clusters)",
+                    file.display(),
+                    config.routes.len(),
+                    config.clusters.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            init_logging(cli.log_format);
+            match run(builder, config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tessera: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(builder: Builder, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let local = PathBuf::from("proxy.yaml");
+    let source = match config {
+        Some(path) => ConfigSource::File(path),
+        None if local.exists() => ConfigSource::File(local),
+        None => {
+            tracing::info!("no ./proxy.yaml: serving the embedded default config");
+            ConfigSource::Embedded { name: "<embedded proxy.yaml>".into(), text: EMBEDDED_DEFAULT }
+        }
+    };
+    let name = source.name();
+    builder.run(source).with_context(|| format!("cannot start with {name}"))
+}
