@@ -69,7 +69,9 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 /// Register the built-in metrics so they show up before the first request.
 pub fn init() {
-    LazyLock::force(&METRICS);
+    for result in ["ok", "failed"] {
+        METRICS.reloads.with_label_values(&[result]);
+    }
 }
 
 pub(crate) fn set_endpoint_health(cluster: &str, endpoint: &str, healthy: bool) {

@@ -237,13 +237,20 @@ impl ProxyHttp for TesseraProxy {
                 None,
             ));
         };
-        let Some(peer) = cluster.peer(&backend) else {
+        let Some(mut peer) = cluster.peer(&backend) else {
             return Error::e_explain(ErrorType::InternalError, "endpoint is not an inet address");
         };
         ctx.endpoint = Some(backend.addr.to_string());
         ctx.tried.push(backend);
         if ctx.upstream_deadline.is_none() {
             ctx.upstream_deadline = cluster.timeouts().total.map(|d| Instant::now() + d.0);
+        }
+        if let Some(deadline) = ctx.upstream_deadline {
+            // No single wait may outlast the total budget.
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            for t in [&mut peer.options.connection_timeout, &mut peer.options.read_timeout, &mut peer.options.write_timeout] {
+                *t = Some(t.map_or(left, |d| d.min(left)));
+            }
         }
         Ok(Box::new(peer))
     }

@@ -5,11 +5,31 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::sync::atomic::Ordering;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub struct Supervisor {
     pub(crate) shared: Arc<Shared>,
+}
+
+/// Pingora starts the proxy service after this one; `/readyz` should only say ready once the
+/// proxy's listeners accept connections.
+async fn wait_for_listeners(shared: &Shared) {
+    let runtime = shared.current.load_full();
+    for l in &runtime.config.listen {
+        let Ok(mut addr) = l.address.parse::<SocketAddr>() else { continue };
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+        }
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -23,6 +43,7 @@ impl BackgroundService for Supervisor {
                 None
             }
         };
+        wait_for_listeners(&self.shared).await;
         self.shared.ready.store(true, Ordering::SeqCst);
         tracing::info!(config = %self.shared.source.name(), "tessera is serving; send SIGHUP to reload the config");
         loop {

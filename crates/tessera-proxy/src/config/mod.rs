@@ -155,8 +155,9 @@ fn default_retries() -> usize {
     1
 }
 
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// Written `round_robin`, `random`, or `{ consistent_hash: "{template}" }`.
+#[derive(Clone, Debug, Default, JsonSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
 pub enum LoadBalancing {
     /// Each endpoint in turn.
     #[default]
@@ -166,6 +167,26 @@ pub enum LoadBalancing {
     /// Ketama consistent hashing on a key rendered from the route's captures, e.g. `"{image}"`:
     /// the same key goes to the same endpoint while it is healthy.
     ConsistentHash(String),
+}
+
+impl<'de> Deserialize<'de> for LoadBalancing {
+    // serde_yaml would want `!consistent_hash` tags for enum variants; we accept the plain
+    // one-key-map form that the rest of the file uses.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let expected = "expected round_robin, random or { consistent_hash: \"{capture}\" }";
+        match serde_yaml_ng::Value::deserialize(d)? {
+            serde_yaml_ng::Value::String(s) if s == "round_robin" => Ok(Self::RoundRobin),
+            serde_yaml_ng::Value::String(s) if s == "random" => Ok(Self::Random),
+            serde_yaml_ng::Value::Mapping(m) if m.len() == 1 => match m.into_iter().next() {
+                Some((serde_yaml_ng::Value::String(k), serde_yaml_ng::Value::String(v))) if k == "consistent_hash" => {
+                    Ok(Self::ConsistentHash(v))
+                }
+                _ => Err(D::Error::custom(expected)),
+            },
+            _ => Err(D::Error::custom(expected)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]

@@ -1,0 +1,106 @@
+//! `tessera check`, `tessera schema`, `tessera --version`, and the embedded default.
+
+use crate::harness::*;
+use std::process::Command;
+
+fn check(yaml: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(tessera_bin()).arg("check").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "FILE");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+#[test]
+fn check_accepts_a_good_config() {
+    let (ok, stdout, _) = check(
+        r#"
+clusters:
+  web: { endpoints: ["127.0.0.1:9"], load_balancing: { consistent_hash: "{image}" } }
+routes:
+  - name: r
+    match: { path: "/i/{image}/{iiif*}" }
+    handler: { proxy: { cluster: web } }
+"#,
+    );
+    assert!(ok);
+    assert!(stdout.contains("ok (1 routes, 1 clusters)"), "{stdout}");
+}
+
+#[test]
+fn check_reports_every_problem_with_its_position() {
+    let (ok, _, stderr) = check(
+        r#"clusters:
+  web: { endpoints: ["127.0.0.1:9"], load_balancing: { consistent_hash: "{image}" } }
+routes:
+  - name: a
+    match: { path: "/a/{id}" }
+    handler: { proxy: { cluster: web } }
+  - name: a
+    match: { path: "/b" }
+    filters: [nope, { rate_limit: { per_ip: lots } }]
+    handler: { proxy: { cluster: missing, path: "/x/{ghost}" } }
+  - name: c
+    match: { path: "/c" }
+    handler: { redirect: { location: "/{who}" } }
+"#,
+    );
+    assert!(!ok);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expected = [
+        "FILE:6:34: handler \"proxy\": cluster \"web\" hashes on a key this route cannot build",
+        "FILE:7:11: duplicate route name \"a\" (first defined on line 4)",
+        "FILE:9:15: unknown filter \"nope\"",
+        "FILE:9:45: filter \"rate_limit\": invalid rate \"lots\"",
+        "FILE:10:34: handler \"proxy\": unknown cluster \"missing\"",
+        "FILE:13:38: handler \"redirect\": template \"/{who}\" uses {who}",
+    ];
+    for e in expected {
+        assert!(lines.iter().any(|l| l.starts_with(e)), "missing {e:?} in:\n{stderr}");
+    }
+    assert_eq!(lines.len(), expected.len(), "{stderr}");
+}
+
+#[test]
+fn check_reports_unknown_keys_and_bad_values() {
+    let (ok, _, stderr) = check("listen:\n  - address: \"127.0.0.1:80\"\n    tls_cert: x\n");
+    assert!(!ok);
+    assert!(stderr.starts_with("FILE:3:5: listen[0]: unknown field `tls_cert`"), "{stderr}");
+    let (ok, _, stderr) = check("listen:\n  - address: \"nowhere\"\n");
+    assert!(!ok);
+    assert!(stderr.starts_with("FILE:2:14: \"nowhere\" is not an ip:port address"), "{stderr}");
+    let (ok, _, stderr) = check("routes:\n  - name: x\n    match: { path: \"/\" }\n    handler: { respond: { stauts: 200 } }\n");
+    assert!(!ok);
+    assert!(stderr.contains("FILE:4:35: handler \"respond\": unknown field `stauts`"), "{stderr}");
+}
+
+#[test]
+fn schema_is_json_schema_with_every_plugin() {
+    let out = Command::new(tessera_bin()).arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["$schema"].as_str().unwrap().contains("json-schema.org"));
+    let filters = v["$defs"]["FilterSpec"]["oneOf"].to_string();
+    for name in ["cors", "headers", "rate_limit", "ip_filter"] {
+        assert!(filters.contains(name), "{name} missing from {filters}");
+    }
+    let handlers = v["$defs"]["HandlerSpec"]["oneOf"].to_string();
+    for name in ["proxy", "redirect", "respond"] {
+        assert!(handlers.contains(name), "{name} missing");
+    }
+    assert!(v["properties"]["routes"].is_object());
+}
+
+#[test]
+fn version_is_printed() {
+    let out = Command::new(tessera_bin()).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("tessera "));
+}
+
+#[test]
+fn repository_proxy_yaml_checks() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proxy.yaml");
+    let out = Command::new(tessera_bin()).args(["check", path]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

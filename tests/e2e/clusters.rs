@@ -1,0 +1,173 @@
+//! Load balancing, health checks, retries and upstream failures.
+
+use crate::harness::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[test]
+fn consistent_hash_sends_a_key_to_the_same_endpoint() {
+    let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::start(n)).collect();
+    let endpoints: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.addr())).collect();
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  iip:
+    endpoints: [{}]
+    load_balancing: {{ consistent_hash: "{{image}}" }}
+routes:
+  - name: tiles
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ proxy: {{ cluster: iip }} }}
+"#,
+        endpoints.join(", ")
+    ));
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for round in 0..3 {
+        for i in 0..30 {
+            let image = format!("img{i}");
+            let r = t.get(&format!("/iiif/{image}/0,0,256,256/256,/0/default.jpg?round={round}"));
+            assert_eq!(r.status, 200);
+            let backend = r.header("x-backend").unwrap().to_string();
+            let first = owner.entry(image.clone()).or_insert_with(|| backend.clone());
+            assert_eq!(*first, backend, "{image} moved between endpoints");
+        }
+    }
+    let used: BTreeSet<&String> = owner.values().collect();
+    assert!(used.len() >= 2, "30 keys should spread over more than one endpoint: {used:?}");
+}
+
+#[test]
+fn round_robin_spreads_requests() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{}", "{}"], load_balancing: round_robin }}
+routes:
+  - name: r
+    match: {{ path: "/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        a.addr(),
+        b.addr()
+    ));
+    for _ in 0..10 {
+        assert_eq!(t.get("/x").status, 200);
+    }
+    assert_eq!((a.hits(), b.hits()), (5, 5));
+}
+
+#[test]
+fn health_check_takes_a_dead_endpoint_out_and_back() {
+    let live = Backend::start("live");
+    let mut flaky = Backend::start("flaky");
+    let flaky_port = flaky.port;
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web:
+    endpoints: ["{}", "{}"]
+    retries: 0
+    health_check: {{ interval: 200ms, path: "/health", timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1 }}
+routes:
+  - name: r
+    match: {{ path: "/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        live.addr(),
+        flaky.addr()
+    ));
+    let flaky_endpoint = format!("127.0.0.1:{flaky_port}");
+    assert!(eventually(5, || t.metric("tessera_upstream_healthy", &[("endpoint", &flaky_endpoint)]) == 1.0));
+
+    flaky.stop();
+    assert!(
+        eventually(5, || t.metric("tessera_upstream_healthy", &[("endpoint", &flaky_endpoint)]) == 0.0),
+        "the stopped endpoint is marked unhealthy:\n{}",
+        t.metrics()
+    );
+    assert!(t.wait_log("taken out of rotation"));
+    // With retries off, any request sent to the dead endpoint would fail: none does.
+    for _ in 0..10 {
+        let r = t.get("/x");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-backend"), Some("live"));
+    }
+
+    let back = Backend::start_on("flaky", flaky_port);
+    assert!(eventually(5, || t.metric("tessera_upstream_healthy", &[("endpoint", &flaky_endpoint)]) == 1.0));
+    assert!(t.wait_log("back in rotation"));
+    for _ in 0..10 {
+        assert_eq!(t.get("/x").status, 200);
+    }
+    assert!(back.hits() > 5, "the returned endpoint gets traffic again (health checks + requests)");
+}
+
+#[test]
+fn connect_failure_retries_on_another_endpoint() {
+    let live = Backend::start("live");
+    let dead = free_port();
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["127.0.0.1:{dead}", "{}"], load_balancing: round_robin, retries: 1 }}
+routes:
+  - name: r
+    match: {{ path: "/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        live.addr()
+    ));
+    for _ in 0..6 {
+        let r = t.get("/x");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(live.hits(), 6);
+    let dead_endpoint = format!("127.0.0.1:{dead}");
+    assert!(t.metric("tessera_upstream_errors_total", &[("endpoint", &dead_endpoint), ("kind", "connect")]) >= 3.0);
+}
+
+#[test]
+fn unreachable_upstream_is_502_and_slow_upstream_is_504() {
+    let slow = Backend::start("slow");
+    let dead = free_port();
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  dead: {{ endpoints: ["127.0.0.1:{dead}"] }}
+  slow: {{ endpoints: ["{}"], timeouts: {{ read: 300ms }} }}
+  slow-total: {{ endpoints: ["{}"], timeouts: {{ read: 5s, total: 300ms }} }}
+routes:
+  - name: to-dead
+    match: {{ path: "/dead" }}
+    filters: [cors]
+    handler: {{ proxy: {{ cluster: dead }} }}
+  - name: to-slow
+    match: {{ path: "/slow/{{ms}}" }}
+    handler: {{ proxy: {{ cluster: slow }} }}
+  - name: to-slow-total
+    match: {{ path: "/total/{{ms}}" }}
+    handler: {{ proxy: {{ cluster: slow-total, path: "/slow/{{ms}}" }} }}
+"#,
+        slow.addr(),
+        slow.addr()
+    ));
+    let r = get("/dead").header("Origin", "https://v.example").send(t.port);
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"), "filters see error responses too");
+    assert!(t.wait_log("cannot connect to upstream endpoint"));
+    let log = t.log();
+    let line = log.lines().find(|l| l.contains("upstream failed") && l.contains("to-dead")).expect("502 log line");
+    assert!(line.contains("\"cluster\":\"dead\"") && line.contains(&format!("127.0.0.1:{dead}")), "{line}");
+
+    let r = t.get("/slow/2000");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(t.wait_log("\"route\":\"to-slow\""));
+    let r = t.get("/slow/10");
+    assert_eq!(r.status, 200);
+
+    let r = t.get("/total/1000");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(t.get("/total/10").status, 200);
+    assert!(t.metric("tessera_upstream_errors_total", &[("cluster", "slow"), ("kind", "timeout")]) >= 1.0);
+}

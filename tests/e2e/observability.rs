@@ -1,0 +1,84 @@
+//! Metrics, the access log and the debug header.
+
+use crate::harness::*;
+
+#[test]
+fn metrics_count_requests_by_route_and_status() {
+    let web = Backend::start("web");
+    let dead = free_port();
+    let t = Tessera::start(&format!(
+        r#"
+debug_headers: true
+clusters:
+  web: {{ endpoints: ["{}"] }}
+  dead: {{ endpoints: ["127.0.0.1:{dead}"] }}
+routes:
+  - name: ok
+    match: {{ path: "/ok" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+  - name: teapot
+    match: {{ path: "/teapot" }}
+    handler: {{ respond: {{ status: 418 }} }}
+  - name: broken
+    match: {{ path: "/broken" }}
+    handler: {{ proxy: {{ cluster: dead }} }}
+"#,
+        web.addr()
+    ));
+    for _ in 0..3 {
+        let r = t.get("/ok");
+        assert_eq!(
+            r.header("x-proxy-destination"),
+            Some(format!("route=ok; cluster=web; endpoint={}", web.addr()).as_str())
+        );
+    }
+    let r = t.get("/teapot");
+    assert_eq!(r.header("x-proxy-destination"), Some("route=teapot; local"));
+    t.get("/broken");
+    t.get("/nothing-here");
+
+    let ok = |route: &str, status: &str| t.metric("tessera_requests_total", &[("route", route), ("status", status)]);
+    assert!(eventually(5, || ok("ok", "200") == 3.0), "{}", t.metrics());
+    assert_eq!(ok("teapot", "418"), 1.0);
+    assert_eq!(ok("broken", "502"), 1.0);
+    assert_eq!(ok("(none)", "404"), 1.0);
+    assert_eq!(t.metric("tessera_request_duration_seconds_count", &[("route", "ok")]), 3.0);
+    let dead_endpoint = format!("127.0.0.1:{dead}");
+    assert_eq!(
+        t.metric("tessera_upstream_errors_total", &[("cluster", "dead"), ("endpoint", &dead_endpoint)]),
+        1.0
+    );
+    let m = t.metrics();
+    assert!(m.contains("# TYPE tessera_config_reloads_total counter"), "{m}");
+
+    assert_eq!(get("/healthz").send(t.admin).status, 200);
+    assert_eq!(get("/readyz").send(t.admin).status, 200);
+}
+
+#[test]
+fn access_log_has_one_json_line_per_request() {
+    let web = Backend::start("web");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{}"] }}
+routes:
+  - name: logged
+    match: {{ path: "/logged/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        web.addr()
+    ));
+    let r = t.get("/logged/abc?q=1");
+    assert_eq!(r.status, 200);
+    assert!(t.wait_log("/logged/abc?q=1"));
+    let log = t.log();
+    let line = log.lines().find(|l| l.contains("tessera::access") && l.contains("/logged/abc")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["route"], "logged");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["upstream"], web.addr());
+    assert_eq!(v["bytes"].as_u64().unwrap() as usize, r.body.len());
+    assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
+}

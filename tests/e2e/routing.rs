@@ -1,0 +1,154 @@
+//! Route order, captures, matching on host/method/header/query, rewrites, local handlers.
+
+use crate::harness::*;
+
+#[test]
+fn first_matching_route_wins_and_captures_fill_the_rewrite() {
+    let web = Backend::start("web");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{web}"] }}
+routes:
+  - name: special
+    match: {{ path: "/iiif/{{customer}}/special/{{rest*}}" }}
+    handler: {{ respond: {{ body: "special" }} }}
+  - name: iiif
+    match: {{ path: "/iiif/{{customer}}/{{space}}/{{image}}/{{iiif*}}" }}
+    handler:
+      proxy:
+        cluster: web
+        path: "/fcgi-bin/iipsrv.fcgi?IIIF={{customer}}-{{space}}-{{image}}/{{iiif}}"
+  - name: catch-all
+    match: {{ path: "/iiif/{{rest*}}" }}
+    handler: {{ respond: {{ status: 418, body: "catch-all" }} }}
+"#,
+        web = web.addr()
+    ));
+    let r = t.get("/iiif/2/special/a/b");
+    assert_eq!((r.status, r.text().as_str()), (200, "special"));
+
+    let r = t.get("/iiif/2/1/abc/full/max/0/default.jpg");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.echo()["path"], "/fcgi-bin/iipsrv.fcgi?IIIF=2-1-abc/full/max/0/default.jpg");
+
+    let r = t.get("/iiif/2/1");
+    assert_eq!((r.status, r.text().as_str()), (418, "catch-all"));
+
+    let r = t.get("/elsewhere");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("no route"));
+}
+
+#[test]
+fn host_method_header_and_query_conditions() {
+    let t = Tessera::start(
+        r#"
+routes:
+  - name: by-host
+    match: { host: ["*.example.org"], path: "/x" }
+    handler: { respond: { body: "host" } }
+  - name: by-method
+    match: { methods: [POST], path: "/x" }
+    handler: { respond: { body: "post" } }
+  - name: by-header
+    match: { headers: { x-tier: gold }, path: "/x" }
+    handler: { respond: { body: "header" } }
+  - name: by-header-absent
+    match: { headers: { x-tier: { present: false } }, query: { v: "2" }, path: "/x" }
+    handler: { respond: { body: "query" } }
+  - name: by-query-present
+    match: { query: { debug: { present: true } }, path: "/x" }
+    handler: { respond: { body: "debug" } }
+  - name: fallback
+    match: { path: "/x" }
+    handler: { respond: { body: "fallback" } }
+"#,
+    );
+    let body = |r: Response| r.text();
+    assert_eq!(body(get("/x").header("Host", "a.example.org").send(t.port)), "host");
+    assert_eq!(body(get("/x").header("Host", "example.org").send(t.port)), "fallback");
+    assert_eq!(body(request("POST", "/x").header("Content-Length", "0").send(t.port)), "post");
+    assert_eq!(body(get("/x").header("X-Tier", "gold").send(t.port)), "header");
+    assert_eq!(body(get("/x?v=2").send(t.port)), "query");
+    assert_eq!(body(get("/x?v=2").header("X-Tier", "silver").send(t.port)), "fallback");
+    assert_eq!(body(get("/x?debug").header("X-Tier", "silver").send(t.port)), "debug");
+    assert_eq!(body(get("/x?v=3").send(t.port)), "fallback");
+}
+
+#[test]
+fn proxy_forwards_unchanged_or_rewrites_host() {
+    let web = Backend::start("web");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{web}"] }}
+routes:
+  - name: plain
+    match: {{ path: "/plain/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+  - name: rehost
+    match: {{ path: "/rehost/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web, host: "images.internal", path: "/{{rest}}" }} }}
+"#,
+        web = web.addr()
+    ));
+    let r = get("/plain/a%2Fb/c?x=1&y=%20").header("Host", "front.example").send(t.port);
+    let echo = r.echo();
+    assert_eq!(echo["path"], "/plain/a%2Fb/c?x=1&y=%20", "percent-encoding and query are kept");
+    assert_eq!(echo["headers"]["host"], "front.example");
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+
+    let echo = t.get("/rehost/q/r").echo();
+    assert_eq!(echo["path"], "/q/r");
+    assert_eq!(echo["headers"]["host"], "images.internal");
+}
+
+#[test]
+fn redirect_and_respond_handlers() {
+    let t = Tessera::start(
+        r#"
+routes:
+  - name: old
+    match: { path: "/old/{image}" }
+    handler: { redirect: { location: "https://iiif.example.org/new/{image}/info.json", status: 301 } }
+  - name: fixed
+    match: { path: "/fixed" }
+    handler: { respond: { status: 503, body: "down for maintenance", content_type: "text/html", headers: { retry-after: "120" } } }
+"#,
+    );
+    let r = t.get("/old/abc");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("https://iiif.example.org/new/abc/info.json"));
+    let r = t.get("/fixed");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "down for maintenance");
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert_eq!(r.header("retry-after"), Some("120"));
+    let r = request("HEAD", "/fixed").send(t.port);
+    assert_eq!(r.status, 503);
+    assert!(r.body.is_empty(), "HEAD gets no body");
+}
+
+#[test]
+fn bad_requests_get_400_and_oversized_headers_431() {
+    let t = Tessera::start(
+        r#"
+limits: { max_request_header_bytes: 4096 }
+routes:
+  - name: all
+    match: { path: "/{rest*}" }
+    handler: { respond: { body: "ok" } }
+"#,
+    );
+    let big = "a".repeat(8000);
+    let r = get("/").header("X-Big", &big).send(t.port);
+    assert_eq!(r.status, 431);
+
+    let r = send_raw(t.port, b"GARBAGE\r\n\r\n");
+    assert_eq!(r.status, 400);
+    let r = send_raw(t.port, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    assert_eq!(r.status, 400);
+    // Still serving after all that.
+    assert_eq!(t.get("/").status, 200);
+}
