@@ -7,9 +7,17 @@ fn check(yaml: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let out = Command::new(tessera_bin()).arg("check").arg(&path).output().unwrap();
+    let out = Command::new(tessera_bin())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "FILE");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
 }
 
 #[test]
@@ -57,7 +65,10 @@ routes:
         "FILE:13:38: handler \"redirect\": template \"/{who}\" uses {who}",
     ];
     for e in expected {
-        assert!(lines.iter().any(|l| l.starts_with(e)), "missing {e:?} in:\n{stderr}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{stderr}"
+        );
     }
     assert_eq!(lines.len(), expected.len(), "{stderr}");
 }
@@ -66,13 +77,22 @@ routes:
 fn check_reports_unknown_keys_and_bad_values() {
     let (ok, _, stderr) = check("listen:\n  - address: \"127.0.0.1:80\"\n    tls_cert: x\n");
     assert!(!ok);
-    assert!(stderr.starts_with("FILE:3:5: listen[0]: unknown field `tls_cert`"), "{stderr}");
+    assert!(
+        stderr.starts_with("FILE:3:5: listen[0]: unknown field `tls_cert`"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = check("listen:\n  - address: \"nowhere\"\n");
     assert!(!ok);
-    assert!(stderr.starts_with("FILE:2:14: \"nowhere\" is not an ip:port address"), "{stderr}");
+    assert!(
+        stderr.starts_with("FILE:2:14: \"nowhere\" is not an ip:port address"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = check("routes:\n  - name: x\n    match: { path: \"/\" }\n    handler: { respond: { stauts: 200 } }\n");
     assert!(!ok);
-    assert!(stderr.contains("FILE:4:35: handler \"respond\": unknown field `stauts`"), "{stderr}");
+    assert!(
+        stderr.contains("FILE:4:35: handler \"respond\": unknown field `stauts`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -94,13 +114,23 @@ fn schema_is_json_schema_with_every_plugin() {
 
 #[test]
 fn version_is_printed() {
-    let out = Command::new(tessera_bin()).arg("--version").output().unwrap();
+    let out = Command::new(tessera_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("tessera "));
 }
 
 #[test]
 fn repository_proxy_yaml_checks() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proxy.yaml");
-    let out = Command::new(tessera_bin()).args(["check", path]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(tessera_bin())
+        .args(["check", path])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

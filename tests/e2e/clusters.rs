@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 #[test]
 fn consistent_hash_sends_a_key_to_the_same_endpoint() {
     let backends: Vec<Backend> = ["a", "b", "c"].iter().map(|n| Backend::start(n)).collect();
-    let endpoints: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.addr())).collect();
+    let endpoints: Vec<String> = backends
+        .iter()
+        .map(|b| format!("\"{}\"", b.addr()))
+        .collect();
     let t = Tessera::start(&format!(
         r#"
 clusters:
@@ -24,15 +27,22 @@ routes:
     for round in 0..3 {
         for i in 0..30 {
             let image = format!("img{i}");
-            let r = t.get(&format!("/iiif/{image}/0,0,256,256/256,/0/default.jpg?round={round}"));
+            let r = t.get(&format!(
+                "/iiif/{image}/0,0,256,256/256,/0/default.jpg?round={round}"
+            ));
             assert_eq!(r.status, 200);
             let backend = r.header("x-backend").unwrap().to_string();
-            let first = owner.entry(image.clone()).or_insert_with(|| backend.clone());
+            let first = owner
+                .entry(image.clone())
+                .or_insert_with(|| backend.clone());
             assert_eq!(*first, backend, "{image} moved between endpoints");
         }
     }
     let used: BTreeSet<&String> = owner.values().collect();
-    assert!(used.len() >= 2, "30 keys should spread over more than one endpoint: {used:?}");
+    assert!(
+        used.len() >= 2,
+        "30 keys should spread over more than one endpoint: {used:?}"
+    );
 }
 
 #[test]
@@ -78,11 +88,17 @@ routes:
         flaky.addr()
     ));
     let flaky_endpoint = format!("127.0.0.1:{flaky_port}");
-    assert!(eventually(5, || t.metric("tessera_upstream_healthy", &[("endpoint", &flaky_endpoint)]) == 1.0));
+    assert!(eventually(5, || t.metric(
+        "tessera_upstream_healthy",
+        &[("endpoint", &flaky_endpoint)]
+    ) == 1.0));
 
     flaky.stop();
     assert!(
-        eventually(5, || t.metric("tessera_upstream_healthy", &[("endpoint", &flaky_endpoint)]) == 0.0),
+        eventually(5, || t.metric(
+            "tessera_upstream_healthy",
+            &[("endpoint", &flaky_endpoint)]
+        ) == 0.0),
         "the stopped endpoint is marked unhealthy:\n{}",
         t.metrics()
     );
@@ -95,12 +111,18 @@ routes:
     }
 
     let back = Backend::start_on("flaky", flaky_port);
-    assert!(eventually(5, || t.metric("tessera_upstream_healthy", &[("endpoint", &flaky_endpoint)]) == 1.0));
+    assert!(eventually(5, || t.metric(
+        "tessera_upstream_healthy",
+        &[("endpoint", &flaky_endpoint)]
+    ) == 1.0));
     assert!(t.wait_log("back in rotation"));
     for _ in 0..10 {
         assert_eq!(t.get("/x").status, 200);
     }
-    assert!(back.hits() > 5, "the returned endpoint gets traffic again (health checks + requests)");
+    assert!(
+        back.hits() > 5,
+        "the returned endpoint gets traffic again (health checks + requests)"
+    );
 }
 
 #[test]
@@ -124,7 +146,12 @@ routes:
     }
     assert_eq!(live.hits(), 6);
     let dead_endpoint = format!("127.0.0.1:{dead}");
-    assert!(t.metric("tessera_upstream_errors_total", &[("endpoint", &dead_endpoint), ("kind", "connect")]) >= 3.0);
+    assert!(
+        t.metric(
+            "tessera_upstream_errors_total",
+            &[("endpoint", &dead_endpoint), ("kind", "connect")]
+        ) >= 3.0
+    );
 }
 
 #[test]
@@ -152,13 +179,25 @@ routes:
         slow.addr(),
         slow.addr()
     ));
-    let r = get("/dead").header("Origin", "https://v.example").send(t.port);
+    let r = get("/dead")
+        .header("Origin", "https://v.example")
+        .send(t.port);
     assert_eq!(r.status, 502);
-    assert_eq!(r.header("access-control-allow-origin"), Some("*"), "filters see error responses too");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("*"),
+        "filters see error responses too"
+    );
     assert!(t.wait_log("cannot connect to upstream endpoint"));
     let log = t.log();
-    let line = log.lines().find(|l| l.contains("upstream failed") && l.contains("to-dead")).expect("502 log line");
-    assert!(line.contains("\"cluster\":\"dead\"") && line.contains(&format!("127.0.0.1:{dead}")), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("upstream failed") && l.contains("to-dead"))
+        .expect("502 log line");
+    assert!(
+        line.contains("\"cluster\":\"dead\"") && line.contains(&format!("127.0.0.1:{dead}")),
+        "{line}"
+    );
 
     let r = t.get("/slow/2000");
     assert_eq!(r.status, 504, "{}", r.text());
@@ -169,5 +208,10 @@ routes:
     let r = t.get("/total/1000");
     assert_eq!(r.status, 504, "{}", r.text());
     assert_eq!(t.get("/total/10").status, 200);
-    assert!(t.metric("tessera_upstream_errors_total", &[("cluster", "slow"), ("kind", "timeout")]) >= 1.0);
+    assert!(
+        t.metric(
+            "tessera_upstream_errors_total",
+            &[("cluster", "slow"), ("kind", "timeout")]
+        ) >= 1.0
+    );
 }

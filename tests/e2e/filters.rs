@@ -25,7 +25,10 @@ routes:
 "#,
         web = web.addr()
     ));
-    let r = get("/img/abc").header("X-Secret", "s").header("X-Trace", "client").send(t.port);
+    let r = get("/img/abc")
+        .header("X-Secret", "s")
+        .header("X-Trace", "client")
+        .send(t.port);
     assert_eq!(r.status, 200);
     let echo = r.echo();
     assert_eq!(echo["headers"]["x-image"], "abc");
@@ -63,20 +66,40 @@ routes:
     assert_eq!(r.status, 204);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(r.header("access-control-allow-headers"), Some("range"));
-    assert!(r.header("access-control-allow-methods").unwrap().contains("GET"));
-    assert_eq!(web.hits(), hits_before, "a preflight never reaches the backend");
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
+    assert_eq!(
+        web.hits(),
+        hits_before,
+        "a preflight never reaches the backend"
+    );
 
-    let r = get("/open/x").header("Origin", "https://a.example").send(t.port);
+    let r = get("/open/x")
+        .header("Origin", "https://a.example")
+        .send(t.port);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     let r = get("/open/x").send(t.port);
-    assert_eq!(r.header("access-control-allow-origin"), None, "no Origin, no CORS headers");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "no Origin, no CORS headers"
+    );
 
-    let r = get("/strict/x").header("Origin", "https://viewer.example").send(t.port);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://viewer.example"));
+    let r = get("/strict/x")
+        .header("Origin", "https://viewer.example")
+        .send(t.port);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://viewer.example")
+    );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(r.header("access-control-expose-headers"), Some("etag"));
     assert_eq!(r.header("vary"), Some("Origin"));
-    let r = get("/strict/x").header("Origin", "https://evil.example").send(t.port);
+    let r = get("/strict/x")
+        .header("Origin", "https://evil.example")
+        .send(t.port);
     assert_eq!(r.header("access-control-allow-origin"), None);
     let r = request("OPTIONS", "/strict/x")
         .header("Origin", "https://evil.example")
@@ -107,7 +130,11 @@ routes:
 
     let a: Vec<u16> = (0..3).map(|_| t.get("/img/a").status).collect();
     assert_eq!(a, vec![200, 200, 429]);
-    assert_eq!(t.get("/img/b").status, 200, "another key has its own budget");
+    assert_eq!(
+        t.get("/img/b").status,
+        200,
+        "another key has its own budget"
+    );
 }
 
 #[test]

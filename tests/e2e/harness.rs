@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 /// A free loopback port (bound then released; the OS does not hand it out again at once).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn tessera_bin() -> &'static str {
@@ -33,14 +37,18 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).and_then(|v| v.first()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     /// The backend echo's JSON body.
     pub fn echo(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not an echo body ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not an echo body ({e}): {}", self.text()))
     }
 }
 
@@ -55,9 +63,15 @@ pub fn send_raw(port: u16, raw: &[u8]) -> Response {
 }
 
 pub fn parse_response(buf: &[u8]) -> Response {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| {
-        panic!("no complete response header in {:?}", String::from_utf8_lossy(buf))
-    });
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no complete response header in {:?}",
+                String::from_utf8_lossy(buf)
+            )
+        });
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap();
@@ -65,22 +79,32 @@ pub fn parse_response(buf: &[u8]) -> Response {
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in lines {
         if let Some((k, v)) = line.split_once(':') {
-            headers.entry(k.trim().to_ascii_lowercase()).or_default().push(v.trim().to_string());
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .or_default()
+                .push(v.trim().to_string());
         }
     }
     let mut body = buf[end + 4..].to_vec();
-    if headers.get("transfer-encoding").is_some_and(|v| v.iter().any(|x| x.contains("chunked"))) {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.iter().any(|x| x.contains("chunked")))
+    {
         body = dechunk(&body);
     }
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]).into_owned();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
         data = &data[eol + 2..];
         if size == 0 || data.len() < size {
             break;
@@ -99,11 +123,19 @@ pub struct Req {
 }
 
 pub fn get(path: &str) -> Req {
-    Req { method: "GET".into(), path: path.into(), headers: vec![] }
+    Req {
+        method: "GET".into(),
+        path: path.into(),
+        headers: vec![],
+    }
 }
 
 pub fn request(method: &str, path: &str) -> Req {
-    Req { method: method.into(), path: path.into(), headers: vec![] }
+    Req {
+        method: method.into(),
+        path: path.into(),
+        headers: vec![],
+    }
 }
 
 impl Req {
@@ -112,7 +144,10 @@ impl Req {
         self
     }
     pub fn send(self, port: u16) -> Response {
-        let has_host = self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
+        let has_host = self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("host"));
         let mut raw = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
         if !has_host {
             raw.push_str("Host: localhost\r\n");
@@ -170,7 +205,12 @@ impl Backend {
                 thread::spawn(move || serve_connection(conn, &n, &h, &s));
             }
         });
-        Self { port, hits, stop, thread: Some(thread) }
+        Self {
+            port,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -272,7 +312,9 @@ pub struct Tessera {
 
 /// Put the ports into a config template: `{PORT}` and `{ADMIN}` become Tessera's own.
 fn fill(template: &str, port: u16, admin: u16) -> String {
-    template.replace("{PORT}", &port.to_string()).replace("{ADMIN}", &admin.to_string())
+    template
+        .replace("{PORT}", &port.to_string())
+        .replace("{ADMIN}", &admin.to_string())
 }
 
 impl Tessera {
@@ -302,7 +344,10 @@ impl Tessera {
             .spawn()
             .expect("spawn tessera");
         let log = Arc::new(Mutex::new(String::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let log = log.clone();
             thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -312,7 +357,14 @@ impl Tessera {
                 }
             });
         }
-        let mut t = Self { port, admin, _dir: dir, config_path, child, log };
+        let mut t = Self {
+            port,
+            admin,
+            _dir: dir,
+            config_path,
+            child,
+            log,
+        };
         t.wait_ready();
         t
     }
@@ -323,7 +375,9 @@ impl Tessera {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("tessera exited with {status}:\n{}", self.log());
             }
-            if TcpStream::connect(("127.0.0.1", self.admin)).is_ok() && get("/readyz").send(self.admin).status == 200 {
+            if TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
+                && get("/readyz").send(self.admin).status == 200
+            {
                 return;
             }
             thread::sleep(Duration::from_millis(50));
@@ -362,10 +416,16 @@ impl Tessera {
 
     /// Replace the config file (same port substitution as `start`) and send SIGHUP.
     pub fn reload_with(&self, yaml: &str) {
-        let mut text = format!("listen: [{{ address: \"127.0.0.1:{}\" }}]\nadmin: {{ address: \"127.0.0.1:{}\" }}\n", self.port, self.admin);
+        let mut text = format!(
+            "listen: [{{ address: \"127.0.0.1:{}\" }}]\nadmin: {{ address: \"127.0.0.1:{}\" }}\n",
+            self.port, self.admin
+        );
         text.push_str(&fill(yaml, self.port, self.admin));
         std::fs::write(&self.config_path, text).unwrap();
-        let status = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -383,7 +443,9 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         if line.starts_with('#') {
             continue;
         }
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let (metric, label_text) = match series.split_once('{') {
             Some((m, rest)) => (m, rest.trim_end_matches('}')),
             None => (series, ""),
@@ -391,7 +453,10 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         if metric != name {
             continue;
         }
-        if labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\""))) {
+        if labels
+            .iter()
+            .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
+        {
             total += value.parse::<f64>().unwrap_or(0.0);
         }
     }

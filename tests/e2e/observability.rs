@@ -37,19 +37,33 @@ routes:
     t.get("/broken");
     t.get("/nothing-here");
 
-    let ok = |route: &str, status: &str| t.metric("tessera_requests_total", &[("route", route), ("status", status)]);
+    let ok = |route: &str, status: &str| {
+        t.metric(
+            "tessera_requests_total",
+            &[("route", route), ("status", status)],
+        )
+    };
     assert!(eventually(5, || ok("ok", "200") == 3.0), "{}", t.metrics());
     assert_eq!(ok("teapot", "418"), 1.0);
     assert_eq!(ok("broken", "502"), 1.0);
     assert_eq!(ok("(none)", "404"), 1.0);
-    assert_eq!(t.metric("tessera_request_duration_seconds_count", &[("route", "ok")]), 3.0);
+    assert_eq!(
+        t.metric("tessera_request_duration_seconds_count", &[("route", "ok")]),
+        3.0
+    );
     let dead_endpoint = format!("127.0.0.1:{dead}");
     assert_eq!(
-        t.metric("tessera_upstream_errors_total", &[("cluster", "dead"), ("endpoint", &dead_endpoint)]),
+        t.metric(
+            "tessera_upstream_errors_total",
+            &[("cluster", "dead"), ("endpoint", &dead_endpoint)]
+        ),
         1.0
     );
     let m = t.metrics();
-    assert!(m.contains("# TYPE tessera_config_reloads_total counter"), "{m}");
+    assert!(
+        m.contains("# TYPE tessera_config_reloads_total counter"),
+        "{m}"
+    );
 
     assert_eq!(get("/healthz").send(t.admin).status, 200);
     assert_eq!(get("/readyz").send(t.admin).status, 200);
@@ -73,7 +87,10 @@ routes:
     assert_eq!(r.status, 200);
     assert!(t.wait_log("/logged/abc?q=1"));
     let log = t.log();
-    let line = log.lines().find(|l| l.contains("tessera::access") && l.contains("/logged/abc")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("tessera::access") && l.contains("/logged/abc"))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["route"], "logged");
     assert_eq!(v["status"], 200);

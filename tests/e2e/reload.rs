@@ -25,9 +25,16 @@ routes:
     handler: { respond: { body: "new route" } }
 "#,
     );
-    assert!(eventually(5, || t.get("/version").text() == "v2"), "{}", t.log());
+    assert!(
+        eventually(5, || t.get("/version").text() == "v2"),
+        "{}",
+        t.log()
+    );
     assert_eq!(t.get("/added").text(), "new route");
-    assert_eq!(t.metric("tessera_config_reloads_total", &[("result", "ok")]), 1.0);
+    assert_eq!(
+        t.metric("tessera_config_reloads_total", &[("result", "ok")]),
+        1.0
+    );
 
     // Bad: a route names a cluster that does not exist, and a duplicate route name.
     t.reload_with(
@@ -41,18 +48,32 @@ routes:
     handler: { proxy: { cluster: nowhere } }
 "#,
     );
-    assert!(eventually(5, || t.metric("tessera_config_reloads_total", &[("result", "failed")]) == 1.0));
+    assert!(eventually(5, || t.metric(
+        "tessera_config_reloads_total",
+        &[("result", "failed")]
+    ) == 1.0));
     let path = t.config_path.display().to_string();
     let log = t.log();
-    assert!(log.contains(&format!("{path}:8:11: duplicate route name")), "{log}");
-    assert!(log.contains(&format!("{path}:10:34: handler \\\"proxy\\\": unknown cluster")), "{log}");
+    assert!(
+        log.contains(&format!("{path}:8:11: duplicate route name")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{path}:10:34: handler \\\"proxy\\\": unknown cluster"
+        )),
+        "{log}"
+    );
     assert!(log.contains("config reload refused"));
     assert_eq!(t.get("/version").text(), "v2", "the running config stays");
     assert_eq!(t.get("/added").text(), "new route");
 
     // A syntax error is refused the same way.
     t.reload_with("routes: [\n");
-    assert!(eventually(5, || t.metric("tessera_config_reloads_total", &[("result", "failed")]) == 2.0));
+    assert!(eventually(5, || t.metric(
+        "tessera_config_reloads_total",
+        &[("result", "failed")]
+    ) == 2.0));
     assert_eq!(t.get("/version").text(), "v2");
 }
 
@@ -83,7 +104,10 @@ routes:
     );
     assert!(eventually(5, || t.get("/slow/1").status == 410));
     let r = in_flight.join().unwrap();
-    assert_eq!(r.status, 200, "the request that started before the reload is proxied to the end");
+    assert_eq!(
+        r.status, 200,
+        "the request that started before the reload is proxied to the end"
+    );
     assert_eq!(r.echo()["backend"], "slow");
 }
 
@@ -95,7 +119,18 @@ fn listener_changes_are_reported_as_needing_a_restart() {
     std::fs::write(&t.config_path, text).unwrap();
     let pid = t.log(); // keep the borrow checker happy about t below
     drop(pid);
-    std::process::Command::new("pkill").args(["-HUP", "-f", &t.config_path.display().to_string()]).status().unwrap();
-    assert!(t.wait_log("take effect only after a restart"), "{}", t.log());
-    assert_eq!(t.get("/version").text(), "v1", "still serving on the old port");
+    std::process::Command::new("pkill")
+        .args(["-HUP", "-f", &t.config_path.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        t.wait_log("take effect only after a restart"),
+        "{}",
+        t.log()
+    );
+    assert_eq!(
+        t.get("/version").text(),
+        "v1",
+        "still serving on the old port"
+    );
 }

@@ -30,7 +30,10 @@ routes:
 
     let r = t.get("/iiif/2/1/abc/full/max/0/default.jpg");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.echo()["path"], "/fcgi-bin/iipsrv.fcgi?IIIF=2-1-abc/full/max/0/default.jpg");
+    assert_eq!(
+        r.echo()["path"],
+        "/fcgi-bin/iipsrv.fcgi?IIIF=2-1-abc/full/max/0/default.jpg"
+    );
 
     let r = t.get("/iiif/2/1");
     assert_eq!((r.status, r.text().as_str()), (418, "catch-all"));
@@ -66,13 +69,35 @@ routes:
 "#,
     );
     let body = |r: Response| r.text();
-    assert_eq!(body(get("/x").header("Host", "a.example.org").send(t.port)), "host");
-    assert_eq!(body(get("/x").header("Host", "example.org").send(t.port)), "fallback");
-    assert_eq!(body(request("POST", "/x").header("Content-Length", "0").send(t.port)), "post");
-    assert_eq!(body(get("/x").header("X-Tier", "gold").send(t.port)), "header");
+    assert_eq!(
+        body(get("/x").header("Host", "a.example.org").send(t.port)),
+        "host"
+    );
+    assert_eq!(
+        body(get("/x").header("Host", "example.org").send(t.port)),
+        "fallback"
+    );
+    assert_eq!(
+        body(
+            request("POST", "/x")
+                .header("Content-Length", "0")
+                .send(t.port)
+        ),
+        "post"
+    );
+    assert_eq!(
+        body(get("/x").header("X-Tier", "gold").send(t.port)),
+        "header"
+    );
     assert_eq!(body(get("/x?v=2").send(t.port)), "query");
-    assert_eq!(body(get("/x?v=2").header("X-Tier", "silver").send(t.port)), "fallback");
-    assert_eq!(body(get("/x?debug").header("X-Tier", "silver").send(t.port)), "debug");
+    assert_eq!(
+        body(get("/x?v=2").header("X-Tier", "silver").send(t.port)),
+        "fallback"
+    );
+    assert_eq!(
+        body(get("/x?debug").header("X-Tier", "silver").send(t.port)),
+        "debug"
+    );
     assert_eq!(body(get("/x?v=3").send(t.port)), "fallback");
 }
 
@@ -93,9 +118,14 @@ routes:
 "#,
         web = web.addr()
     ));
-    let r = get("/plain/a%2Fb/c?x=1&y=%20").header("Host", "front.example").send(t.port);
+    let r = get("/plain/a%2Fb/c?x=1&y=%20")
+        .header("Host", "front.example")
+        .send(t.port);
     let echo = r.echo();
-    assert_eq!(echo["path"], "/plain/a%2Fb/c?x=1&y=%20", "percent-encoding and query are kept");
+    assert_eq!(
+        echo["path"], "/plain/a%2Fb/c?x=1&y=%20",
+        "percent-encoding and query are kept"
+    );
     assert_eq!(echo["headers"]["host"], "front.example");
     assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
 
@@ -119,7 +149,10 @@ routes:
     );
     let r = t.get("/old/abc");
     assert_eq!(r.status, 301);
-    assert_eq!(r.header("location"), Some("https://iiif.example.org/new/abc/info.json"));
+    assert_eq!(
+        r.header("location"),
+        Some("https://iiif.example.org/new/abc/info.json")
+    );
     let r = t.get("/fixed");
     assert_eq!(r.status, 503);
     assert_eq!(r.text(), "down for maintenance");

@@ -4,8 +4,16 @@ use crate::harness::*;
 use std::process::Command;
 
 fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl").args(["-s", "-S", "--max-time", "10"]).args(args).output().expect("curl runs");
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -14,7 +22,17 @@ fn tls_listener_speaks_http1_and_h2() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
         .args(["-addext", "subjectAltName=DNS:localhost"])
         .arg("-keyout")
         .arg(&key)
@@ -22,7 +40,11 @@ fn tls_listener_speaks_http1_and_h2() {
         .arg(&cert)
         .output()
         .expect("openssl runs");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let tls_port = free_port();
     let t = Tessera::start(&format!(
         r#"
@@ -44,8 +66,18 @@ routes:
     assert_eq!(out, "hello 1.1");
     let out = curl(&["-k", "--http2", "-w", " %{http_version}", &url]);
     assert_eq!(out, "hello 2");
-    let out = curl(&["--http2-prior-knowledge", "-w", " %{http_version}", &format!("http://127.0.0.1:{}/hello", t.port)]);
+    let out = curl(&[
+        "--http2-prior-knowledge",
+        "-w",
+        " %{http_version}",
+        &format!("http://127.0.0.1:{}/hello", t.port),
+    ]);
     assert_eq!(out, "hello 2");
-    let out = curl(&["--http1.1", "-w", " %{http_version}", &format!("http://127.0.0.1:{}/hello", t.port)]);
+    let out = curl(&[
+        "--http1.1",
+        "-w",
+        " %{http_version}",
+        &format!("http://127.0.0.1:{}/hello", t.port),
+    ]);
     assert_eq!(out, "hello 1.1");
 }

@@ -28,11 +28,25 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let text = "text/plain; charset=utf-8";
         match session.req_header().uri.path() {
-            "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", metrics::render()),
+            "/metrics" => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics::render(),
+            ),
             "/healthz" => reply(StatusCode::OK, text, b"ok\n".to_vec()),
-            "/readyz" if self.shared.ready.load(Ordering::SeqCst) => reply(StatusCode::OK, text, b"ready\n".to_vec()),
-            "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, text, b"starting\n".to_vec()),
-            _ => reply(StatusCode::NOT_FOUND, text, b"admin endpoints: /metrics /healthz /readyz\n".to_vec()),
+            "/readyz" if self.shared.ready.load(Ordering::SeqCst) => {
+                reply(StatusCode::OK, text, b"ready\n".to_vec())
+            }
+            "/readyz" => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                text,
+                b"starting\n".to_vec(),
+            ),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                text,
+                b"admin endpoints: /metrics /healthz /readyz\n".to_vec(),
+            ),
         }
     }
 }

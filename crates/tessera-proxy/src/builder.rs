@@ -63,7 +63,9 @@ impl Builder {
         T: Filter,
         F: Fn(C, &BuildContext<'_>) -> Result<T, BuildError> + Send + Sync + 'static,
     {
-        self.registry.filters.insert(name.to_string(), Arc::new(FnFactory::new(build)));
+        self.registry
+            .filters
+            .insert(name.to_string(), Arc::new(FnFactory::new(build)));
         self
     }
 
@@ -74,7 +76,10 @@ impl Builder {
         T: Handler,
         F: Fn(C, &BuildContext<'_>) -> Result<T, BuildError> + Send + Sync + 'static,
     {
-        self.registry.handlers.insert(name.to_string(), Arc::new(FnHandlerFactory(FnFactory::new(build))));
+        self.registry.handlers.insert(
+            name.to_string(),
+            Arc::new(FnHandlerFactory(FnFactory::new(build))),
+        );
         self
     }
 
@@ -107,14 +112,17 @@ impl Builder {
             ready: AtomicBool::new(false),
         });
 
-        let threads = config
-            .server
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let threads = config.server.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let conf = ServerConf {
             threads,
             grace_period_seconds: Some(0),
-            graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace.0.as_secs().max(1)),
+            graceful_shutdown_timeout_seconds: Some(
+                config.server.shutdown_grace.0.as_secs().max(1),
+            ),
             upstream_keepalive_pool_size: config.server.upstream_keepalive_pool,
             ..ServerConf::default()
         };
@@ -123,7 +131,9 @@ impl Builder {
 
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            TesseraProxy { shared: shared.clone() },
+            TesseraProxy {
+                shared: shared.clone(),
+            },
             "tessera",
         );
         let h2c = config.listen.iter().any(|l| l.tls.is_none() && l.h2c);
@@ -138,10 +148,13 @@ impl Builder {
             match &l.tls {
                 None => proxy.add_tcp(&l.address),
                 Some(tls) => {
-                    let mut settings = TlsSettings::intermediate(&tls.cert, &tls.key).map_err(|e| RunError::Listener {
-                        address: l.address.clone(),
-                        message: format!("TLS: {e}"),
-                    })?;
+                    let mut settings =
+                        TlsSettings::intermediate(&tls.cert, &tls.key).map_err(|e| {
+                            RunError::Listener {
+                                address: l.address.clone(),
+                                message: format!("TLS: {e}"),
+                            }
+                        })?;
                     settings.enable_h2();
                     proxy.add_tls_with_settings(&l.address, None, settings);
                 }
@@ -150,11 +163,19 @@ impl Builder {
         server.add_service(proxy);
 
         if let Some(admin) = &config.admin {
-            let mut svc = Service::new("tessera admin".to_string(), Admin { shared: shared.clone() });
+            let mut svc = Service::new(
+                "tessera admin".to_string(),
+                Admin {
+                    shared: shared.clone(),
+                },
+            );
             svc.add_tcp(&admin.address);
             server.add_service(svc);
         }
-        server.add_service(background_service("tessera supervisor", Supervisor { shared }));
+        server.add_service(background_service(
+            "tessera supervisor",
+            Supervisor { shared },
+        ));
         tracing::info!(
             listen = ?config.listen.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(),
             admin = config.admin.as_ref().map(|a| a.address.as_str()).unwrap_or("-"),

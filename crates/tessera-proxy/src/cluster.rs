@@ -74,8 +74,13 @@ impl HealthObserve for HealthLogger {
     }
 }
 
-fn health_check(cluster: &str, hc: &HealthCheckConfig) -> Box<dyn pingora_load_balancing::health_check::HealthCheck + Send + Sync> {
-    let observer = Box::new(HealthLogger { cluster: cluster.to_string() });
+fn health_check(
+    cluster: &str,
+    hc: &HealthCheckConfig,
+) -> Box<dyn pingora_load_balancing::health_check::HealthCheck + Send + Sync> {
+    let observer = Box::new(HealthLogger {
+        cluster: cluster.to_string(),
+    });
     match &hc.path {
         Some(path) => {
             let host = hc.host.as_deref().unwrap_or("localhost");
@@ -113,7 +118,11 @@ fn health_check(cluster: &str, hc: &HealthCheckConfig) -> Box<dyn pingora_load_b
     }
 }
 
-fn build_lb<S>(endpoints: &[String], hc: Option<&HealthCheckConfig>, name: &str) -> Result<LoadBalancer<S>, String>
+fn build_lb<S>(
+    endpoints: &[String],
+    hc: Option<&HealthCheckConfig>,
+    name: &str,
+) -> Result<LoadBalancer<S>, String>
 where
     S: pingora_load_balancing::selection::BackendSelection + 'static,
     S::Iter: pingora_load_balancing::selection::BackendIter,
@@ -133,17 +142,30 @@ impl Cluster {
             return Err("a cluster needs at least one endpoint".into());
         }
         for ep in &config.endpoints {
-            if ep.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if ep
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(format!("endpoint {ep:?} must be host:port"));
             }
         }
         let hc = config.health_check.as_ref();
         let (balancer, hash_key) = match &config.load_balancing {
-            LoadBalancing::RoundRobin => (Balancer::RoundRobin(build_lb(&config.endpoints, hc, name)?), None),
-            LoadBalancing::Random => (Balancer::Random(build_lb(&config.endpoints, hc, name)?), None),
+            LoadBalancing::RoundRobin => (
+                Balancer::RoundRobin(build_lb(&config.endpoints, hc, name)?),
+                None,
+            ),
+            LoadBalancing::Random => (
+                Balancer::Random(build_lb(&config.endpoints, hc, name)?),
+                None,
+            ),
             LoadBalancing::ConsistentHash(key) => {
                 let key = Template::parse(key)?;
-                (Balancer::Hash(build_lb(&config.endpoints, hc, name)?), Some(key))
+                (
+                    Balancer::Hash(build_lb(&config.endpoints, hc, name)?),
+                    Some(key),
+                )
             }
         };
         Ok(Self {
@@ -179,13 +201,18 @@ impl Cluster {
 
     /// Pick a healthy endpoint not in `exclude`.
     pub fn select(&self, key: &[u8], exclude: &[Backend]) -> Option<Backend> {
-        self.balancer.select_with(key, |b, healthy| healthy && !exclude.contains(b))
+        self.balancer
+            .select_with(key, |b, healthy| healthy && !exclude.contains(b))
     }
 
     /// Every endpoint with its current health.
     pub fn endpoints(&self) -> Vec<(Backend, bool)> {
         let backends = self.balancer.backends();
-        backends.get_backend().iter().map(|b| (b.clone(), backends.ready(b))).collect()
+        backends
+            .get_backend()
+            .iter()
+            .map(|b| (b.clone(), backends.ready(b)))
+            .collect()
     }
 
     /// The peer for one attempt at `backend`, with this cluster's timeouts.

@@ -5,8 +5,8 @@
 
 use prometheus::{
     register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
-    register_int_gauge_vec_with_registry, Encoder, HistogramVec, IntCounterVec, IntGaugeVec, Registry,
-    TextEncoder,
+    register_int_gauge_vec_with_registry, Encoder, HistogramVec, IntCounterVec, IntGaugeVec,
+    Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -75,7 +75,10 @@ pub fn init() {
 }
 
 pub(crate) fn set_endpoint_health(cluster: &str, endpoint: &str, healthy: bool) {
-    METRICS.upstream_healthy.with_label_values(&[cluster, endpoint]).set(i64::from(healthy));
+    METRICS
+        .upstream_healthy
+        .with_label_values(&[cluster, endpoint])
+        .set(i64::from(healthy));
 }
 
 /// The registry in Prometheus text format.

@@ -56,7 +56,10 @@ impl Runtime {
                 let line = at.position.map(|p| p.line).unwrap_or(0);
                 errors.push(source.error_at(
                     &rpath.key("name"),
-                    format!("duplicate route name {:?} (first defined on line {line})", rc.name),
+                    format!(
+                        "duplicate route name {:?} (first defined on line {line})",
+                        rc.name
+                    ),
                 ));
             }
             let matcher = match RouteMatcher::build(&rc.match_) {
@@ -67,7 +70,11 @@ impl Runtime {
                 }
             };
             let captures = matcher.capture_names();
-            let ctx = BuildContext { route: &rc.name, captures: &captures, clusters: &clusters };
+            let ctx = BuildContext {
+                route: &rc.name,
+                captures: &captures,
+                clusters: &clusters,
+            };
 
             let mut filters = Vec::new();
             for (j, spec) in rc.filters.iter().enumerate() {
@@ -75,13 +82,24 @@ impl Runtime {
                 let Some(factory) = registry.filters.get(&spec.name) else {
                     errors.push(source.error_at(
                         &fpath,
-                        format!("unknown filter {:?} (known: {})", spec.name, registry.filter_names().join(", ")),
+                        format!(
+                            "unknown filter {:?} (known: {})",
+                            spec.name,
+                            registry.filter_names().join(", ")
+                        ),
                     ));
                     continue;
                 };
                 match factory.build(spec.config.clone(), &ctx) {
                     Ok(f) => filters.push(f),
-                    Err(e) => errors.push(plugin_error(source, &fpath, &spec.name, &spec.config, "filter", e)),
+                    Err(e) => errors.push(plugin_error(
+                        source,
+                        &fpath,
+                        &spec.name,
+                        &spec.config,
+                        "filter",
+                        e,
+                    )),
                 }
             }
 
@@ -101,18 +119,34 @@ impl Runtime {
                 Some(factory) => match factory.build(rc.handler.config.clone(), &ctx) {
                     Ok(h) => h,
                     Err(e) => {
-                        errors.push(plugin_error(source, &hpath, &rc.handler.name, &rc.handler.config, "handler", e));
+                        errors.push(plugin_error(
+                            source,
+                            &hpath,
+                            &rc.handler.name,
+                            &rc.handler.config,
+                            "handler",
+                            e,
+                        ));
                         continue;
                     }
                 },
             };
-            routes.push(Arc::new(Route { name: rc.name.clone(), matcher, filters, handler }));
+            routes.push(Arc::new(Route {
+                name: rc.name.clone(),
+                matcher,
+                filters,
+                handler,
+            }));
         }
 
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Ok(Self { config, routes: RouteTable::new(routes), clusters })
+        Ok(Self {
+            config,
+            routes: RouteTable::new(routes),
+            clusters,
+        })
     }
 
     /// Start health checks of clusters that have none running yet. Needs a Tokio runtime.
@@ -132,8 +166,15 @@ fn plugin_error(
     kind: &str,
     e: BuildError,
 ) -> ConfigError {
-    let base = if config.is_null() { at.clone() } else { at.key(name) };
-    source.error_at(&base.join(&e.path), format!("{kind} {name:?}: {}", e.message))
+    let base = if config.is_null() {
+        at.clone()
+    } else {
+        at.key(name)
+    };
+    source.error_at(
+        &base.join(&e.path),
+        format!("{kind} {name:?}: {}", e.message),
+    )
 }
 
 fn check_listeners(config: &Config, source: &Source, errors: &mut Vec<ConfigError>) {
@@ -144,15 +185,34 @@ fn check_listeners(config: &Config, source: &Source, errors: &mut Vec<ConfigErro
     for (i, l) in config.listen.iter().enumerate() {
         let path = root.key("listen").index(i);
         if l.address.parse::<SocketAddr>().is_err() {
-            errors.push(source.error_at(&path.key("address"), format!("{:?} is not an ip:port address", l.address)));
+            errors.push(source.error_at(
+                &path.key("address"),
+                format!("{:?} is not an ip:port address", l.address),
+            ));
         }
         if let Some(tls) = &l.tls {
             for (key, file) in [("cert", &tls.cert), ("key", &tls.key)] {
                 if let Err(e) = std::fs::metadata(file) {
-                    errors.push(source.error_at(&path.key("tls").key(key), format!("cannot read {file:?}: {e}")));
+                    errors.push(source.error_at(
+                        &path.key("tls").key(key),
+                        format!("cannot read {file:?}: {e}"),
+                    ));
                 }
             }
         }
+    }
+    let cleartext: Vec<bool> = config
+        .listen
+        .iter()
+        .filter(|l| l.tls.is_none())
+        .map(|l| l.h2c)
+        .collect();
+    if cleartext.iter().any(|&h| h) && cleartext.iter().any(|&h| !h) {
+        // Pingora's HTTP options belong to the service, not to one listener.
+        errors.push(source.error_at(
+            &root.key("listen"),
+            "h2c must be the same on every cleartext listener",
+        ));
     }
     if let Some(admin) = &config.admin {
         if admin.address.parse::<SocketAddr>().is_err() {
@@ -161,5 +221,82 @@ fn check_listeners(config: &Config, source: &Source, errors: &mut Vec<ConfigErro
                 format!("{:?} is not an ip:port address", admin.address),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use crate::Builder;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        let (config, source) = load_str("p.yaml", yaml).expect("parses");
+        match Runtime::build(config, &source, Builder::with_builtins().registry(), None) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_config_builds() {
+        let yaml = "clusters:\n  web: { endpoints: [\"127.0.0.1:1\"] }\nroutes:\n  - name: r\n    match: { path: \"/{id}\" }\n    filters: [cors]\n    handler: { proxy: { cluster: web, path: \"/x/{id}\" } }\n";
+        assert_eq!(errors(yaml), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_cluster_and_capture_are_reported_in_place() {
+        let yaml = "routes:\n  - name: r\n    match: { path: \"/{id}\" }\n    handler: { proxy: { cluster: nope } }\n  - name: s\n    match: { path: \"/s\" }\n    handler: { redirect: { location: \"/{id}\" } }\n";
+        let e = errors(yaml);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("p.yaml:4:34: handler \"proxy\": unknown cluster \"nope\""),
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].starts_with("p.yaml:7:38: handler \"redirect\": template \"/{id}\" uses {id}"),
+            "{}",
+            e[1]
+        );
+    }
+
+    #[test]
+    fn duplicate_routes_unknown_plugins_and_bad_patterns() {
+        let yaml = "routes:\n  - name: a\n    match: { path: \"/a\" }\n    filters: [gzip]\n    handler: { respond: {} }\n  - name: a\n    match: { path: \"b\" }\n    handler: { serve: {} }\n";
+        let e = errors(yaml);
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("p.yaml:4:15: unknown filter \"gzip\"")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|l| l
+                .starts_with("p.yaml:6:11: duplicate route name \"a\" (first defined on line 2)")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("p.yaml:7:20: path pattern \"b\" must start with '/'")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn cluster_problems() {
+        let yaml = "clusters:\n  a: { endpoints: [] }\n  b: { endpoints: [\"nohost\"] }\n  c: { endpoints: [\"127.0.0.1:1\"], load_balancing: { consistent_hash: \"{bad\" } }\n";
+        let e = errors(yaml);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("at least one endpoint"));
+        assert!(e[1].contains("must be host:port"));
+        assert!(e[2].contains("unclosed"));
+    }
+
+    #[test]
+    fn mixed_h2c_listeners_are_refused() {
+        let yaml =
+            "listen: [{ address: \"127.0.0.1:1\", h2c: true }, { address: \"127.0.0.1:2\" }]\n";
+        let e = errors(yaml);
+        assert!(e[0].contains("h2c must be the same"), "{e:?}");
     }
 }

@@ -8,11 +8,13 @@
 //! - `fail_to_proxy`: 502 or 504 with a log line naming route, cluster and endpoint;
 //! - `logging`: metrics and the access log.
 
-use crate::plugin::{Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, UpstreamTarget};
+use crate::metrics::METRICS;
+use crate::plugin::{
+    Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, UpstreamTarget,
+};
 use crate::route::{Captures, Route};
 use crate::runtime::Runtime;
 use crate::state::Shared;
-use crate::metrics::METRICS;
 use async_trait::async_trait;
 use http::{Extensions, HeaderValue, StatusCode};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -50,11 +52,17 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     fn route_name(&self) -> &str {
-        self.route.as_ref().map(|r| r.name.as_str()).unwrap_or(NO_ROUTE)
+        self.route
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or(NO_ROUTE)
     }
 
     fn cluster_name(&self) -> &str {
-        self.upstream.as_ref().map(|u| u.cluster.name()).unwrap_or("-")
+        self.upstream
+            .as_ref()
+            .map(|u| u.cluster.name())
+            .unwrap_or("-")
     }
 
     fn info<'a>(&'a self, header: &'a RequestHeader) -> RequestInfo<'a> {
@@ -77,7 +85,11 @@ impl RequestCtx {
         }
         if self.runtime.config.debug_headers {
             let dest = match &self.endpoint {
-                Some(ep) => format!("route={}; cluster={}; endpoint={ep}", self.route_name(), self.cluster_name()),
+                Some(ep) => format!(
+                    "route={}; cluster={}; endpoint={ep}",
+                    self.route_name(),
+                    self.cluster_name()
+                ),
                 None => format!("route={}; local", self.route_name()),
             };
             if let Ok(v) = HeaderValue::from_str(&dest) {
@@ -90,7 +102,11 @@ impl RequestCtx {
 /// Bytes of the request line and headers, as a client sent them (approximately).
 fn request_header_bytes(req: &RequestHeader) -> usize {
     let line = req.method.as_str().len() + req.uri.to_string().len() + 12;
-    line + req.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+    line + req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
 }
 
 fn is_connect_error(t: &ErrorType) -> bool {
@@ -111,17 +127,27 @@ fn is_connect_error(t: &ErrorType) -> bool {
 fn is_timeout(t: &ErrorType) -> bool {
     matches!(
         t,
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout
+        ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout
     ) || *t == TOTAL_TIMEOUT
 }
 
 impl TesseraProxy {
     /// Write a complete local response, after the route's filters have seen its header.
-    async fn respond(&self, session: &mut Session, ctx: &RequestCtx, r: LocalResponse) -> Result<()> {
+    async fn respond(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        r: LocalResponse,
+    ) -> Result<()> {
         let mut header = r.header();
         ctx.finish_response_header(session.req_header(), &mut header);
         let head_only = session.req_header().method == http::Method::HEAD || r.body.is_empty();
-        session.write_response_header(Box::new(header), head_only).await?;
+        session
+            .write_response_header(Box::new(header), head_only)
+            .await?;
         if !head_only {
             session.write_response_body(Some(r.body), true).await?;
         }
@@ -130,9 +156,12 @@ impl TesseraProxy {
 
     fn check_total_deadline(&self, ctx: &RequestCtx) -> Result<()> {
         match ctx.upstream_deadline {
-            Some(deadline) if Instant::now() > deadline => {
-                Err(Error::create(TOTAL_TIMEOUT, ErrorSource::Upstream, Some("timeouts.total exceeded".into()), None))
-            }
+            Some(deadline) if Instant::now() > deadline => Err(Error::create(
+                TOTAL_TIMEOUT,
+                ErrorSource::Upstream,
+                Some("timeouts.total exceeded".into()),
+                None,
+            )),
             _ => Ok(()),
         }
     }
@@ -159,18 +188,28 @@ impl ProxyHttp for TesseraProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
 
         let limit = ctx.runtime.config.limits.max_request_header_bytes;
         if request_header_bytes(session.req_header()) > limit {
-            let r = LocalResponse::text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request header too large");
+            let r = LocalResponse::text(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request header too large",
+            );
             self.respond(session, ctx, r).await?;
             return Ok(true);
         }
 
         let Some((route, captures)) = ctx.runtime.routes.find(session.req_header()) else {
-            self.respond(session, ctx, LocalResponse::text(StatusCode::NOT_FOUND, "no route matches this request"))
-                .await?;
+            self.respond(
+                session,
+                ctx,
+                LocalResponse::text(StatusCode::NOT_FOUND, "no route matches this request"),
+            )
+            .await?;
             return Ok(true);
         };
         ctx.route = Some(route.clone());
@@ -218,22 +257,36 @@ impl ProxyHttp for TesseraProxy {
                 if status.is_server_error() {
                     tracing::warn!(route = %route.name, status = status.as_u16(), "handler failed: {message}");
                 }
-                self.respond(session, ctx, LocalResponse::text(status, &message)).await?;
+                self.respond(session, ctx, LocalResponse::text(status, &message))
+                    .await?;
                 Ok(true)
             }
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let Some(target) = &ctx.upstream else {
-            return Error::e_explain(ErrorType::InternalError, "no upstream chosen for this request");
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "no upstream chosen for this request",
+            );
         };
         let cluster = target.cluster.clone();
         let Some(backend) = cluster.select(&ctx.hash_key, &ctx.tried) else {
             return Err(Error::create(
                 NO_ENDPOINT,
                 ErrorSource::Upstream,
-                Some(format!("cluster {} has no healthy endpoint left to try", cluster.name()).into()),
+                Some(
+                    format!(
+                        "cluster {} has no healthy endpoint left to try",
+                        cluster.name()
+                    )
+                    .into(),
+                ),
                 None,
             ));
         };
@@ -247,24 +300,44 @@ impl ProxyHttp for TesseraProxy {
         }
         if let Some(deadline) = ctx.upstream_deadline {
             // No single wait may outlast the total budget.
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-            for t in [&mut peer.options.connection_timeout, &mut peer.options.read_timeout, &mut peer.options.write_timeout] {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            for t in [
+                &mut peer.options.connection_timeout,
+                &mut peer.options.read_timeout,
+                &mut peer.options.write_timeout,
+            ] {
                 *t = Some(t.map_or(left, |d| d.min(left)));
             }
         }
         Ok(Box::new(peer))
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         let Some(target) = &ctx.upstream else {
             return e;
         };
         let cluster = &target.cluster;
         let endpoint = ctx.endpoint.as_deref().unwrap_or("-");
-        let kind = if e.etype() == &ErrorType::ConnectTimedout { "connect_timeout" } else { "connect" };
-        METRICS.upstream_errors.with_label_values(&[cluster.name(), endpoint, kind]).inc();
+        let kind = if e.etype() == &ErrorType::ConnectTimedout {
+            "connect_timeout"
+        } else {
+            "connect"
+        };
+        METRICS
+            .upstream_errors
+            .with_label_values(&[cluster.name(), endpoint, kind])
+            .inc();
         let attempts = ctx.tried.len();
-        let another = attempts <= cluster.retries() && cluster.select(&ctx.hash_key, &ctx.tried).is_some();
+        let another =
+            attempts <= cluster.retries() && cluster.select(&ctx.hash_key, &ctx.tried).is_some();
         tracing::warn!(
             route = %ctx.route_name(), cluster = %cluster.name(), endpoint = %endpoint, error = %e,
             retrying = another, "cannot connect to upstream endpoint"
@@ -284,7 +357,10 @@ impl ProxyHttp for TesseraProxy {
         if let Some(target) = &ctx.upstream {
             if let Some(pq) = &target.path_and_query {
                 let uri = pq.parse::<http::Uri>().map_err(|e| {
-                    Error::explain(ErrorType::HTTPStatus(400), format!("rewritten path {pq:?} is not a valid URI: {e}"))
+                    Error::explain(
+                        ErrorType::HTTPStatus(400),
+                        format!("rewritten path {pq:?} is not a valid URI: {e}"),
+                    )
                 })?;
                 upstream.set_uri(uri);
             }
@@ -306,7 +382,12 @@ impl ProxyHttp for TesseraProxy {
         Ok(())
     }
 
-    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         self.check_total_deadline(ctx)?;
         ctx.finish_response_header(session.req_header(), resp);
         Ok(())
@@ -323,7 +404,12 @@ impl ProxyHttp for TesseraProxy {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let etype = e.etype();
         let code: u16 = match etype {
             ErrorType::HTTPStatus(code) => *code,
@@ -340,8 +426,15 @@ impl ProxyHttp for TesseraProxy {
         if matches!(code, 502 | 504) {
             let endpoint = ctx.endpoint.clone().unwrap_or_else(|| "-".into());
             if !is_connect_error(etype) && *etype != NO_ENDPOINT {
-                let kind = if is_timeout(etype) { "timeout" } else { "response" };
-                METRICS.upstream_errors.with_label_values(&[ctx.cluster_name(), &endpoint, kind]).inc();
+                let kind = if is_timeout(etype) {
+                    "timeout"
+                } else {
+                    "response"
+                };
+                METRICS
+                    .upstream_errors
+                    .with_label_values(&[ctx.cluster_name(), &endpoint, kind])
+                    .inc();
             }
             tracing::error!(
                 route = %ctx.route_name(), cluster = %ctx.cluster_name(), endpoint = %endpoint, status = code,
@@ -361,15 +454,27 @@ impl ProxyHttp for TesseraProxy {
                 tracing::debug!("could not send error response: {err}");
             }
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
         let elapsed = ctx.started.elapsed();
         let route = ctx.route_name();
-        METRICS.requests.with_label_values(&[route, &status.to_string()]).inc();
-        METRICS.duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        METRICS
+            .requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+        METRICS
+            .duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
         if ctx.runtime.config.access_log {
             let req = session.req_header();
             tracing::info!(

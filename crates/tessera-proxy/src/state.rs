@@ -69,7 +69,10 @@ impl Shared {
         let old = self.current.load_full();
         let runtime = Runtime::build(config, &source, &self.registry, Some(&old))?;
         let (new, old_cfg) = (&runtime.config, &old.config);
-        if new.listen != old_cfg.listen || new.admin != old_cfg.admin || new.server != old_cfg.server {
+        if new.listen != old_cfg.listen
+            || new.admin != old_cfg.admin
+            || new.server != old_cfg.server
+        {
             tracing::warn!(
                 "listen, admin and server settings changed; they take effect only after a restart (routes, clusters and filters were reloaded)"
             );

@@ -4,8 +4,8 @@ use crate::state::Shared;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::sync::atomic::Ordering;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -19,9 +19,15 @@ pub struct Supervisor {
 async fn wait_for_listeners(shared: &Shared) {
     let runtime = shared.current.load_full();
     for l in &runtime.config.listen {
-        let Ok(mut addr) = l.address.parse::<SocketAddr>() else { continue };
+        let Ok(mut addr) = l.address.parse::<SocketAddr>() else {
+            continue;
+        };
         if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+            addr.set_ip(if addr.is_ipv4() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                Ipv6Addr::LOCALHOST.into()
+            });
         }
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {

@@ -53,21 +53,30 @@ impl Template {
                         }
                     }
                     if !is_valid_name(&name) {
-                        return Err(format!("template {source:?}: {{{name}}} is not a valid capture name"));
+                        return Err(format!(
+                            "template {source:?}: {{{name}}} is not a valid capture name"
+                        ));
                     }
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
                     parts.push(Part::Capture(name));
                 }
-                '}' => return Err(format!("template {source:?}: unmatched '}}' (write '}}}}' for a literal brace)")),
+                '}' => {
+                    return Err(format!(
+                        "template {source:?}: unmatched '}}' (write '}}}}' for a literal brace)"
+                    ))
+                }
                 c => literal.push(c),
             }
         }
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(Self { source: source.to_string(), parts })
+        Ok(Self {
+            source: source.to_string(),
+            parts,
+        })
     }
 
     /// The capture names this template uses.
@@ -129,7 +138,12 @@ mod tests {
         assert!(Template::parse("{unclosed").is_err());
         assert!(Template::parse("{1abc}").is_err());
         assert!(Template::parse("a}b").is_err());
-        assert_eq!(Template::parse("{{x}}").unwrap().render(&Captures::default()), "{x}");
+        assert_eq!(
+            Template::parse("{{x}}")
+                .unwrap()
+                .render(&Captures::default()),
+            "{x}"
+        );
     }
 
     #[test]

@@ -12,7 +12,11 @@ use tessera_proxy::{Builder, ConfigSource};
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../proxy.yaml");
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "An edge proxy for IIIF image delivery, on Pingora")]
+#[command(
+    name = "tessera",
+    version,
+    about = "An edge proxy for IIIF image delivery, on Pingora"
+)]
 struct Cli {
     /// Log format: one JSON object per line, or human-readable text.
     #[arg(long, global = true, value_enum, default_value = "json")]
@@ -36,9 +40,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Check a config file; print each problem as file:line:col: message.
-    Check {
-        file: PathBuf,
-    },
+    Check { file: PathBuf },
     /// Print the JSON Schema of the config file.
     Schema,
 }
@@ -49,9 +51,15 @@ fn init_logging(format: LogFormat) {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     // The proxy runs until the process exits; keep the writer's flush guard for that long.
     std::mem::forget(guard);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }
@@ -62,7 +70,10 @@ pub fn main_with(builder: Builder) -> ExitCode {
     match cli.command {
         Command::Schema => {
             let schema = builder.schema();
-            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Command::Check { file } => match builder.check(&ConfigSource::File(file.clone())) {
@@ -102,9 +113,14 @@ fn run(builder: Builder, config: Option<PathBuf>) -> anyhow::Result<()> {
         None if local.exists() => ConfigSource::File(local),
         None => {
             tracing::info!("no ./proxy.yaml: serving the embedded default config");
-            ConfigSource::Embedded { name: "<embedded proxy.yaml>".into(), text: EMBEDDED_DEFAULT }
+            ConfigSource::Embedded {
+                name: "<embedded proxy.yaml>".into(),
+                text: EMBEDDED_DEFAULT,
+            }
         }
     };
     let name = source.name();
-    builder.run(source).with_context(|| format!("cannot start with {name}"))
+    builder
+        .run(source)
+        .with_context(|| format!("cannot start with {name}"))
 }

@@ -17,7 +17,11 @@ impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
         let text = text.into();
         let locator = Locator::new(&text);
-        Self { name: name.into(), text, locator }
+        Self {
+            name: name.into(),
+            text,
+            locator,
+        }
     }
 
     /// An error at `path` in this file.
@@ -84,7 +88,10 @@ pub fn load_str(name: &str, text: &str) -> Result<(Config, Source), ConfigErrors
     match serde_yaml_ng::from_str::<Config>(text) {
         Ok(config) => Ok((config, source)),
         Err(e) => {
-            let position = e.location().map(|l| Position { line: l.line(), column: l.column() });
+            let position = e.location().map(|l| Position {
+                line: l.line(),
+                column: l.column(),
+            });
             let full = e.to_string();
             Err(ConfigError {
                 file: name.to_string(),

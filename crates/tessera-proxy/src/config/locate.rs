@@ -97,13 +97,18 @@ struct TreeBuilder {
 }
 
 fn pos(mark: Marker) -> Position {
-    Position { line: mark.line(), column: mark.col() + 1 }
+    Position {
+        line: mark.line(),
+        column: mark.col() + 1,
+    }
 }
 
 impl TreeBuilder {
     /// Whether the next node read is a mapping key.
     fn expecting_key(&self) -> bool {
-        self.stack.last().is_some_and(|f| matches!(f.node.kind, NodeKind::Map(_)) && f.key.is_none())
+        self.stack
+            .last()
+            .is_some_and(|f| matches!(f.node.kind, NodeKind::Map(_)) && f.key.is_none())
     }
 
     fn push_value(&mut self, node: Node) {
@@ -111,7 +116,9 @@ impl TreeBuilder {
             None => self.root = Some(node),
             Some(frame) => match &mut frame.node.kind {
                 NodeKind::Seq(items) => items.push(node),
-                NodeKind::Map(entries) => entries.push((frame.key.take().unwrap_or_default(), node)),
+                NodeKind::Map(entries) => {
+                    entries.push((frame.key.take().unwrap_or_default(), node))
+                }
                 NodeKind::Scalar => {}
             },
         }
@@ -130,9 +137,10 @@ impl MarkedEventReceiver for TreeBuilder {
                     frame.key = Some(value);
                 }
             }
-            Event::Scalar(..) | Event::Alias(_) => {
-                self.push_value(Node { pos: pos(mark), kind: NodeKind::Scalar })
-            }
+            Event::Scalar(..) | Event::Alias(_) => self.push_value(Node {
+                pos: pos(mark),
+                kind: NodeKind::Scalar,
+            }),
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 let kind = if matches!(ev, Event::SequenceStart(..)) {
                     NodeKind::Seq(Vec::new())
@@ -140,7 +148,15 @@ impl MarkedEventReceiver for TreeBuilder {
                     NodeKind::Map(Vec::new())
                 };
                 let is_key = self.expecting_key();
-                self.stack.push(Frame { node: Node { pos: pos(mark), kind }, is_key, key: None, seen_key: false });
+                self.stack.push(Frame {
+                    node: Node {
+                        pos: pos(mark),
+                        kind,
+                    },
+                    is_key,
+                    key: None,
+                    seen_key: false,
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
@@ -202,10 +218,27 @@ mod tests {
     #[test]
     fn finds_nested_values() {
         let loc = Locator::new(DOC);
-        let p = ConfigPath::root().key("routes").index(0).key("handler").key("proxy").key("cluster");
-        assert_eq!(loc.position(&p), Position { line: 6, column: 25 });
+        let p = ConfigPath::root()
+            .key("routes")
+            .index(0)
+            .key("handler")
+            .key("proxy")
+            .key("cluster");
+        assert_eq!(
+            loc.position(&p),
+            Position {
+                line: 6,
+                column: 25
+            }
+        );
         let p = ConfigPath::root().key("routes").index(1).key("name");
-        assert_eq!(loc.position(&p), Position { line: 7, column: 11 });
+        assert_eq!(
+            loc.position(&p),
+            Position {
+                line: 7,
+                column: 11
+            }
+        );
     }
 
     #[test]
@@ -217,7 +250,11 @@ mod tests {
 
     #[test]
     fn displays_paths() {
-        let p = ConfigPath::root().key("routes").index(3).key("filters").index(0);
+        let p = ConfigPath::root()
+            .key("routes")
+            .index(3)
+            .key("filters")
+            .index(0);
         assert_eq!(p.to_string(), "routes[3].filters[0]");
     }
 }

@@ -54,7 +54,11 @@ fn yes() -> bool {
 }
 
 fn default_listen() -> Vec<ListenerConfig> {
-    vec![ListenerConfig { address: "0.0.0.0:8080".into(), tls: None, h2c: false }]
+    vec![ListenerConfig {
+        address: "0.0.0.0:8080".into(),
+        tls: None,
+        h2c: false,
+    }]
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
@@ -110,7 +114,11 @@ fn default_pool() -> usize {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { threads: None, shutdown_grace: default_grace(), upstream_keepalive_pool: default_pool() }
+        Self {
+            threads: None,
+            shutdown_grace: default_grace(),
+            upstream_keepalive_pool: default_pool(),
+        }
     }
 }
 
@@ -128,7 +136,9 @@ fn default_max_header_bytes() -> usize {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_request_header_bytes: default_max_header_bytes() }
+        Self {
+            max_request_header_bytes: default_max_header_bytes(),
+        }
     }
 }
 
@@ -179,7 +189,9 @@ impl<'de> Deserialize<'de> for LoadBalancing {
             serde_yaml_ng::Value::String(s) if s == "round_robin" => Ok(Self::RoundRobin),
             serde_yaml_ng::Value::String(s) if s == "random" => Ok(Self::Random),
             serde_yaml_ng::Value::Mapping(m) if m.len() == 1 => match m.into_iter().next() {
-                Some((serde_yaml_ng::Value::String(k), serde_yaml_ng::Value::String(v))) if k == "consistent_hash" => {
+                Some((serde_yaml_ng::Value::String(k), serde_yaml_ng::Value::String(v)))
+                    if k == "consistent_hash" =>
+                {
                     Ok(Self::ConsistentHash(v))
                 }
                 _ => Err(D::Error::custom(expected)),
@@ -251,7 +263,12 @@ fn default_read() -> Dur {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: default_connect(), read: default_read(), write: default_read(), total: None }
+        Self {
+            connect: default_connect(),
+            read: default_read(),
+            write: default_read(),
+            total: None,
+        }
     }
 }
 
@@ -300,7 +317,5 @@ pub enum ValueCondition {
     /// The value equals this text.
     Equals(String),
     /// Presence or absence.
-    Present {
-        present: bool,
-    },
+    Present { present: bool },
 }

@@ -20,7 +20,10 @@ impl<'de> Deserialize<'de> for PluginSpec {
         let value = Value::deserialize(d)?;
         let expected = "expected a name (e.g. `cors`) or a map with exactly one key, the name (e.g. `{ proxy: { cluster: web } }`)";
         match value {
-            Value::String(name) => Ok(Self { name, config: Value::Null }),
+            Value::String(name) => Ok(Self {
+                name,
+                config: Value::Null,
+            }),
             Value::Mapping(map) if map.len() == 1 => {
                 let (k, v) = map.into_iter().next().expect("one entry");
                 match k {

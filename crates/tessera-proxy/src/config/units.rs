@@ -23,9 +23,11 @@ impl Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map(Dur)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. 250ms, 5s, 1m")))
+        humantime::parse_duration(&text).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write e.g. 250ms, 5s, 1m"
+            ))
+        })
     }
 }
 
@@ -67,7 +69,9 @@ impl RatePerWindow {
             _ => return Err(err()),
         };
         if limit == 0 {
-            return Err(format!("invalid rate {text:?}: the limit must be at least 1"));
+            return Err(format!(
+                "invalid rate {text:?}: the limit must be at least 1"
+            ));
         }
         Ok(Self { limit, window })
     }
@@ -99,8 +103,17 @@ mod tests {
 
     #[test]
     fn parses_rates() {
-        assert_eq!(RatePerWindow::parse("200/s").unwrap(), RatePerWindow { limit: 200, window: Duration::from_secs(1) });
-        assert_eq!(RatePerWindow::parse("5/m").unwrap().window, Duration::from_secs(60));
+        assert_eq!(
+            RatePerWindow::parse("200/s").unwrap(),
+            RatePerWindow {
+                limit: 200,
+                window: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(
+            RatePerWindow::parse("5/m").unwrap().window,
+            Duration::from_secs(60)
+        );
         assert!(RatePerWindow::parse("200").is_err());
         assert!(RatePerWindow::parse("x/s").is_err());
         assert!(RatePerWindow::parse("0/s").is_err());

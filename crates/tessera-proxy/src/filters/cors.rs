@@ -4,7 +4,9 @@
 //! want this with the defaults (any origin, GET/HEAD/OPTIONS).
 
 use crate::config::Dur;
-use crate::plugin::{BuildContext, BuildError, Filter, Flow, HttpError, LocalResponse, RequestContext, RequestInfo};
+use crate::plugin::{
+    BuildContext, BuildError, Filter, Flow, HttpError, LocalResponse, RequestContext, RequestInfo,
+};
 use async_trait::async_trait;
 use http::{header, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
@@ -57,7 +59,8 @@ pub struct Cors {
 }
 
 fn join(list: &[String], at: &str) -> Result<HeaderValue, BuildError> {
-    HeaderValue::from_str(&list.join(", ")).map_err(|_| BuildError::new("not a valid header value").at(at))
+    HeaderValue::from_str(&list.join(", "))
+        .map_err(|_| BuildError::new("not a valid header value").at(at))
 }
 
 impl Cors {
@@ -65,14 +68,23 @@ impl Cors {
         let any_origin = cfg.allow_origins.iter().any(|o| o == "*");
         Ok(Self {
             any_origin,
-            origins: cfg.allow_origins.iter().filter(|o| *o != "*").cloned().collect(),
+            origins: cfg
+                .allow_origins
+                .iter()
+                .filter(|o| *o != "*")
+                .cloned()
+                .collect(),
             methods: join(&cfg.allow_methods, "allow_methods")?,
             headers: if cfg.allow_headers.iter().any(|h| h == "*") {
                 None
             } else {
                 Some(join(&cfg.allow_headers, "allow_headers")?)
             },
-            expose: if cfg.expose_headers.is_empty() { None } else { Some(join(&cfg.expose_headers, "expose_headers")?) },
+            expose: if cfg.expose_headers.is_empty() {
+                None
+            } else {
+                Some(join(&cfg.expose_headers, "expose_headers")?)
+            },
             credentials: cfg.allow_credentials,
             max_age: HeaderValue::from(cfg.max_age.0.as_secs()),
         })
@@ -94,7 +106,10 @@ impl Cors {
         let echoed = allow != "*";
         let mut out = vec![(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow)];
         if self.credentials {
-            out.push((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true")));
+            out.push((
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            ));
         }
         if echoed {
             out.push((header::VARY, HeaderValue::from_static("Origin")));
@@ -107,12 +122,18 @@ impl Cors {
 impl Filter for Cors {
     async fn request(&self, req: &mut RequestContext<'_>) -> Result<Flow, HttpError> {
         let is_preflight = req.header.method == http::Method::OPTIONS
-            && req.header.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            && req
+                .header
+                .headers
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if !is_preflight {
             return Ok(Flow::Continue);
         }
         let Some(allow) = self.allow_origin(req.header_str("origin")) else {
-            return Ok(Flow::Respond(LocalResponse::text(StatusCode::FORBIDDEN, "origin not allowed")));
+            return Ok(Flow::Respond(LocalResponse::text(
+                StatusCode::FORBIDDEN,
+                "origin not allowed",
+            )));
         };
         let mut resp = LocalResponse::new(StatusCode::NO_CONTENT);
         for (k, v) in self.origin_headers(allow) {
@@ -121,17 +142,28 @@ impl Filter for Cors {
         resp = resp
             .with_header(header::ACCESS_CONTROL_ALLOW_METHODS, self.methods.clone())
             .with_header(header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
-        let asked = req.header.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+        let asked = req
+            .header
+            .headers
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .cloned();
         match (&self.headers, asked) {
-            (Some(list), _) => resp = resp.with_header(header::ACCESS_CONTROL_ALLOW_HEADERS, list.clone()),
-            (None, Some(asked)) => resp = resp.with_header(header::ACCESS_CONTROL_ALLOW_HEADERS, asked),
+            (Some(list), _) => {
+                resp = resp.with_header(header::ACCESS_CONTROL_ALLOW_HEADERS, list.clone())
+            }
+            (None, Some(asked)) => {
+                resp = resp.with_header(header::ACCESS_CONTROL_ALLOW_HEADERS, asked)
+            }
             (None, None) => {}
         }
         Ok(Flow::Respond(resp))
     }
 
     fn response(&self, req: &RequestInfo<'_>, resp: &mut ResponseHeader) {
-        if resp.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        if resp
+            .headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        {
             return; // a preflight answer of ours, or the upstream decided
         }
         let Some(allow) = self.allow_origin(req.header_str("origin")) else {

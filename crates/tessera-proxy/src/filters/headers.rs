@@ -1,7 +1,9 @@
 //! `headers`: set, append or remove request headers (before the upstream sees them) and response
 //! headers (before the client does). Values are templates over the route's captures.
 
-use crate::plugin::{BuildContext, BuildError, Filter, Flow, HttpError, RequestContext, RequestInfo};
+use crate::plugin::{
+    BuildContext, BuildError, Filter, Flow, HttpError, RequestContext, RequestInfo,
+};
 use crate::route::Captures;
 use crate::template::Template;
 use async_trait::async_trait;
@@ -43,12 +45,15 @@ struct CompiledEdits {
 }
 
 fn header_name(name: &str, at: &str) -> Result<HeaderName, BuildError> {
-    HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::new(format!("{name:?} is not a header name")).at(at))
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| BuildError::new(format!("{name:?} is not a header name")).at(at))
 }
 
 impl CompiledEdits {
     fn build(e: &HeaderEdits, ctx: &BuildContext<'_>, phase: &str) -> Result<Self, BuildError> {
-        let pairs = |map: &BTreeMap<String, String>, key: &str| -> Result<Vec<(HeaderName, Template)>, BuildError> {
+        let pairs = |map: &BTreeMap<String, String>,
+                     key: &str|
+         -> Result<Vec<(HeaderName, Template)>, BuildError> {
             map.iter()
                 .map(|(k, v)| {
                     let t = ctx.template(v).map_err(|e| e.at(k).at(key).at(phase))?;
@@ -67,8 +72,15 @@ impl CompiledEdits {
         })
     }
 
-    fn values<'a>(list: &'a [(HeaderName, Template)], captures: &'a Captures) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
-        list.iter().filter_map(move |(k, t)| HeaderValue::from_str(&t.render(captures)).ok().map(|v| (k.clone(), v)))
+    fn values<'a>(
+        list: &'a [(HeaderName, Template)],
+        captures: &'a Captures,
+    ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
+        list.iter().filter_map(move |(k, t)| {
+            HeaderValue::from_str(&t.render(captures))
+                .ok()
+                .map(|v| (k.clone(), v))
+        })
     }
 }
 

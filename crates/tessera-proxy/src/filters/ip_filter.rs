@@ -1,7 +1,9 @@
 //! `ip_filter`: allow or deny clients by address (CIDR lists). Deny wins; with an allow list,
 //! everything not on it is denied. The address is the TCP peer's.
 
-use crate::plugin::{BuildContext, BuildError, Filter, Flow, HttpError, LocalResponse, RequestContext};
+use crate::plugin::{
+    BuildContext, BuildError, Filter, Flow, HttpError, LocalResponse, RequestContext,
+};
 use async_trait::async_trait;
 use http::StatusCode;
 use ipnet::IpNet;
@@ -45,7 +47,10 @@ impl IpFilter {
         if cfg.allow.is_empty() && cfg.deny.is_empty() {
             return Err(BuildError::new("give an allow or a deny list"));
         }
-        Ok(Self { allow: parse_nets(&cfg.allow, "allow")?, deny: parse_nets(&cfg.deny, "deny")? })
+        Ok(Self {
+            allow: parse_nets(&cfg.allow, "allow")?,
+            deny: parse_nets(&cfg.deny, "deny")?,
+        })
     }
 
     fn permits(&self, ip: IpAddr) -> bool {
@@ -65,7 +70,10 @@ impl Filter for IpFilter {
     async fn request(&self, req: &mut RequestContext<'_>) -> Result<Flow, HttpError> {
         match req.client_ip {
             Some(ip) if self.permits(ip) => Ok(Flow::Continue),
-            _ => Ok(Flow::Respond(LocalResponse::text(StatusCode::FORBIDDEN, "forbidden"))),
+            _ => Ok(Flow::Respond(LocalResponse::text(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ))),
         }
     }
 }
@@ -76,8 +84,16 @@ mod tests {
 
     fn filter(allow: &[&str], deny: &[&str]) -> IpFilter {
         IpFilter {
-            allow: parse_nets(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "allow").unwrap(),
-            deny: parse_nets(&deny.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "deny").unwrap(),
+            allow: parse_nets(
+                &allow.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "allow",
+            )
+            .unwrap(),
+            deny: parse_nets(
+                &deny.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "deny",
+            )
+            .unwrap(),
         }
     }
 
@@ -87,7 +103,10 @@ mod tests {
         assert!(f.permits("10.2.3.4".parse().unwrap()));
         assert!(!f.permits("10.1.3.4".parse().unwrap()));
         assert!(!f.permits("192.168.1.1".parse().unwrap()));
-        assert!(f.permits("::ffff:10.2.3.4".parse().unwrap()), "v4-mapped v6 counts as v4");
+        assert!(
+            f.permits("::ffff:10.2.3.4".parse().unwrap()),
+            "v4-mapped v6 counts as v4"
+        );
         let f = filter(&[], &["127.0.0.1"]);
         assert!(!f.permits("127.0.0.1".parse().unwrap()));
         assert!(f.permits("127.0.0.2".parse().unwrap()));

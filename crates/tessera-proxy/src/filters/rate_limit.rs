@@ -4,7 +4,9 @@
 //! Counters belong to the filter instance, so a config reload starts them afresh.
 
 use crate::config::RatePerWindow;
-use crate::plugin::{BuildContext, BuildError, Filter, Flow, HttpError, LocalResponse, RequestContext};
+use crate::plugin::{
+    BuildContext, BuildError, Filter, Flow, HttpError, LocalResponse, RequestContext,
+};
 use crate::template::Template;
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
@@ -47,7 +49,13 @@ impl RateLimit {
     pub fn build(cfg: RateLimitConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let (key, limit) = match (cfg.per_ip, cfg.per_key) {
             (Some(rate), None) => (Key::ClientIp, rate),
-            (None, Some(pk)) => (Key::Template(ctx.template(&pk.key).map_err(|e| e.at("key").at("per_key"))?), pk.limit),
+            (None, Some(pk)) => (
+                Key::Template(
+                    ctx.template(&pk.key)
+                        .map_err(|e| e.at("key").at("per_key"))?,
+                ),
+                pk.limit,
+            ),
             _ => return Err(BuildError::new("give exactly one of per_ip or per_key")),
         };
         Ok(Self {

@@ -1,8 +1,10 @@
 //! `proxy`: send the request to a cluster, optionally rewriting its path and Host header.
 
-use crate::plugin::{BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext, UpstreamTarget};
-use crate::template::Template;
 use crate::cluster::Cluster;
+use crate::plugin::{
+    BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext, UpstreamTarget,
+};
+use crate::template::Template;
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -35,13 +37,19 @@ impl Proxy {
             Some(p) => {
                 let t = ctx.template(p).map_err(|e| e.at("path"))?;
                 if !t.source().starts_with('/') && !t.source().starts_with('{') {
-                    return Err(BuildError::new("the rewritten path must start with '/'").at("path"));
+                    return Err(
+                        BuildError::new("the rewritten path must start with '/'").at("path")
+                    );
                 }
                 Some(t)
             }
             None => None,
         };
-        Ok(Self { cluster, path, host: cfg.host })
+        Ok(Self {
+            cluster,
+            path,
+            host: cfg.host,
+        })
     }
 }
 

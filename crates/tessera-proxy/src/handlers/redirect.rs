@@ -1,6 +1,8 @@
 //! `redirect`: answer with a redirect to a location built from the route's captures.
 
-use crate::plugin::{BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext};
+use crate::plugin::{
+    BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
+};
 use crate::template::Template;
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
@@ -29,10 +31,15 @@ pub struct Redirect {
 impl Redirect {
     pub fn build(cfg: RedirectConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         if ![301, 302, 303, 307, 308].contains(&cfg.status) {
-            return Err(BuildError::new(format!("{} is not a redirect status (301, 302, 303, 307, 308)", cfg.status)).at("status"));
+            return Err(BuildError::new(format!(
+                "{} is not a redirect status (301, 302, 303, 307, 308)",
+                cfg.status
+            ))
+            .at("status"));
         }
         let location = ctx.template(&cfg.location).map_err(|e| e.at("location"))?;
-        let status = StatusCode::from_u16(cfg.status).map_err(|e| BuildError::new(e.to_string()).at("status"))?;
+        let status = StatusCode::from_u16(cfg.status)
+            .map_err(|e| BuildError::new(e.to_string()).at("status"))?;
         Ok(Self { location, status })
     }
 }
@@ -41,8 +48,12 @@ impl Redirect {
 impl Handler for Redirect {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
         let location = self.location.render(req.captures);
-        let value = HeaderValue::from_str(&location)
-            .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "the redirect location would not be a valid header"))?;
+        let value = HeaderValue::from_str(&location).map_err(|_| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "the redirect location would not be a valid header",
+            )
+        })?;
         Ok(HandlerAction::Respond(
             LocalResponse::text(self.status, &location).with_header(http::header::LOCATION, value),
         ))

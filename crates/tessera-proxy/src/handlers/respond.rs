@@ -1,6 +1,8 @@
 //! `respond`: a fixed answer (maintenance pages, robots.txt, blocking a path).
 
-use crate::plugin::{BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext};
+use crate::plugin::{
+    BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -42,15 +44,20 @@ impl Respond {
         let status = StatusCode::from_u16(cfg.status)
             .ok()
             .filter(|s| s.as_u16() >= 200)
-            .ok_or_else(|| BuildError::new(format!("{} is not a final HTTP status", cfg.status)).at("status"))?;
+            .ok_or_else(|| {
+                BuildError::new(format!("{} is not a final HTTP status", cfg.status)).at("status")
+            })?;
         HeaderValue::from_str(&cfg.content_type)
             .map_err(|_| BuildError::new("not a valid header value").at("content_type"))?;
-        let mut response = LocalResponse::new(status).with_body(&cfg.content_type, Bytes::from(cfg.body));
+        let mut response =
+            LocalResponse::new(status).with_body(&cfg.content_type, Bytes::from(cfg.body));
         for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| BuildError::new(format!("{k:?} is not a header name")).at("headers"))?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|_| BuildError::new(format!("{v:?} is not a valid header value")).at("headers"))?;
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                BuildError::new(format!("{k:?} is not a header name")).at("headers")
+            })?;
+            let value = HeaderValue::from_str(v).map_err(|_| {
+                BuildError::new(format!("{v:?} is not a valid header value")).at("headers")
+            })?;
             response = response.with_header(name, value);
         }
         Ok(Self { response })

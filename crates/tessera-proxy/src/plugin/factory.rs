@@ -24,7 +24,10 @@ pub struct BuildError {
 
 impl BuildError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { path: ConfigPath::root(), message: message.into() }
+        Self {
+            path: ConfigPath::root(),
+            message: message.into(),
+        }
     }
 
     /// The same error, attributed to the field `key` of the configuration.
@@ -58,12 +61,18 @@ impl BuildContext<'_> {
             let known: Vec<&str> = self.clusters.keys().map(String::as_str).collect();
             BuildError::new(format!(
                 "unknown cluster {name:?} (defined: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ))
         })?;
         if let Some(key) = cluster.hash_key() {
             key.check(self.captures).map_err(|e| {
-                BuildError::new(format!("cluster {name:?} hashes on a key this route cannot build: {e}"))
+                BuildError::new(format!(
+                    "cluster {name:?} hashes on a key this route cannot build: {e}"
+                ))
             })?;
         }
         Ok(cluster.clone())
@@ -73,7 +82,11 @@ impl BuildContext<'_> {
 /// Parse a plugin configuration. The bare-name form (`cors`) parses as an empty map, so a config
 /// type whose fields all have defaults works both ways.
 pub fn parse_config<C: DeserializeOwned>(config: Value) -> Result<C, BuildError> {
-    let value = if config.is_null() { Value::Mapping(Default::default()) } else { config };
+    let value = if config.is_null() {
+        Value::Mapping(Default::default())
+    } else {
+        config
+    };
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = ConfigPath::root();
         for seg in e.path().iter() {
@@ -110,7 +123,10 @@ pub(crate) struct FnFactory<C, F> {
 
 impl<C, F> FnFactory<C, F> {
     pub(crate) fn new(build: F) -> Self {
-        Self { build, _config: PhantomData }
+        Self {
+            build,
+            _config: PhantomData,
+        }
     }
 }
 

@@ -35,7 +35,11 @@ pub trait Filter: Send + Sync + 'static {
     }
 
     /// Just before the request goes upstream (proxying handlers only).
-    fn upstream_request(&self, _req: &RequestInfo<'_>, _upstream: &mut RequestHeader) -> Result<(), HttpError> {
+    fn upstream_request(
+        &self,
+        _req: &RequestInfo<'_>,
+        _upstream: &mut RequestHeader,
+    ) -> Result<(), HttpError> {
         Ok(())
     }
 

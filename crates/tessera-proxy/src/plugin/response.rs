@@ -14,12 +14,19 @@ pub struct LocalResponse {
 
 impl LocalResponse {
     pub fn new(status: StatusCode) -> Self {
-        Self { status, headers: Vec::new(), body: Bytes::new() }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
 
     /// A `text/plain` response; a newline is added to the message.
     pub fn text(status: StatusCode, message: &str) -> Self {
-        Self::new(status).with_body("text/plain; charset=utf-8", Bytes::from(format!("{message}\n")))
+        Self::new(status).with_body(
+            "text/plain; charset=utf-8",
+            Bytes::from(format!("{message}\n")),
+        )
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -57,7 +64,10 @@ pub struct HttpError {
 
 impl HttpError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     pub fn to_response(&self) -> LocalResponse {

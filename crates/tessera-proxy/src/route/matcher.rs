@@ -35,33 +35,59 @@ impl RouteMatcher {
         for (i, h) in cfg.host.iter().enumerate() {
             let h = h.to_ascii_lowercase();
             let m = match h.strip_prefix("*.") {
-                Some(rest) if !rest.is_empty() && !rest.contains('*') => HostMatch::Suffix(format!(".{rest}")),
+                Some(rest) if !rest.is_empty() && !rest.contains('*') => {
+                    HostMatch::Suffix(format!(".{rest}"))
+                }
                 None if !h.is_empty() && !h.contains('*') => HostMatch::Exact(h),
                 _ => {
-                    return Err((here.key("host").index(i), format!("host {h:?}: write an exact name or *.domain")));
+                    return Err((
+                        here.key("host").index(i),
+                        format!("host {h:?}: write an exact name or *.domain"),
+                    ));
                 }
             };
             hosts.push(m);
         }
         let mut methods = Vec::new();
         for (i, m) in cfg.methods.iter().enumerate() {
-            let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| (here.key("methods").index(i), format!("{m:?} is not an HTTP method")))?;
+            let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                (
+                    here.key("methods").index(i),
+                    format!("{m:?} is not an HTTP method"),
+                )
+            })?;
             methods.push(method);
         }
         let mut headers = Vec::new();
         for (name, cond) in &cfg.headers {
-            let h = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| (here.key("headers").key(name.clone()), format!("{name:?} is not a header name")))?;
+            let h = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                (
+                    here.key("headers").key(name.clone()),
+                    format!("{name:?} is not a header name"),
+                )
+            })?;
             headers.push((h, cond.clone()));
         }
-        let query = cfg.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Ok(Self { path, hosts, methods, headers, query })
+        let query = cfg
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Self {
+            path,
+            hosts,
+            methods,
+            headers,
+            query,
+        })
     }
 
     /// Names the path pattern captures (empty without a pattern).
     pub fn capture_names(&self) -> BTreeSet<String> {
-        self.path.as_ref().map(PathPattern::capture_names).unwrap_or_default()
+        self.path
+            .as_ref()
+            .map(PathPattern::capture_names)
+            .unwrap_or_default()
     }
 
     /// Whether `req` satisfies every condition; captures are appended to `out` on success only.
@@ -86,7 +112,9 @@ impl RouteMatcher {
         if !self.query.is_empty() {
             let query = req.uri.query().unwrap_or("");
             for (name, cond) in &self.query {
-                let value = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v);
+                let value = form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v);
                 if !condition_holds(cond, value.as_deref().map(str::as_bytes)) {
                     return false;
                 }
@@ -124,7 +152,9 @@ pub(crate) fn request_host(req: &RequestHeader) -> Option<String> {
         .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))?;
     let host = if raw.starts_with('[') {
         // IPv6 literal: keep the brackets, drop the port.
-        raw.split_once(']').map(|(h, _)| format!("{h}]")).unwrap_or(raw)
+        raw.split_once(']')
+            .map(|(h, _)| format!("{h}]"))
+            .unwrap_or(raw)
     } else {
         raw.split(':').next().unwrap_or("").to_string()
     };
@@ -150,9 +180,15 @@ mod tests {
 
     #[test]
     fn hosts_exact_and_wildcard() {
-        let m = matcher(MatchConfig { host: vec!["iiif.example.org".into(), "*.cdn.org".into()], ..Default::default() });
+        let m = matcher(MatchConfig {
+            host: vec!["iiif.example.org".into(), "*.cdn.org".into()],
+            ..Default::default()
+        });
         let mut c = Captures::default();
-        assert!(m.matches(&req("GET", "/", &[("Host", "IIIF.example.org:8080")]), &mut c));
+        assert!(m.matches(
+            &req("GET", "/", &[("Host", "IIIF.example.org:8080")]),
+            &mut c
+        ));
         assert!(m.matches(&req("GET", "/", &[("Host", "a.cdn.org")]), &mut c));
         assert!(m.matches(&req("GET", "/", &[("Host", "a.b.cdn.org")]), &mut c));
         assert!(!m.matches(&req("GET", "/", &[("Host", "cdn.org")]), &mut c));
@@ -164,22 +200,37 @@ mod tests {
     fn methods_headers_query() {
         let mut headers = BTreeMap::new();
         headers.insert("x-env".to_string(), ValueCondition::Equals("prod".into()));
-        headers.insert("x-debug".to_string(), ValueCondition::Present { present: false });
+        headers.insert(
+            "x-debug".to_string(),
+            ValueCondition::Present { present: false },
+        );
         let mut query = BTreeMap::new();
         query.insert("v".to_string(), ValueCondition::Equals("a b".into()));
-        let m = matcher(MatchConfig { methods: vec!["get".into()], headers, query, ..Default::default() });
+        let m = matcher(MatchConfig {
+            methods: vec!["get".into()],
+            headers,
+            query,
+            ..Default::default()
+        });
         let mut c = Captures::default();
         assert!(m.matches(&req("GET", "/x?v=a+b", &[("x-env", "prod")]), &mut c));
         assert!(m.matches(&req("GET", "/x?w=1&v=a%20b", &[("x-env", "prod")]), &mut c));
         assert!(!m.matches(&req("POST", "/x?v=a+b", &[("x-env", "prod")]), &mut c));
         assert!(!m.matches(&req("GET", "/x?v=a+b", &[("x-env", "dev")]), &mut c));
-        assert!(!m.matches(&req("GET", "/x?v=a+b", &[("x-env", "prod"), ("x-debug", "1")]), &mut c));
+        assert!(!m.matches(
+            &req("GET", "/x?v=a+b", &[("x-env", "prod"), ("x-debug", "1")]),
+            &mut c
+        ));
         assert!(!m.matches(&req("GET", "/x", &[("x-env", "prod")]), &mut c));
     }
 
     #[test]
     fn failed_match_leaves_no_captures() {
-        let m = matcher(MatchConfig { path: Some("/a/{x}".into()), methods: vec!["GET".into()], ..Default::default() });
+        let m = matcher(MatchConfig {
+            path: Some("/a/{x}".into()),
+            methods: vec!["GET".into()],
+            ..Default::default()
+        });
         let mut c = Captures::default();
         assert!(!m.matches(&req("GET", "/b/1", &[]), &mut c));
         assert!(c.is_empty());
@@ -189,9 +240,21 @@ mod tests {
 
     #[test]
     fn bad_match_blocks() {
-        assert!(RouteMatcher::build(&MatchConfig { host: vec!["a.*.org".into()], ..Default::default() }).is_err());
-        assert!(RouteMatcher::build(&MatchConfig { methods: vec!["G ET".into()], ..Default::default() }).is_err());
-        let err = RouteMatcher::build(&MatchConfig { path: Some("x".into()), ..Default::default() }).unwrap_err();
+        assert!(RouteMatcher::build(&MatchConfig {
+            host: vec!["a.*.org".into()],
+            ..Default::default()
+        })
+        .is_err());
+        assert!(RouteMatcher::build(&MatchConfig {
+            methods: vec!["G ET".into()],
+            ..Default::default()
+        })
+        .is_err());
+        let err = RouteMatcher::build(&MatchConfig {
+            path: Some("x".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert_eq!(err.0.to_string(), "path");
     }
 }

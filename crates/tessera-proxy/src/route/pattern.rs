@@ -41,13 +41,19 @@ impl PathPattern {
         for (i, seg) in raw.iter().enumerate() {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("*}")) {
                 if i + 1 != raw.len() {
-                    return Err(format!("path pattern {source:?}: {{{name}*}} must be the last segment"));
+                    return Err(format!(
+                        "path pattern {source:?}: {{{name}*}} must be the last segment"
+                    ));
                 }
                 if !is_valid_name(name) {
-                    return Err(format!("path pattern {source:?}: {name:?} is not a valid capture name"));
+                    return Err(format!(
+                        "path pattern {source:?}: {name:?} is not a valid capture name"
+                    ));
                 }
                 if !names.insert(name.to_string()) {
-                    return Err(format!("path pattern {source:?}: capture {{{name}}} appears twice"));
+                    return Err(format!(
+                        "path pattern {source:?}: capture {{{name}}} appears twice"
+                    ));
                 }
                 rest = Some(name.to_string());
                 continue;
@@ -56,7 +62,9 @@ impl PathPattern {
             for p in &parts {
                 if let Part::Capture(n) = p {
                     if !names.insert(n.clone()) {
-                        return Err(format!("path pattern {source:?}: capture {{{n}}} appears twice"));
+                        return Err(format!(
+                            "path pattern {source:?}: capture {{{n}}} appears twice"
+                        ));
                     }
                 }
             }
@@ -148,12 +156,16 @@ fn parse_segment(source: &str, seg: &str) -> Result<Vec<Part>, String> {
                     }
                 }
                 if !is_valid_name(&name) {
-                    return Err(format!("path pattern {source:?}: {{{name}}} is not a valid capture name"));
+                    return Err(format!(
+                        "path pattern {source:?}: {{{name}}} is not a valid capture name"
+                    ));
                 }
                 if !literal.is_empty() {
                     parts.push(Part::Literal(std::mem::take(&mut literal)));
                 } else if matches!(parts.last(), Some(Part::Capture(_))) {
-                    return Err(format!("path pattern {source:?}: two captures need literal text between them"));
+                    return Err(format!(
+                        "path pattern {source:?}: two captures need literal text between them"
+                    ));
                 }
                 parts.push(Part::Capture(name));
             }
@@ -172,7 +184,9 @@ fn parse_segment(source: &str, seg: &str) -> Result<Vec<Part>, String> {
 fn match_parts(parts: &[Part], text: &str, out: &mut Captures) -> bool {
     match parts.split_first() {
         None => text.is_empty(),
-        Some((Part::Literal(l), rest)) => text.strip_prefix(l.as_str()).is_some_and(|t| match_parts(rest, t, out)),
+        Some((Part::Literal(l), rest)) => text
+            .strip_prefix(l.as_str())
+            .is_some_and(|t| match_parts(rest, t, out)),
         Some((Part::Capture(name), rest)) => match rest.first() {
             None => {
                 if text.is_empty() {
@@ -213,12 +227,19 @@ mod tests {
     fn caps(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         let p = PathPattern::parse(pattern).unwrap();
         let mut c = Captures::default();
-        p.matches(path, &mut c)
-            .then(|| c.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+        p.matches(path, &mut c).then(|| {
+            c.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        })
     }
 
     fn pairs(list: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
-        Some(list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+        Some(
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -233,15 +254,31 @@ mod tests {
     #[test]
     fn named_segments_and_rest() {
         assert_eq!(
-            caps("/iiif-img/{customer}/{space}/{image}/{iiif*}", "/iiif-img/2/1/abc/full/max/0/default.jpg"),
-            pairs(&[("customer", "2"), ("space", "1"), ("image", "abc"), ("iiif", "full/max/0/default.jpg")])
+            caps(
+                "/iiif-img/{customer}/{space}/{image}/{iiif*}",
+                "/iiif-img/2/1/abc/full/max/0/default.jpg"
+            ),
+            pairs(&[
+                ("customer", "2"),
+                ("space", "1"),
+                ("image", "abc"),
+                ("iiif", "full/max/0/default.jpg")
+            ])
         );
         assert_eq!(caps("/a/{rest*}", "/a"), pairs(&[("rest", "")]));
         assert_eq!(caps("/a/{rest*}", "/a/"), pairs(&[("rest", "")]));
         assert_eq!(caps("/a/{rest*}", "/ab"), None);
         assert_eq!(caps("/{all*}", "/x/y"), pairs(&[("all", "x/y")]));
-        assert_eq!(caps("/a/{id}", "/a/"), None, "a capture takes at least one character");
-        assert_eq!(caps("/a/{id}", "/a/x/y"), None, "a capture never takes a slash");
+        assert_eq!(
+            caps("/a/{id}", "/a/"),
+            None,
+            "a capture takes at least one character"
+        );
+        assert_eq!(
+            caps("/a/{id}", "/a/x/y"),
+            None,
+            "a capture never takes a slash"
+        );
     }
 
     #[test]
@@ -250,8 +287,14 @@ mod tests {
             caps("/i/{size}/{quality}.{format}", "/i/max/default.jpg"),
             pairs(&[("size", "max"), ("quality", "default"), ("format", "jpg")])
         );
-        assert_eq!(caps("/i/{quality}.{format}", "/i/a.b.c"), pairs(&[("quality", "a"), ("format", "b.c")]));
-        assert_eq!(caps("/i/{quality}.jpg", "/i/a.b.jpg"), pairs(&[("quality", "a.b")]));
+        assert_eq!(
+            caps("/i/{quality}.{format}", "/i/a.b.c"),
+            pairs(&[("quality", "a"), ("format", "b.c")])
+        );
+        assert_eq!(
+            caps("/i/{quality}.jpg", "/i/a.b.jpg"),
+            pairs(&[("quality", "a.b")])
+        );
         assert_eq!(caps("/i/{quality}.{format}", "/i/.jpg"), None);
         assert_eq!(caps("/i/v{n}", "/i/v2"), pairs(&[("n", "2")]));
     }
@@ -269,6 +312,9 @@ mod tests {
     #[test]
     fn lists_capture_names() {
         let p = PathPattern::parse("/x/{a}/{b}.{c}/{d*}").unwrap();
-        assert_eq!(p.capture_names().into_iter().collect::<Vec<_>>(), vec!["a", "b", "c", "d"]);
+        assert_eq!(
+            p.capture_names().into_iter().collect::<Vec<_>>(),
+            vec!["a", "b", "c", "d"]
+        );
     }
 }
