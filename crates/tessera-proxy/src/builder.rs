@@ -124,6 +124,7 @@ impl Builder {
                 config.server.shutdown_grace.0.as_secs().max(1),
             ),
             upstream_keepalive_pool_size: config.server.upstream_keepalive_pool,
+            work_stealing: false,
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);

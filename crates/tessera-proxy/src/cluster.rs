@@ -227,6 +227,13 @@ impl Cluster {
         Some(peer)
     }
 
+    /// Drop this cluster's health series (it was removed or rebuilt by a reload).
+    pub fn forget_metrics(&self) {
+        for (b, _) in self.endpoints() {
+            metrics::forget_endpoint_health(&self.name, &b.addr.to_string());
+        }
+    }
+
     /// Start the health-check loop, once; it stops when the cluster is dropped.
     /// Must be called from within a Tokio runtime.
     pub fn start_health_checks(self: &Arc<Self>) {

@@ -81,6 +81,12 @@ pub(crate) fn set_endpoint_health(cluster: &str, endpoint: &str, healthy: bool) 
         .set(i64::from(healthy));
 }
 
+pub(crate) fn forget_endpoint_health(cluster: &str, endpoint: &str) {
+    let _ = METRICS
+        .upstream_healthy
+        .remove_label_values(&[cluster, endpoint]);
+}
+
 /// The registry in Prometheus text format.
 pub fn render() -> Vec<u8> {
     let mut buf = Vec::new();

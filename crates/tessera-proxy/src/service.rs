@@ -101,7 +101,9 @@ impl RequestCtx {
 
 /// Bytes of the request line and headers, as a client sent them (approximately).
 fn request_header_bytes(req: &RequestHeader) -> usize {
-    let line = req.method.as_str().len() + req.uri.to_string().len() + 12;
+    let uri = req.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + req.uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method.as_str().len() + uri + 12;
     line + req
         .headers
         .iter()

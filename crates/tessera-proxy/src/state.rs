@@ -77,6 +77,15 @@ impl Shared {
                 "listen, admin and server settings changed; they take effect only after a restart (routes, clusters and filters were reloaded)"
             );
         }
+        for (name, cluster) in &old.clusters {
+            let kept = runtime
+                .clusters
+                .get(name)
+                .is_some_and(|c| Arc::ptr_eq(c, cluster));
+            if !kept {
+                cluster.forget_metrics();
+            }
+        }
         runtime.start_background_tasks();
         self.current.store(Arc::new(runtime));
         Ok(())

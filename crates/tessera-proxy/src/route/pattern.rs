@@ -196,7 +196,8 @@ fn match_parts(parts: &[Part], text: &str, out: &mut Captures) -> bool {
                 true
             }
             Some(Part::Literal(next)) => {
-                let mut from = 1;
+                // A capture takes at least one character (not byte).
+                let mut from = text.chars().next().map_or(1, char::len_utf8);
                 while from <= text.len() {
                     let Some(found) = text.get(from..).and_then(|t| t.find(next.as_str())) else {
                         return false;
@@ -316,5 +317,45 @@ mod tests {
             p.capture_names().into_iter().collect::<Vec<_>>(),
             vec!["a", "b", "c", "d"]
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No path, however odd, makes matching panic; and a failed match leaves no captures.
+        #[test]
+        fn matching_never_panics(path in "\\PC{0,40}", pattern_idx in 0usize..5) {
+            let patterns = ["/", "/{a}/{b*}", "/x/{q}.{f}", "/{a}.jpg/{r*}", "/i/{id}/info.json"];
+            let p = PathPattern::parse(patterns[pattern_idx]).unwrap();
+            let mut c = Captures::default();
+            if !p.matches(&path, &mut c) {
+                prop_assert!(c.is_empty());
+            }
+        }
+
+        /// Segment captures put back together give the path they came from.
+        #[test]
+        fn captures_rebuild_the_path(a in "[^/]{1,8}", b in "[^/.]{1,8}", c in "[^/]{1,8}", rest in "[a-z/]{0,12}") {
+            let p = PathPattern::parse("/{a}/{b}.{c}/{rest*}").unwrap();
+            let path = format!("/{a}/{b}.{c}/{rest}");
+            let mut caps = Captures::default();
+            prop_assert!(p.matches(&path, &mut caps));
+            let rebuilt = format!(
+                "/{}/{}.{}/{}",
+                caps.get("a").unwrap(), caps.get("b").unwrap(), caps.get("c").unwrap(), caps.get("rest").unwrap()
+            );
+            prop_assert_eq!(rebuilt, path);
+        }
+
+        /// Parsing any pattern text returns a result, never a panic.
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,30}") {
+            let _ = PathPattern::parse(&text);
+            let _ = crate::template::Template::parse(&text);
+        }
     }
 }

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Proxy overhead: Tessera vs nginx, configured the same way, in front of the same small upstream,
+# measured with wrk in one run. Prints a Markdown table (paste into docs/benchmarks.md).
+#
+#   bench/proxy_overhead.sh                       # defaults below
+#   DURATION=20s CONNECTIONS=100 ROUNDS=5 bench/proxy_overhead.sh
+#
+# Set-up, identical for both proxies: one upstream (nginx, 1 worker) serving a 1 KiB file;
+# the proxy with 2 workers/threads, upstream keep-alive, X-Forwarded-For added, access logs off;
+# wrk with 2 threads. Everything shares the machine's cores, so absolute numbers are low;
+# the ratio is the point. Rounds alternate between the targets to spread out noise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-50}
+ROUNDS=${ROUNDS:-3}
+WRK_THREADS=${WRK_THREADS:-2}
+PROXY_THREADS=${PROXY_THREADS:-2}
+
+need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
+need wrk wrk
+need nginx nginx-light
+need curl curl
+
+cargo build --release -p tessera >&2
+TESSERA=target/release/tessera
+
+WORK=$(mktemp -d)
+chmod 755 "$WORK"   # nginx workers run as www-data
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap "for p in \"\${PIDS[@]}\"; do kill \$p 2>/dev/null || true; done; echo kept \$WORK >&2" EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(port); NGX=$(port); TES=$(port); ADM=$(port)
+
+mkdir -p "$WORK/www/bench" "$WORK/tmp"
+head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 > "$WORK/www/bench/tile"
+
+common="pid PIDFILE; error_log $WORK/error.log warn; daemon off;
+events { worker_connections 4096; }"
+http_common="access_log off; client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp;
+  fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  default_type application/octet-stream;"
+
+cat > "$WORK/upstream.conf" <<CONF
+worker_processes 1; ${common/PIDFILE/$WORK/up.pid}
+http { $http_common
+  server { listen 127.0.0.1:$UP; root $WORK/www; location / { } } }
+CONF
+
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes $PROXY_THREADS; ${common/PIDFILE/$WORK/ngx.pid}
+http { $http_common
+  upstream up { server 127.0.0.1:$UP; keepalive 128; }
+  server { listen 127.0.0.1:$NGX;
+    location /bench/ { proxy_pass http://up; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
+CONF
+
+cat > "$WORK/proxy.yaml" <<CONF
+listen: [{ address: "127.0.0.1:$TES" }]
+admin: { address: "127.0.0.1:$ADM" }
+server: { threads: $PROXY_THREADS }
+access_log: false
+clusters:
+  up: { endpoints: ["127.0.0.1:$UP"] }
+routes:
+  - name: bench
+    match: { path: "/bench/{rest*}" }
+    handler: { proxy: { cluster: up } }
+CONF
+
+nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
+nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
+TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!)
+
+for p in $UP $NGX $TES; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/bench/tile" -o /dev/null && break; sleep 0.1; done
+done
+for p in $UP $NGX $TES; do
+  curl -sf "http://127.0.0.1:$p/bench/tile" | cmp - "$WORK/www/bench/tile" || { echo "port $p serves the wrong bytes" >&2; exit 1; }
+done
+
+# wrk's --latency output -> "rps p50_ms p99_ms"
+measure() {
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/bench/tile" | awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
+    /Non-2xx|Socket errors/ { print "errors: " $0 > "/dev/stderr" }
+    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
+}
+
+declare -A RESULTS
+for name in upstream nginx tessera; do RESULTS[$name]=""; done
+for name in nginx tessera; do measure "$([ $name = nginx ] && echo $NGX || echo $TES)" >/dev/null; done  # warm-up
+for r in $(seq "$ROUNDS"); do
+  for name in upstream nginx tessera; do
+    case $name in upstream) p=$UP;; nginx) p=$NGX;; tessera) p=$TES;; esac
+    line=$(measure "$p")
+    echo "round $r $name: $line" >&2
+    RESULTS[$name]+="$line"$'\n'
+  done
+done
+
+median() { sort -n -k1 | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }'; }
+echo "| target | req/s (median of $ROUNDS) | p50 ms | p99 ms |"
+echo "|---|---:|---:|---:|"
+for name in upstream nginx tessera; do
+  read -r rps p50 p99 <<<"$(printf '%s' "${RESULTS[$name]}" | median)"
+  label=$name; [ $name = upstream ] && label="upstream direct (no proxy)"
+  echo "| $label | $rps | $p50 | $p99 |"
+  declare "RPS_$name=$rps"
+done
+awk -v t="$RPS_tessera" -v n="$RPS_nginx" 'BEGIN { printf "\nTessera / nginx throughput: **%.2f×**\n", t/n }'
+echo
+echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"
