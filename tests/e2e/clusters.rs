@@ -68,6 +68,82 @@ routes:
 }
 
 #[test]
+fn random_balancing_uses_every_endpoint() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{}", "{}"], load_balancing: random }}
+routes:
+  - name: r
+    match: {{ path: "/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        a.addr(),
+        b.addr()
+    ));
+    for _ in 0..40 {
+        assert_eq!(t.get("/x").status, 200);
+    }
+    // All 40 on one endpoint would happen with probability 2^-39.
+    assert!(a.hits() > 0 && b.hits() > 0 && a.hits() + b.hits() == 40);
+}
+
+#[test]
+fn tcp_health_check_takes_a_closed_port_out() {
+    let live = Backend::start("live");
+    let mut dead = Backend::start("dead");
+    let dead_endpoint = dead.addr();
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web:
+    endpoints: ["{}", "{}"]
+    retries: 0
+    health_check: {{ interval: 200ms }}
+routes:
+  - name: r
+    match: {{ path: "/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        live.addr(),
+        dead.addr()
+    ));
+    dead.stop();
+    assert!(eventually(5, || t.metric(
+        "tessera_upstream_healthy",
+        &[("endpoint", &dead_endpoint)]
+    ) == 0.0));
+    for _ in 0..6 {
+        assert_eq!(t.get("/x").header("x-backend"), Some("live"));
+    }
+}
+
+#[test]
+fn no_healthy_endpoint_fails_fast_with_502() {
+    let mut only = Backend::start("only");
+    let endpoint = only.addr();
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{endpoint}"], health_check: {{ interval: 200ms }} }}
+routes:
+  - name: r
+    match: {{ path: "/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#
+    ));
+    only.stop();
+    assert!(eventually(5, || t
+        .metric("tessera_upstream_healthy", &[("endpoint", &endpoint)])
+        == 0.0));
+    let r = t.get("/x");
+    assert_eq!(r.status, 502);
+    assert!(t.wait_log("has no healthy endpoint left to try"));
+}
+
+#[test]
 fn health_check_takes_a_dead_endpoint_out_and_back() {
     let live = Backend::start("live");
     let mut flaky = Backend::start("flaky");

@@ -120,6 +120,7 @@ pub struct Req {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
+    body: Vec<u8>,
 }
 
 pub fn get(path: &str) -> Req {
@@ -127,6 +128,7 @@ pub fn get(path: &str) -> Req {
         method: "GET".into(),
         path: path.into(),
         headers: vec![],
+        body: vec![],
     }
 }
 
@@ -135,12 +137,19 @@ pub fn request(method: &str, path: &str) -> Req {
         method: method.into(),
         path: path.into(),
         headers: vec![],
+        body: vec![],
     }
 }
 
 impl Req {
     pub fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.headers
+            .push(("Content-Length".into(), body.len().to_string()));
+        self.body = body.to_vec();
         self
     }
     pub fn send(self, port: u16) -> Response {
@@ -156,7 +165,9 @@ impl Req {
             raw.push_str(&format!("{k}: {v}\r\n"));
         }
         raw.push_str("Connection: close\r\n\r\n");
-        send_raw(port, raw.as_bytes())
+        let mut bytes = raw.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        send_raw(port, &bytes)
     }
 }
 
@@ -283,7 +294,10 @@ fn serve_connection(conn: TcpStream, name: &str, hits: &AtomicUsize, stop: &Atom
         if let Some(code) = target.strip_prefix("/status/") {
             status = code.parse().unwrap_or(500);
         }
-        let echo = serde_json::json!({ "backend": name, "method": method, "path": target, "headers": headers });
+        let echo = serde_json::json!({
+            "backend": name, "method": method, "path": target, "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        });
         let payload = echo.to_string();
         let resp = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Backend: {name}\r\n\r\n{payload}",

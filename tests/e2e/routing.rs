@@ -129,6 +129,15 @@ routes:
     assert_eq!(echo["headers"]["host"], "front.example");
     assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
 
+    let r = request("POST", "/plain/upload")
+        .body(b"region=full&size=max")
+        .send(t.port);
+    let echo = r.echo();
+    assert_eq!(
+        (echo["method"].as_str(), echo["body"].as_str()),
+        (Some("POST"), Some("region=full&size=max"))
+    );
+
     let echo = t.get("/rehost/q/r").echo();
     assert_eq!(echo["path"], "/q/r");
     assert_eq!(echo["headers"]["host"], "images.internal");

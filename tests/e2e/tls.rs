@@ -45,6 +45,7 @@ fn tls_listener_speaks_http1_and_h2() {
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
+    let web = Backend::start("web");
     let tls_port = free_port();
     let t = Tessera::start(&format!(
         r#"
@@ -53,13 +54,19 @@ listen:
     h2c: true
   - address: "127.0.0.1:{tls_port}"
     tls: {{ cert: "{}", key: "{}" }}
+clusters:
+  web: {{ endpoints: ["{}"] }}
 routes:
   - name: hello
     match: {{ path: "/hello" }}
     handler: {{ respond: {{ body: "hello" }} }}
+  - name: proxied
+    match: {{ host: ["localhost"], path: "/proxied/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
 "#,
         cert.display(),
-        key.display()
+        key.display(),
+        web.addr()
     ));
     let url = format!("https://localhost:{tls_port}/hello");
     let out = curl(&["-k", "--http1.1", "-w", " %{http_version}", &url]);
@@ -80,4 +87,17 @@ routes:
         &format!("http://127.0.0.1:{}/hello", t.port),
     ]);
     assert_eq!(out, "hello 1.1");
+
+    // HTTP/2 from the client, HTTP/1.1 to the upstream; the host match uses :authority.
+    let out = curl(&[
+        "-k",
+        "--http2",
+        &format!("https://localhost:{tls_port}/proxied/a?b=c"),
+    ]);
+    let echo: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(echo["path"], "/proxied/a?b=c");
+    assert_eq!(
+        echo["headers"]["host"].as_str().unwrap().split(':').next(),
+        Some("localhost")
+    );
 }
