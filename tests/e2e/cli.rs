@@ -134,3 +134,31 @@ fn repository_proxy_yaml_checks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_refuses_unsafe_settings() {
+    let (ok, _, stderr) = check(
+        r#"clusters:
+  web: { endpoints: ["127.0.0.1:9"], health_check: { path: "health" } }
+  ok: { endpoints: ["127.0.0.1:9"] }
+routes:
+  - name: a
+    match: { path: "/a" }
+    filters: [{ cors: { allow_credentials: true } }, { headers: { response: { set: { content-length: "1" } } } }]
+    handler: { respond: { headers: { transfer-encoding: chunked } } }
+  - name: b
+    match: { path: "/b/{x}" }
+    handler: { proxy: { cluster: ok, path: "{x}" } }
+"#,
+    );
+    assert!(!ok);
+    for needle in [
+        "health_check.path \"health\" must be a path starting with '/'",
+        "filter \"cors\": allow_credentials needs an explicit allow_origins list",
+        "filter \"headers\": \"content-length\" frames the message",
+        "handler \"respond\": \"transfer-encoding\" is not a header name this handler may set",
+        "handler \"proxy\": the rewritten path must start with '/'",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+}

@@ -265,6 +265,7 @@ routes:
         "filters see error responses too"
     );
     assert!(t.wait_log("cannot connect to upstream endpoint"));
+    assert!(t.wait_log("upstream failed"));
     let log = t.log();
     let line = log
         .lines()
@@ -290,4 +291,25 @@ routes:
             &[("cluster", "slow"), ("kind", "timeout")]
         ) >= 1.0
     );
+}
+
+#[test]
+fn a_reused_connection_closed_by_the_upstream_is_retried_on_the_same_endpoint() {
+    let only = Backend::start_closing("only");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{}"], retries: 0 }}
+routes:
+  - name: r
+    match: {{ path: "/{{rest*}}" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        only.addr()
+    ));
+    for i in 0..10 {
+        let r = t.get(&format!("/x{i}"));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    assert_eq!(only.hits(), 10);
 }

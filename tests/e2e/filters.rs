@@ -64,6 +64,11 @@ routes:
         .header("Access-Control-Request-Headers", "range")
         .send(t.port);
     assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("content-length"),
+        None,
+        "a 204 carries no Content-Length"
+    );
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(r.header("access-control-allow-headers"), Some("range"));
     assert!(r
@@ -101,6 +106,11 @@ routes:
         .header("Origin", "https://evil.example")
         .send(t.port);
     assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(
+        r.header("vary"),
+        Some("Origin"),
+        "caches must key on Origin even when refused"
+    );
     let r = request("OPTIONS", "/strict/x")
         .header("Origin", "https://evil.example")
         .header("Access-Control-Request-Method", "GET")

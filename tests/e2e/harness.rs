@@ -189,8 +189,19 @@ impl Backend {
         Self::start_on(name, 0)
     }
 
+    /// A backend that answers one request per connection and closes the connection when a
+    /// second request arrives on it, without answering: what a client sees when a server's
+    /// keep-alive timeout fires just as it reuses the connection.
+    pub fn start_closing(name: &str) -> Self {
+        Self::launch(name, 0, true)
+    }
+
     /// Start on `port` (0 for any), retrying while the port is still being released.
     pub fn start_on(name: &str, port: u16) -> Self {
+        Self::launch(name, port, false)
+    }
+
+    fn launch(name: &str, port: u16, close_after_response: bool) -> Self {
         let deadline = Instant::now() + Duration::from_secs(10);
         let listener = loop {
             match TcpListener::bind(("127.0.0.1", port)) {
@@ -213,7 +224,7 @@ impl Backend {
                 }
                 let Ok(conn) = conn else { continue };
                 let (n, h, s) = (n.clone(), h.clone(), s.clone());
-                thread::spawn(move || serve_connection(conn, &n, &h, &s));
+                thread::spawn(move || serve_connection(conn, &n, &h, &s, close_after_response));
             }
         });
         Self {
@@ -248,10 +259,17 @@ impl Drop for Backend {
     }
 }
 
-fn serve_connection(conn: TcpStream, name: &str, hits: &AtomicUsize, stop: &AtomicBool) {
+fn serve_connection(
+    conn: TcpStream,
+    name: &str,
+    hits: &AtomicUsize,
+    stop: &AtomicBool,
+    close_after_response: bool,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut conn = conn;
+    let mut served = 0usize;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || stop.load(Ordering::SeqCst) {
@@ -283,6 +301,11 @@ fn serve_connection(conn: TcpStream, name: &str, hits: &AtomicUsize, stop: &Atom
                 headers.insert(k, serde_json::Value::String(v));
             }
         }
+        if close_after_response && served > 0 {
+            let _ = conn.shutdown(Shutdown::Both);
+            return;
+        }
+        served += 1;
         let mut body = vec![0u8; content_length];
         let _ = reader.read_exact(&mut body);
         hits.fetch_add(1, Ordering::SeqCst);

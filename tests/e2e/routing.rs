@@ -194,3 +194,96 @@ routes:
     // Still serving after all that.
     assert_eq!(t.get("/").status, 200);
 }
+
+#[test]
+fn rewrites_refuse_traversal_and_keep_captures_inside_query_values() {
+    let web = Backend::start("web");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{web}"] }}
+routes:
+  - name: iip
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ proxy: {{ cluster: web, path: "/fcgi?IIIF=/images/{{image}}/{{iiif}}" }} }}
+  - name: go
+    match: {{ path: "/go/{{rest*}}" }}
+    handler: {{ redirect: {{ location: "/{{rest}}" }} }}
+"#,
+        web = web.addr()
+    ));
+    let r = t.get("/iiif/a&FIF=secret.tif/full/max/0/default.jpg");
+    assert_eq!(
+        r.echo()["path"],
+        "/fcgi?IIIF=/images/a%26FIF=secret.tif/full/max/0/default.jpg"
+    );
+
+    let hits = web.hits();
+    for path in [
+        "/iiif/x/../../etc/passwd",
+        "/iiif/x/%2e%2e/secret",
+        "/iiif/../info.json",
+        "/iiif/x/a/./b",
+    ] {
+        let r = t.get(path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+    }
+    assert_eq!(
+        web.hits(),
+        hits,
+        "refused requests never reach the upstream"
+    );
+
+    let r = t.get("/go//evil.example/x");
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some("/evil.example/x"),
+        "a local redirect stays local"
+    );
+}
+
+#[test]
+fn forwarding_headers_and_connection_handling() {
+    let web = Backend::start("web");
+    let dead = free_port();
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{web}"] }}
+  dead: {{ endpoints: ["127.0.0.1:{dead}"] }}
+routes:
+  - name: web
+    match: {{ path: "/web" }}
+    handler: {{ proxy: {{ cluster: web }} }}
+  - name: dead
+    match: {{ path: "/dead" }}
+    handler: {{ proxy: {{ cluster: dead }} }}
+  - name: limited
+    match: {{ path: "/limited" }}
+    filters: [{{ rate_limit: {{ per_ip: 1/m }} }}]
+    handler: {{ respond: {{ body: "ok" }} }}
+"#,
+        web = web.addr()
+    ));
+    let echo = get("/web")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send(t.port)
+        .echo();
+    assert_eq!(echo["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "http");
+
+    // Keep-alive requests: an upstream failure answers and closes the connection cleanly.
+    let r = send_raw(t.port, b"GET /dead HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("connection"), Some("close"));
+
+    // A refused request with an unread body closes the connection instead of draining it.
+    assert_eq!(t.get("/limited").status, 200);
+    let r = send_raw(
+        t.port,
+        b"POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\npartial",
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("connection"), Some("close"));
+}

@@ -119,10 +119,10 @@ impl Builder {
         });
         let conf = ServerConf {
             threads,
-            grace_period_seconds: Some(0),
-            graceful_shutdown_timeout_seconds: Some(
-                config.server.shutdown_grace.0.as_secs().max(1),
-            ),
+            // On SIGTERM Pingora stops accepting, waits the grace period while in-flight
+            // requests finish, then stops the runtimes.
+            grace_period_seconds: Some(config.server.shutdown_grace.0.as_secs()),
+            graceful_shutdown_timeout_seconds: Some(1),
             upstream_keepalive_pool_size: config.server.upstream_keepalive_pool,
             work_stealing: false,
             ..ServerConf::default()

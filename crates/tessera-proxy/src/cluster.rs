@@ -18,7 +18,6 @@ use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
 use pingora_load_balancing::{Backend, Backends, LoadBalancer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How many candidates a selection looks at before giving up.
 const MAX_SELECT_ITERATIONS: usize = 256;
@@ -54,16 +53,23 @@ pub struct Cluster {
     balancer: Balancer,
     hash_key: Option<Template>,
     health_loop_started: AtomicBool,
+    /// Set when a reload removed or rebuilt this cluster: its health loop stops and stops
+    /// reporting, though requests that started on it may still be finishing.
+    retired: Arc<AtomicBool>,
 }
 
-/// Logs health transitions as they happen.
+/// Logs health transitions as they happen and keeps the health gauge current.
 struct HealthLogger {
     cluster: String,
+    retired: Arc<AtomicBool>,
 }
 
 #[async_trait]
 impl HealthObserve for HealthLogger {
     async fn observe(&self, target: &Backend, healthy: bool) {
+        if self.retired.load(Ordering::SeqCst) {
+            return;
+        }
         let endpoint = target.addr.to_string();
         metrics::set_endpoint_health(&self.cluster, &endpoint, healthy);
         if healthy {
@@ -77,9 +83,11 @@ impl HealthObserve for HealthLogger {
 fn health_check(
     cluster: &str,
     hc: &HealthCheckConfig,
+    retired: &Arc<AtomicBool>,
 ) -> Box<dyn pingora_load_balancing::health_check::HealthCheck + Send + Sync> {
     let observer = Box::new(HealthLogger {
         cluster: cluster.to_string(),
+        retired: retired.clone(),
     });
     match &hc.path {
         Some(path) => {
@@ -122,6 +130,7 @@ fn build_lb<S>(
     endpoints: &[String],
     hc: Option<&HealthCheckConfig>,
     name: &str,
+    retired: &Arc<AtomicBool>,
 ) -> Result<LoadBalancer<S>, String>
 where
     S: pingora_load_balancing::selection::BackendSelection + 'static,
@@ -130,7 +139,7 @@ where
     let mut lb = LoadBalancer::<S>::try_from_iter(endpoints.iter().map(String::as_str))
         .map_err(|e| format!("cannot resolve endpoints: {e}"))?;
     if let Some(hc) = hc {
-        lb.set_health_check(health_check(name, hc));
+        lb.set_health_check(health_check(name, hc, retired));
     }
     Ok(lb)
 }
@@ -151,19 +160,28 @@ impl Cluster {
             }
         }
         let hc = config.health_check.as_ref();
+        if let Some(path) = hc.and_then(|h| h.path.as_deref()) {
+            if !path.starts_with('/') || RequestHeader::build("GET", path.as_bytes(), None).is_err()
+            {
+                return Err(format!(
+                    "health_check.path {path:?} must be a path starting with '/'"
+                ));
+            }
+        }
+        let retired = Arc::new(AtomicBool::new(false));
         let (balancer, hash_key) = match &config.load_balancing {
             LoadBalancing::RoundRobin => (
-                Balancer::RoundRobin(build_lb(&config.endpoints, hc, name)?),
+                Balancer::RoundRobin(build_lb(&config.endpoints, hc, name, &retired)?),
                 None,
             ),
             LoadBalancing::Random => (
-                Balancer::Random(build_lb(&config.endpoints, hc, name)?),
+                Balancer::Random(build_lb(&config.endpoints, hc, name, &retired)?),
                 None,
             ),
             LoadBalancing::ConsistentHash(key) => {
                 let key = Template::parse(key)?;
                 (
-                    Balancer::Hash(build_lb(&config.endpoints, hc, name)?),
+                    Balancer::Hash(build_lb(&config.endpoints, hc, name, &retired)?),
                     Some(key),
                 )
             }
@@ -174,6 +192,7 @@ impl Cluster {
             balancer,
             hash_key,
             health_loop_started: AtomicBool::new(false),
+            retired,
         })
     }
 
@@ -223,12 +242,13 @@ impl Cluster {
         peer.options.connection_timeout = Some(t.connect.0);
         peer.options.read_timeout = Some(t.read.0);
         peer.options.write_timeout = Some(t.write.0);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        peer.options.idle_timeout = Some(t.idle.0);
         Some(peer)
     }
 
     /// Drop this cluster's health series (it was removed or rebuilt by a reload).
-    pub fn forget_metrics(&self) {
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
         for (b, _) in self.endpoints() {
             metrics::forget_endpoint_health(&self.name, &b.addr.to_string());
         }
@@ -253,6 +273,9 @@ impl Cluster {
                 let Some(cluster) = weak.upgrade() else {
                     break;
                 };
+                if cluster.retired.load(Ordering::SeqCst) {
+                    break;
+                }
                 cluster.balancer.backends().run_health_check(true).await;
                 drop(cluster);
                 tokio::time::sleep(interval).await;

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod route;
 pub mod runtime;
+pub mod safety;
 mod schema;
 pub mod service;
 pub mod state;

@@ -45,7 +45,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .expect("metric registers"),
         upstream_errors: register_int_counter_vec_with_registry!(
             "tessera_upstream_errors_total",
-            "Failed upstream attempts, by cluster, endpoint and kind (connect, timeout, protocol).",
+            "Failed upstream attempts, by cluster, endpoint and kind (connect, connect_timeout, timeout, response).",
             &["cluster", "endpoint", "kind"],
             r
         )

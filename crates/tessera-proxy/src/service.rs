@@ -48,6 +48,11 @@ pub struct RequestCtx {
     tried: Vec<Backend>,
     endpoint: Option<String>,
     upstream_deadline: Option<Instant>,
+    /// A reused upstream connection failed before any response: retry the same endpoint on a
+    /// fresh connection rather than moving the request (and its hash key) elsewhere.
+    retry_same_endpoint: bool,
+    /// An error a filter raised in the upstream-request phase, answered as it is.
+    filter_error: Option<HttpError>,
 }
 
 impl RequestCtx {
@@ -111,6 +116,14 @@ fn request_header_bytes(req: &RequestHeader) -> usize {
         .sum::<usize>()
 }
 
+fn request_has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
 fn is_connect_error(t: &ErrorType) -> bool {
     matches!(
         t,
@@ -144,6 +157,11 @@ impl TesseraProxy {
         ctx: &RequestCtx,
         r: LocalResponse,
     ) -> Result<()> {
+        if request_has_body(session.req_header()) {
+            // The body was never read: do not let the client stream it into a kept-alive
+            // connection that we would have to drain.
+            session.set_keepalive(None);
+        }
         let mut header = r.header();
         ctx.finish_response_header(session.req_header(), &mut header);
         let head_only = session.req_header().method == http::Method::HEAD || r.body.is_empty();
@@ -186,6 +204,8 @@ impl ProxyHttp for TesseraProxy {
             tried: Vec::new(),
             endpoint: None,
             upstream_deadline: None,
+            retry_same_endpoint: false,
+            filter_error: None,
         }
     }
 
@@ -278,7 +298,10 @@ impl ProxyHttp for TesseraProxy {
             );
         };
         let cluster = target.cluster.clone();
-        let Some(backend) = cluster.select(&ctx.hash_key, &ctx.tried) else {
+        let same = std::mem::take(&mut ctx.retry_same_endpoint)
+            .then(|| ctx.tried.last().cloned())
+            .flatten();
+        let Some(backend) = same.or_else(|| cluster.select(&ctx.hash_key, &ctx.tried)) else {
             return Err(Error::create(
                 NO_ENDPOINT,
                 ErrorSource::Upstream,
@@ -296,7 +319,9 @@ impl ProxyHttp for TesseraProxy {
             return Error::e_explain(ErrorType::InternalError, "endpoint is not an inet address");
         };
         ctx.endpoint = Some(backend.addr.to_string());
-        ctx.tried.push(backend);
+        if ctx.tried.last() != Some(&backend) {
+            ctx.tried.push(backend);
+        }
         if ctx.upstream_deadline.is_none() {
             ctx.upstream_deadline = cluster.timeouts().total.map(|d| Instant::now() + d.0);
         }
@@ -350,6 +375,29 @@ impl ProxyHttp for TesseraProxy {
         e
     }
 
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        // Pingora's policy: an idempotent request that failed on a reused upstream connection
+        // (closed by the upstream while idle) may be retried. We keep it on the same endpoint.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        if e.retry() {
+            ctx.retry_same_endpoint = true;
+        }
+        e
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -371,14 +419,34 @@ impl ProxyHttp for TesseraProxy {
             }
         }
         if let Some(ip) = ctx.client_ip {
-            upstream.append_header("x-forwarded-for", ip.to_string())?;
+            let xff = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
         }
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        upstream.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         if let Some(route) = &ctx.route {
             let info = ctx.info(session.req_header());
+            let mut failed = None;
             for f in &route.filters {
-                f.upstream_request(&info, upstream).map_err(|e| {
-                    Error::explain(ErrorType::HTTPStatus(e.status.as_u16()), e.message)
-                })?;
+                if let Err(e) = f.upstream_request(&info, upstream) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = failed {
+                let status = e.status.as_u16();
+                ctx.filter_error = Some(e);
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(status),
+                    "a filter refused the upstream request",
+                );
             }
         }
         Ok(())
@@ -412,6 +480,18 @@ impl ProxyHttp for TesseraProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        // Pingora closes the connection after a failed proxy attempt; say so to the client.
+        session.set_keepalive(None);
+        if let Some(err) = ctx.filter_error.take() {
+            let code = err.status.as_u16();
+            if session.response_written().is_none() {
+                let _ = self.respond(session, ctx, err.to_response()).await;
+            }
+            return FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
         let etype = e.etype();
         let code: u16 = match etype {
             ErrorType::HTTPStatus(code) => *code,

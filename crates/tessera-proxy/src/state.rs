@@ -83,7 +83,7 @@ impl Shared {
                 .get(name)
                 .is_some_and(|c| Arc::ptr_eq(c, cluster));
             if !kept {
-                cluster.forget_metrics();
+                cluster.retire();
             }
         }
         runtime.start_background_tasks();

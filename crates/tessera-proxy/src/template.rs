@@ -3,6 +3,10 @@
 //!
 //! Templates are parsed once when the config is built, and every placeholder is checked against
 //! the captures the route defines, so rendering at request time cannot fail.
+//!
+//! Captures are raw path text. A capture placed after a `?` lands in a query string, where
+//! `&`, `#`, `+` and `;` would start a new parameter or fragment: there they are
+//! percent-encoded, so `/img/x&FIF=/etc/passwd` cannot add a parameter to `?IIIF={image}`.
 
 use crate::route::Captures;
 use std::collections::BTreeSet;
@@ -10,7 +14,7 @@ use std::collections::BTreeSet;
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    Capture(String),
+    Capture { name: String, in_query: bool },
 }
 
 /// A parsed template.
@@ -25,6 +29,19 @@ pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Append `value`, percent-encoding the characters that delimit query parameters.
+fn push_query_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("%26"),
+            '#' => out.push_str("%23"),
+            '+' => out.push_str("%2B"),
+            ';' => out.push_str("%3B"),
+            c => out.push(c),
+        }
+    }
 }
 
 impl Template {
@@ -60,7 +77,10 @@ impl Template {
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
-                    parts.push(Part::Capture(name));
+                    let in_query = parts
+                        .iter()
+                        .any(|p| matches!(p, Part::Literal(l) if l.contains('?')));
+                    parts.push(Part::Capture { name, in_query });
                 }
                 '}' => {
                     return Err(format!(
@@ -82,7 +102,7 @@ impl Template {
     /// The capture names this template uses.
     pub fn captures(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Capture(n) => Some(n.as_str()),
+            Part::Capture { name, .. } => Some(name.as_str()),
             Part::Literal(_) => None,
         })
     }
@@ -108,7 +128,14 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(l) => out.push_str(l),
-                Part::Capture(n) => out.push_str(captures.get(n).unwrap_or("")),
+                Part::Capture { name, in_query } => {
+                    let value = captures.get(name).unwrap_or("");
+                    if *in_query {
+                        push_query_escaped(&mut out, value);
+                    } else {
+                        out.push_str(value);
+                    }
+                }
             }
         }
         out
@@ -131,6 +158,18 @@ mod tests {
         c.push("iiif", "full/max/0/default.jpg");
         assert_eq!(t.render(&c), "/fcgi?IIIF=a/b/full/max/0/default.jpg");
         assert_eq!(t.captures().collect::<Vec<_>>(), vec!["image", "iiif"]);
+    }
+
+    #[test]
+    fn captures_in_a_query_cannot_add_parameters() {
+        let t = Template::parse("/fcgi/{id}?IIIF={id}/{rest}").unwrap();
+        let mut c = Captures::default();
+        c.push("id", "a&FIF=x#y");
+        c.push("rest", "full/max/0/default.jpg");
+        assert_eq!(
+            t.render(&c),
+            "/fcgi/a&FIF=x#y?IIIF=a%26FIF=x%23y/full/max/0/default.jpg"
+        );
     }
 
     #[test]

@@ -251,6 +251,14 @@ pub struct Timeouts {
     /// The whole upstream exchange, from choosing the endpoint to the last body byte.
     #[serde(default)]
     pub total: Option<Dur>,
+    /// How long an idle upstream connection is kept for reuse. Keep it below the upstream's own
+    /// keep-alive timeout.
+    #[serde(default = "default_idle")]
+    pub idle: Dur,
+}
+
+fn default_idle() -> Dur {
+    Dur::secs(30)
 }
 
 fn default_connect() -> Dur {
@@ -268,6 +276,7 @@ impl Default for Timeouts {
             read: default_read(),
             write: default_read(),
             total: None,
+            idle: default_idle(),
         }
     }
 }

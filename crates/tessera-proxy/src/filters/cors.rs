@@ -66,6 +66,12 @@ fn join(list: &[String], at: &str) -> Result<HeaderValue, BuildError> {
 impl Cors {
     pub fn build(cfg: CorsConfig, _ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let any_origin = cfg.allow_origins.iter().any(|o| o == "*");
+        if any_origin && cfg.allow_credentials {
+            return Err(BuildError::new(
+                "allow_credentials needs an explicit allow_origins list: with \"*\" every site could read credentialed responses",
+            )
+            .at("allow_credentials"));
+        }
         Ok(Self {
             any_origin,
             origins: cfg
@@ -93,10 +99,10 @@ impl Cors {
     /// The value of Access-Control-Allow-Origin for this request's Origin, if it is allowed.
     fn allow_origin(&self, origin: Option<&str>) -> Option<HeaderValue> {
         let origin = origin?;
-        if self.any_origin && !self.credentials {
+        if self.any_origin {
             return Some(HeaderValue::from_static("*"));
         }
-        if self.any_origin || self.origins.iter().any(|o| o == origin) {
+        if self.origins.iter().any(|o| o == origin) {
             return HeaderValue::from_str(origin).ok();
         }
         None
@@ -166,14 +172,21 @@ impl Filter for Cors {
         {
             return; // a preflight answer of ours, or the upstream decided
         }
-        let Some(allow) = self.allow_origin(req.header_str("origin")) else {
-            return;
-        };
-        for (k, v) in self.origin_headers(allow) {
-            let _ = resp.append_header(k, v);
-        }
-        if let Some(expose) = &self.expose {
-            let _ = resp.insert_header(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+        match self.allow_origin(req.header_str("origin")) {
+            Some(allow) => {
+                for (k, v) in self.origin_headers(allow) {
+                    let _ = resp.append_header(k, v);
+                }
+                if let Some(expose) = &self.expose {
+                    let _ =
+                        resp.insert_header(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+                }
+            }
+            // The answer depends on Origin even when it is absent or refused: say so to caches.
+            None if !self.any_origin => {
+                let _ = resp.append_header(header::VARY, "Origin");
+            }
+            None => {}
         }
     }
 }

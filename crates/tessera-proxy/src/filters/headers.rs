@@ -5,6 +5,7 @@ use crate::plugin::{
     BuildContext, BuildError, Filter, Flow, HttpError, RequestContext, RequestInfo,
 };
 use crate::route::Captures;
+use crate::safety::is_framing_header;
 use crate::template::Template;
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
@@ -45,8 +46,14 @@ struct CompiledEdits {
 }
 
 fn header_name(name: &str, at: &str) -> Result<HeaderName, BuildError> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| BuildError::new(format!("{name:?} is not a header name")).at(at))
+    let h = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| BuildError::new(format!("{name:?} is not a header name")).at(at))?;
+    if is_framing_header(&h) {
+        return Err(
+            BuildError::new(format!("{name:?} frames the message; it cannot be edited")).at(at),
+        );
+    }
+    Ok(h)
 }
 
 impl CompiledEdits {

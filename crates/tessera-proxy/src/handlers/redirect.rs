@@ -47,7 +47,14 @@ impl Redirect {
 #[async_trait]
 impl Handler for Redirect {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
-        let location = self.location.render(req.captures);
+        let mut location = self.location.render(req.captures);
+        let source = self.location.source();
+        if source.starts_with('/') && !source.starts_with("//") {
+            // A local redirect must stay local: `//evil.example` (or `/\evil.example`) would
+            // send the browser to another host.
+            let rest = location.trim_start_matches(['/', '\\']).to_string();
+            location = format!("/{rest}");
+        }
         let value = HeaderValue::from_str(&location).map_err(|_| {
             HttpError::new(
                 StatusCode::BAD_REQUEST,

@@ -3,6 +3,7 @@
 use crate::plugin::{
     BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
 };
+use crate::safety::is_framing_header;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -49,12 +50,22 @@ impl Respond {
             })?;
         HeaderValue::from_str(&cfg.content_type)
             .map_err(|_| BuildError::new("not a valid header value").at("content_type"))?;
+        if !cfg.body.is_empty()
+            && (status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED)
+        {
+            return Err(BuildError::new(format!("a {status} response has no body")).at("body"));
+        }
         let mut response =
             LocalResponse::new(status).with_body(&cfg.content_type, Bytes::from(cfg.body));
         for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                BuildError::new(format!("{k:?} is not a header name")).at("headers")
-            })?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .ok()
+                .filter(|n| !is_framing_header(n))
+                .ok_or_else(|| {
+                    BuildError::new(format!("{k:?} is not a header name this handler may set"))
+                        .at(k)
+                        .at("headers")
+                })?;
             let value = HeaderValue::from_str(v).map_err(|_| {
                 BuildError::new(format!("{v:?} is not a valid header value")).at("headers")
             })?;

@@ -49,7 +49,13 @@ impl LocalResponse {
         for (k, v) in &self.headers {
             let _ = resp.append_header(k.clone(), v.clone());
         }
-        let _ = resp.insert_header(http::header::CONTENT_LENGTH, self.body.len());
+        // 1xx, 204 and 304 responses have no body and must not carry Content-Length.
+        let bodiless = self.status.is_informational()
+            || self.status == StatusCode::NO_CONTENT
+            || self.status == StatusCode::NOT_MODIFIED;
+        if !bodiless {
+            let _ = resp.insert_header(http::header::CONTENT_LENGTH, self.body.len());
+        }
         resp
     }
 }
