@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Proxy overhead: Tessera vs nginx, configured the same way, in front of the same small upstream,
-# measured with wrk in one run. Prints a Markdown table (paste into docs/benchmarks.md).
+# measured with wrk in one run. A minimal Pingora proxy (bench/pingora-minimal: no routing,
+# filters, metrics or logs) runs alongside, to tell Tessera's own cost from Pingora's.
+# Prints a Markdown table (paste into docs/benchmarks.md).
 #
 #   bench/proxy_overhead.sh                       # defaults below
 #   DURATION=20s CONNECTIONS=100 ROUNDS=5 bench/proxy_overhead.sh
 #
-# Set-up, identical for both proxies: one upstream (nginx, 1 worker) serving a 1 KiB file;
+# Set-up, identical for every proxy: one upstream (nginx, 1 worker) serving a BODY_BYTES file;
 # the proxy with 2 workers/threads, upstream keep-alive, X-Forwarded-For added, access logs off;
 # wrk with 2 threads. Everything shares the machine's cores, so absolute numbers are low;
 # the ratio is the point. Rounds alternate between the targets to spread out noise.
@@ -17,6 +19,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 ROUNDS=${ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
 PROXY_THREADS=${PROXY_THREADS:-2}
+BODY_BYTES=${BODY_BYTES:-1024}
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk
@@ -24,7 +27,9 @@ need nginx nginx-light
 need curl curl
 
 cargo build --release -p tessera >&2
+CARGO_TARGET_DIR=target cargo build --release --manifest-path bench/pingora-minimal/Cargo.toml >&2
 TESSERA=target/release/tessera
+MINIMAL=target/release/pingora-minimal
 
 WORK=$(mktemp -d)
 chmod 755 "$WORK"   # nginx workers run as www-data
@@ -34,10 +39,10 @@ trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap "for p in \"\${PIDS[@]}\"; do kill \$p 2>/dev/null || true; done; echo kept \$WORK >&2" EXIT
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(port); NGX=$(port); TES=$(port); ADM=$(port)
+UP=$(port); NGX=$(port); TES=$(port); ADM=$(port); MIN=$(port)
 
 mkdir -p "$WORK/www/bench" "$WORK/tmp"
-head -c 1024 /dev/urandom | base64 -w 0 | head -c 1024 > "$WORK/www/bench/tile"
+head -c "$BODY_BYTES" /dev/urandom > "$WORK/www/bench/tile"
 
 common="pid PIDFILE; error_log $WORK/error.log warn; daemon off;
 events { worker_connections 4096; }"
@@ -77,11 +82,12 @@ CONF
 nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
 nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
 TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!)
+"$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!)
 
-for p in $UP $NGX $TES; do
+for p in $UP $NGX $MIN $TES; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/bench/tile" -o /dev/null && break; sleep 0.1; done
 done
-for p in $UP $NGX $TES; do
+for p in $UP $NGX $MIN $TES; do
   curl -sf "http://127.0.0.1:$p/bench/tile" | cmp - "$WORK/www/bench/tile" || { echo "port $p serves the wrong bytes" >&2; exit 1; }
 done
 
@@ -94,12 +100,13 @@ measure() {
     END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
 }
 
+TARGETS=(upstream nginx pingora tessera)
+port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; tessera) echo $TES;; esac; }
 declare -A RESULTS
-for name in upstream nginx tessera; do RESULTS[$name]=""; done
-for name in nginx tessera; do measure "$([ $name = nginx ] && echo $NGX || echo $TES)" >/dev/null; done  # warm-up
+for name in "${TARGETS[@]}"; do RESULTS[$name]=""; measure "$(port_of $name)" >/dev/null; done  # warm-up
 for r in $(seq "$ROUNDS"); do
-  for name in upstream nginx tessera; do
-    case $name in upstream) p=$UP;; nginx) p=$NGX;; tessera) p=$TES;; esac
+  for name in "${TARGETS[@]}"; do
+    p=$(port_of $name)
     line=$(measure "$p")
     echo "round $r $name: $line" >&2
     RESULTS[$name]+="$line"$'\n'
@@ -109,12 +116,17 @@ done
 median() { sort -n -k1 | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }'; }
 echo "| target | req/s (median of $ROUNDS) | p50 ms | p99 ms |"
 echo "|---|---:|---:|---:|"
-for name in upstream nginx tessera; do
+for name in "${TARGETS[@]}"; do
   read -r rps p50 p99 <<<"$(printf '%s' "${RESULTS[$name]}" | median)"
-  label=$name; [ $name = upstream ] && label="upstream direct (no proxy)"
+  case $name in
+    upstream) label="upstream direct (no proxy)";;
+    pingora) label="minimal Pingora proxy";;
+    *) label=$name;;
+  esac
   echo "| $label | $rps | $p50 | $p99 |"
   declare "RPS_$name=$rps"
 done
-awk -v t="$RPS_tessera" -v n="$RPS_nginx" 'BEGIN { printf "\nTessera / nginx throughput: **%.2f×**\n", t/n }'
+awk -v t="$RPS_tessera" -v n="$RPS_nginx" -v p="$RPS_pingora" \
+  'BEGIN { printf "\nTessera / nginx throughput: **%.2f×**; Tessera / minimal Pingora: **%.2f×**\n", t/n, t/p }'
 echo
-echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"
+echo "body $BODY_BYTES bytes, proxy threads/workers $PROXY_THREADS, wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"

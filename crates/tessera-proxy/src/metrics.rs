@@ -8,7 +8,9 @@ use prometheus::{
     register_int_gauge_vec_with_registry, Encoder, HistogramVec, IntCounterVec, IntGaugeVec,
     Registry, TextEncoder,
 };
-use std::sync::LazyLock;
+use prometheus::{Histogram, IntCounter};
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
@@ -66,6 +68,42 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .expect("metric registers"),
     }
 });
+
+/// The request metrics of one route, resolved once: looking series up by label values hashes
+/// and locks, which would cost every request. Series outlive reloads (same labels, same series).
+pub(crate) struct RouteMetrics {
+    route: String,
+    duration: Histogram,
+    /// Indexed by status code (0 when no response was written).
+    by_status: Box<[OnceLock<IntCounter>]>,
+}
+
+impl RouteMetrics {
+    pub(crate) fn new(route: &str) -> Self {
+        Self {
+            route: route.to_string(),
+            duration: METRICS.duration.with_label_values(&[route]),
+            by_status: (0..1000).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    pub(crate) fn observe(&self, status: u16, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+        match self.by_status.get(usize::from(status)) {
+            Some(slot) => slot
+                .get_or_init(|| {
+                    METRICS
+                        .requests
+                        .with_label_values(&[&self.route, &status.to_string()])
+                })
+                .inc(),
+            None => METRICS
+                .requests
+                .with_label_values(&[&self.route, &status.to_string()])
+                .inc(),
+        }
+    }
+}
 
 /// Register the built-in metrics so they show up before the first request.
 pub fn init() {

@@ -4,6 +4,7 @@
 
 use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, Source};
+use crate::metrics::RouteMetrics;
 use crate::plugin::{BuildContext, BuildError, Registry};
 use crate::route::{Route, RouteMatcher, RouteTable};
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +15,8 @@ pub struct Runtime {
     pub config: Config,
     pub routes: RouteTable,
     pub clusters: BTreeMap<String, Arc<Cluster>>,
+    /// Metrics of requests no route matched.
+    pub(crate) no_route_metrics: RouteMetrics,
 }
 
 impl Runtime {
@@ -136,6 +139,7 @@ impl Runtime {
                 matcher,
                 filters,
                 handler,
+                metrics: RouteMetrics::new(&rc.name),
             }));
         }
 
@@ -146,6 +150,7 @@ impl Runtime {
             config,
             routes: RouteTable::new(routes),
             clusters,
+            no_route_metrics: RouteMetrics::new(crate::service::NO_ROUTE),
         })
     }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Route label for requests no route matched.
-const NO_ROUTE: &str = "(none)";
+pub(crate) const NO_ROUTE: &str = "(none)";
 const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total timeout");
 const NO_ENDPOINT: ErrorType = ErrorType::Custom("no healthy endpoint");
 
@@ -45,8 +45,10 @@ pub struct RequestCtx {
     client_ip: Option<IpAddr>,
     upstream: Option<UpstreamTarget>,
     hash_key: Vec<u8>,
-    tried: Vec<Backend>,
-    endpoint: Option<String>,
+    /// Endpoints whose connect failed during this request; not chosen again.
+    failed: Vec<Backend>,
+    /// The endpoint of the current (or last) attempt.
+    endpoint: Option<Backend>,
     upstream_deadline: Option<Instant>,
     /// A reused upstream connection failed before any response: retry the same endpoint on a
     /// fresh connection rather than moving the request (and its hash key) elsewhere.
@@ -61,6 +63,13 @@ impl RequestCtx {
             .as_ref()
             .map(|r| r.name.as_str())
             .unwrap_or(NO_ROUTE)
+    }
+
+    /// The current endpoint as `ip:port`, or `-`.
+    fn endpoint_name(&self) -> String {
+        self.endpoint
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |b| b.addr.to_string())
     }
 
     fn cluster_name(&self) -> &str {
@@ -91,9 +100,10 @@ impl RequestCtx {
         if self.runtime.config.debug_headers {
             let dest = match &self.endpoint {
                 Some(ep) => format!(
-                    "route={}; cluster={}; endpoint={ep}",
+                    "route={}; cluster={}; endpoint={}",
                     self.route_name(),
-                    self.cluster_name()
+                    self.cluster_name(),
+                    ep.addr
                 ),
                 None => format!("route={}; local", self.route_name()),
             };
@@ -201,7 +211,7 @@ impl ProxyHttp for TesseraProxy {
             client_ip: None,
             upstream: None,
             hash_key: Vec::new(),
-            tried: Vec::new(),
+            failed: Vec::new(),
             endpoint: None,
             upstream_deadline: None,
             retry_same_endpoint: false,
@@ -299,9 +309,9 @@ impl ProxyHttp for TesseraProxy {
         };
         let cluster = target.cluster.clone();
         let same = std::mem::take(&mut ctx.retry_same_endpoint)
-            .then(|| ctx.tried.last().cloned())
+            .then(|| ctx.endpoint.clone())
             .flatten();
-        let Some(backend) = same.or_else(|| cluster.select(&ctx.hash_key, &ctx.tried)) else {
+        let Some(backend) = same.or_else(|| cluster.select(&ctx.hash_key, &ctx.failed)) else {
             return Err(Error::create(
                 NO_ENDPOINT,
                 ErrorSource::Upstream,
@@ -318,10 +328,7 @@ impl ProxyHttp for TesseraProxy {
         let Some(mut peer) = cluster.peer(&backend) else {
             return Error::e_explain(ErrorType::InternalError, "endpoint is not an inet address");
         };
-        ctx.endpoint = Some(backend.addr.to_string());
-        if ctx.tried.last() != Some(&backend) {
-            ctx.tried.push(backend);
-        }
+        ctx.endpoint = Some(backend);
         if ctx.upstream_deadline.is_none() {
             ctx.upstream_deadline = cluster.timeouts().total.map(|d| Instant::now() + d.0);
         }
@@ -352,7 +359,10 @@ impl ProxyHttp for TesseraProxy {
             return e;
         };
         let cluster = &target.cluster;
-        let endpoint = ctx.endpoint.as_deref().unwrap_or("-");
+        let endpoint = ctx.endpoint_name();
+        if let Some(b) = &ctx.endpoint {
+            ctx.failed.push(b.clone());
+        }
         let kind = if e.etype() == &ErrorType::ConnectTimedout {
             "connect_timeout"
         } else {
@@ -360,11 +370,10 @@ impl ProxyHttp for TesseraProxy {
         };
         METRICS
             .upstream_errors
-            .with_label_values(&[cluster.name(), endpoint, kind])
+            .with_label_values(&[cluster.name(), &endpoint, kind])
             .inc();
-        let attempts = ctx.tried.len();
-        let another =
-            attempts <= cluster.retries() && cluster.select(&ctx.hash_key, &ctx.tried).is_some();
+        let another = ctx.failed.len() <= cluster.retries()
+            && cluster.select(&ctx.hash_key, &ctx.failed).is_some();
         tracing::warn!(
             route = %ctx.route_name(), cluster = %cluster.name(), endpoint = %endpoint, error = %e,
             retrying = another, "cannot connect to upstream endpoint"
@@ -506,7 +515,7 @@ impl ProxyHttp for TesseraProxy {
             },
         };
         if matches!(code, 502 | 504) {
-            let endpoint = ctx.endpoint.clone().unwrap_or_else(|| "-".into());
+            let endpoint = ctx.endpoint_name();
             if !is_connect_error(etype) && *etype != NO_ENDPOINT {
                 let kind = if is_timeout(etype) {
                     "timeout"
@@ -549,14 +558,10 @@ impl ProxyHttp for TesseraProxy {
             .unwrap_or(0);
         let elapsed = ctx.started.elapsed();
         let route = ctx.route_name();
-        METRICS
-            .requests
-            .with_label_values(&[route, &status.to_string()])
-            .inc();
-        METRICS
-            .duration
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        match &ctx.route {
+            Some(r) => r.metrics.observe(status, elapsed),
+            None => ctx.runtime.no_route_metrics.observe(status, elapsed),
+        }
         if ctx.runtime.config.access_log {
             let req = session.req_header();
             tracing::info!(
@@ -565,7 +570,7 @@ impl ProxyHttp for TesseraProxy {
                 method = %req.method,
                 path = %req.uri,
                 status = status,
-                upstream = ctx.endpoint.as_deref().unwrap_or("-"),
+                upstream = %ctx.endpoint_name(),
                 bytes = session.body_bytes_sent(),
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 client = %ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),

@@ -8,6 +8,7 @@ pub use captures::Captures;
 pub use matcher::RouteMatcher;
 pub use pattern::PathPattern;
 
+use crate::metrics::RouteMetrics;
 use crate::plugin::{Filter, Handler};
 use pingora::http::RequestHeader;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub struct Route {
     pub matcher: RouteMatcher,
     pub filters: Vec<Arc<dyn Filter>>,
     pub handler: Arc<dyn Handler>,
+    pub(crate) metrics: RouteMetrics,
 }
 
 /// The routes in the order they were written.
