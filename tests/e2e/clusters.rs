@@ -45,22 +45,26 @@ routes:
     );
 }
 
-#[test]
-fn round_robin_spreads_requests() {
+/// Two backends behind one cluster balanced by `policy`, and a route to it.
+fn two_backends(policy: &str) -> (Backend, Backend, Tessera) {
     let a = Backend::start("a");
     let b = Backend::start("b");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{}", "{}"], load_balancing: round_robin }}
+    let opts = format!("load_balancing: {policy}");
+    let t = Tessera::start(
+        &(clusters(&[("web", &[&a, &b], &opts)])
+            + r#"
 routes:
   - name: r
-    match: {{ path: "/{{rest*}}" }}
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        a.addr(),
-        b.addr()
-    ));
+    match: { path: "/{rest*}" }
+    handler: { proxy: { cluster: web } }
+"#),
+    );
+    (a, b, t)
+}
+
+#[test]
+fn round_robin_spreads_requests() {
+    let (a, b, t) = two_backends("round_robin");
     for _ in 0..10 {
         assert_eq!(t.get("/x").status, 200);
     }
@@ -69,20 +73,7 @@ routes:
 
 #[test]
 fn random_balancing_uses_every_endpoint() {
-    let a = Backend::start("a");
-    let b = Backend::start("b");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{}", "{}"], load_balancing: random }}
-routes:
-  - name: r
-    match: {{ path: "/{{rest*}}" }}
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        a.addr(),
-        b.addr()
-    ));
+    let (a, b, t) = two_backends("random");
     for _ in 0..40 {
         assert_eq!(t.get("/x").status, 200);
     }

@@ -5,26 +5,24 @@ use crate::harness::*;
 #[test]
 fn headers_filter_edits_requests_and_responses() {
     let web = Backend::start("web");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{web}"] }}
+    let t = Tessera::start(
+        &(clusters(&[("web", &[&web], "")])
+            + r#"
 routes:
   - name: h
-    match: {{ path: "/img/{{image}}" }}
+    match: { path: "/img/{image}" }
     filters:
       - headers:
           request:
-            set: {{ x-image: "{{image}}" }}
-            append: {{ x-trace: "tessera" }}
+            set: { x-image: "{image}" }
+            append: { x-trace: "tessera" }
             remove: [x-secret]
           response:
-            set: {{ cache-control: "public, max-age=60" }}
+            set: { cache-control: "public, max-age=60" }
             remove: [x-backend]
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        web = web.addr()
-    ));
+    handler: { proxy: { cluster: web } }
+"#),
+    );
     let r = get("/img/abc")
         .header("X-Secret", "s")
         .header("X-Trace", "client")
@@ -40,23 +38,21 @@ routes:
 #[test]
 fn cors_answers_preflight_and_marks_responses() {
     let web = Backend::start("web");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{web}"] }}
+    let t = Tessera::start(
+        &(clusters(&[("web", &[&web], "")])
+            + r#"
 routes:
   - name: open
-    match: {{ path: "/open/{{rest*}}" }}
+    match: { path: "/open/{rest*}" }
     filters: [cors]
-    handler: {{ proxy: {{ cluster: web }} }}
+    handler: { proxy: { cluster: web } }
   - name: strict
-    match: {{ path: "/strict/{{rest*}}" }}
+    match: { path: "/strict/{rest*}" }
     filters:
-      - cors: {{ allow_origins: ["https://viewer.example"], allow_credentials: true, expose_headers: [etag] }}
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        web = web.addr()
-    ));
+      - cors: { allow_origins: ["https://viewer.example"], allow_credentials: true, expose_headers: [etag] }
+    handler: { proxy: { cluster: web } }
+"#),
+    );
     let hits_before = web.hits();
     let r = request("OPTIONS", "/open/x")
         .header("Origin", "https://a.example")

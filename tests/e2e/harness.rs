@@ -500,6 +500,28 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     total
 }
 
+/// A `clusters:` block: each entry is (name, backends, extra options such as
+/// `load_balancing: random`). Append the `routes:` as a plain string, without `format!` escapes.
+pub fn clusters(list: &[(&str, &[&Backend], &str)]) -> String {
+    let mut out = String::from("clusters:\n");
+    for (name, backends, opts) in list {
+        let endpoints: Vec<String> = backends
+            .iter()
+            .map(|b| format!("\"{}\"", b.addr()))
+            .collect();
+        let extra = if opts.is_empty() {
+            String::new()
+        } else {
+            format!(", {opts}")
+        };
+        out.push_str(&format!(
+            "  {name}: {{ endpoints: [{}]{extra} }}\n",
+            endpoints.join(", ")
+        ));
+    }
+    out
+}
+
 /// Poll `f` until it returns true or `secs` pass.
 pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);

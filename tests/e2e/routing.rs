@@ -5,26 +5,24 @@ use crate::harness::*;
 #[test]
 fn first_matching_route_wins_and_captures_fill_the_rewrite() {
     let web = Backend::start("web");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{web}"] }}
+    let t = Tessera::start(
+        &(clusters(&[("web", &[&web], "")])
+            + r#"
 routes:
   - name: special
-    match: {{ path: "/iiif/{{customer}}/special/{{rest*}}" }}
-    handler: {{ respond: {{ body: "special" }} }}
+    match: { path: "/iiif/{customer}/special/{rest*}" }
+    handler: { respond: { body: "special" } }
   - name: iiif
-    match: {{ path: "/iiif/{{customer}}/{{space}}/{{image}}/{{iiif*}}" }}
+    match: { path: "/iiif/{customer}/{space}/{image}/{iiif*}" }
     handler:
       proxy:
         cluster: web
-        path: "/fcgi-bin/iipsrv.fcgi?IIIF={{customer}}-{{space}}-{{image}}/{{iiif}}"
+        path: "/fcgi-bin/iipsrv.fcgi?IIIF={customer}-{space}-{image}/{iiif}"
   - name: catch-all
-    match: {{ path: "/iiif/{{rest*}}" }}
-    handler: {{ respond: {{ status: 418, body: "catch-all" }} }}
-"#,
-        web = web.addr()
-    ));
+    match: { path: "/iiif/{rest*}" }
+    handler: { respond: { status: 418, body: "catch-all" } }
+"#),
+    );
     let r = t.get("/iiif/2/special/a/b");
     assert_eq!((r.status, r.text().as_str()), (200, "special"));
 
@@ -104,20 +102,18 @@ routes:
 #[test]
 fn proxy_forwards_unchanged_or_rewrites_host() {
     let web = Backend::start("web");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{web}"] }}
+    let t = Tessera::start(
+        &(clusters(&[("web", &[&web], "")])
+            + r#"
 routes:
   - name: plain
-    match: {{ path: "/plain/{{rest*}}" }}
-    handler: {{ proxy: {{ cluster: web }} }}
+    match: { path: "/plain/{rest*}" }
+    handler: { proxy: { cluster: web } }
   - name: rehost
-    match: {{ path: "/rehost/{{rest*}}" }}
-    handler: {{ proxy: {{ cluster: web, host: "images.internal", path: "/{{rest}}" }} }}
-"#,
-        web = web.addr()
-    ));
+    match: { path: "/rehost/{rest*}" }
+    handler: { proxy: { cluster: web, host: "images.internal", path: "/{rest}" } }
+"#),
+    );
     let r = get("/plain/a%2Fb/c?x=1&y=%20")
         .header("Host", "front.example")
         .send(t.port);
@@ -198,20 +194,18 @@ routes:
 #[test]
 fn rewrites_refuse_traversal_and_keep_captures_inside_query_values() {
     let web = Backend::start("web");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{web}"] }}
+    let t = Tessera::start(
+        &(clusters(&[("web", &[&web], "")])
+            + r#"
 routes:
   - name: iip
-    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
-    handler: {{ proxy: {{ cluster: web, path: "/fcgi?IIIF=/images/{{image}}/{{iiif}}" }} }}
+    match: { path: "/iiif/{image}/{iiif*}" }
+    handler: { proxy: { cluster: web, path: "/fcgi?IIIF=/images/{image}/{iiif}" } }
   - name: go
-    match: {{ path: "/go/{{rest*}}" }}
-    handler: {{ redirect: {{ location: "/{{rest}}" }} }}
-"#,
-        web = web.addr()
-    ));
+    match: { path: "/go/{rest*}" }
+    handler: { redirect: { location: "/{rest}" } }
+"#),
+    );
     let r = t.get("/iiif/a&FIF=secret.tif/full/max/0/default.jpg");
     assert_eq!(
         r.echo()["path"],

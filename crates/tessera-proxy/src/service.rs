@@ -65,6 +65,21 @@ impl RequestCtx {
             .unwrap_or(NO_ROUTE)
     }
 
+    /// What filters and handlers see of the request in the request phase.
+    fn request_context<'a>(
+        &'a mut self,
+        session: &'a mut Session,
+        route: &'a str,
+    ) -> RequestContext<'a> {
+        RequestContext {
+            header: session.req_header_mut(),
+            client_ip: self.client_ip,
+            route,
+            captures: &self.captures,
+            extensions: &mut self.extensions,
+        }
+    }
+
     /// The current endpoint as `ip:port`, or `-`.
     fn endpoint_name(&self) -> String {
         self.endpoint
@@ -124,6 +139,13 @@ fn request_header_bytes(req: &RequestHeader) -> usize {
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
+}
+
+fn count_upstream_error(cluster: &str, endpoint: &str, kind: &str) {
+    METRICS
+        .upstream_errors
+        .with_label_values(&[cluster, endpoint, kind])
+        .inc();
 }
 
 fn request_has_body(req: &RequestHeader) -> bool {
@@ -248,13 +270,7 @@ impl ProxyHttp for TesseraProxy {
         ctx.captures = captures;
 
         for filter in &route.filters {
-            let mut rc = RequestContext {
-                header: session.req_header_mut(),
-                client_ip: ctx.client_ip,
-                route: &route.name,
-                captures: &ctx.captures,
-                extensions: &mut ctx.extensions,
-            };
+            let mut rc = ctx.request_context(session, &route.name);
             let answer = match filter.request(&mut rc).await {
                 Ok(Flow::Continue) => continue,
                 Ok(Flow::Respond(r)) => r,
@@ -264,13 +280,7 @@ impl ProxyHttp for TesseraProxy {
             return Ok(true);
         }
 
-        let mut rc = RequestContext {
-            header: session.req_header_mut(),
-            client_ip: ctx.client_ip,
-            route: &route.name,
-            captures: &ctx.captures,
-            extensions: &mut ctx.extensions,
-        };
+        let mut rc = ctx.request_context(session, &route.name);
         match route.handler.handle(&mut rc).await {
             Ok(HandlerAction::Respond(r)) => {
                 self.respond(session, ctx, r).await?;
@@ -368,10 +378,7 @@ impl ProxyHttp for TesseraProxy {
         } else {
             "connect"
         };
-        METRICS
-            .upstream_errors
-            .with_label_values(&[cluster.name(), &endpoint, kind])
-            .inc();
+        count_upstream_error(cluster.name(), &endpoint, kind);
         let another = ctx.failed.len() <= cluster.retries()
             && cluster.select(&ctx.hash_key, &ctx.failed).is_some();
         tracing::warn!(
@@ -522,10 +529,7 @@ impl ProxyHttp for TesseraProxy {
                 } else {
                     "response"
                 };
-                METRICS
-                    .upstream_errors
-                    .with_label_values(&[ctx.cluster_name(), &endpoint, kind])
-                    .inc();
+                count_upstream_error(ctx.cluster_name(), &endpoint, kind);
             }
             tracing::error!(
                 route = %ctx.route_name(), cluster = %ctx.cluster_name(), endpoint = %endpoint, status = code,

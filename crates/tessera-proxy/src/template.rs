@@ -24,6 +24,26 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
+/// Read a capture name after its `{`, through the closing `}`, and check it. `what` names the
+/// text being parsed in error messages (`template "..."`, `path pattern "..."`).
+pub(crate) fn read_capture_name(
+    chars: &mut impl Iterator<Item = char>,
+    what: &str,
+) -> Result<String, String> {
+    let mut name = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some(c) => name.push(c),
+            None => return Err(format!("{what}: unclosed '{{'")),
+        }
+    }
+    if !is_valid_name(&name) {
+        return Err(format!("{what}: {{{name}}} is not a valid capture name"));
+    }
+    Ok(name)
+}
+
 /// Whether `name` is a valid capture name: ASCII letters, digits and `_`, not starting with a digit.
 pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -61,19 +81,7 @@ impl Template {
                     literal.push('}');
                 }
                 '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => return Err(format!("template {source:?}: unclosed '{{'")),
-                        }
-                    }
-                    if !is_valid_name(&name) {
-                        return Err(format!(
-                            "template {source:?}: {{{name}}} is not a valid capture name"
-                        ));
-                    }
+                    let name = read_capture_name(&mut chars, &format!("template {source:?}"))?;
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }

@@ -8,7 +8,7 @@
 //! one segment.
 
 use super::Captures;
-use crate::template::is_valid_name;
+use crate::template::{is_valid_name, read_capture_name};
 use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,19 +147,7 @@ fn parse_segment(source: &str, seg: &str) -> Result<Vec<Part>, String> {
     while let Some(c) = chars.next() {
         match c {
             '{' => {
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(c) => name.push(c),
-                        None => return Err(format!("path pattern {source:?}: unclosed '{{'")),
-                    }
-                }
-                if !is_valid_name(&name) {
-                    return Err(format!(
-                        "path pattern {source:?}: {{{name}}} is not a valid capture name"
-                    ));
-                }
+                let name = read_capture_name(&mut chars, &format!("path pattern {source:?}"))?;
                 if !literal.is_empty() {
                     parts.push(Part::Literal(std::mem::take(&mut literal)));
                 } else if matches!(parts.last(), Some(Part::Capture(_))) {
