@@ -451,14 +451,19 @@ impl Tessera {
         metric_value(&self.metrics(), name, labels)
     }
 
-    /// Replace the config file (same port substitution as `start`) and send SIGHUP.
-    pub fn reload_with(&self, yaml: &str) {
+    /// Replace the config file (same port substitution as `start`), without signalling.
+    pub fn write_config(&self, yaml: &str) {
         let mut text = format!(
             "listen: [{{ address: \"127.0.0.1:{}\" }}]\nadmin: {{ address: \"127.0.0.1:{}\" }}\n",
             self.port, self.admin
         );
         text.push_str(&fill(yaml, self.port, self.admin));
         std::fs::write(&self.config_path, text).unwrap();
+    }
+
+    /// Replace the config file and send SIGHUP.
+    pub fn reload_with(&self, yaml: &str) {
+        self.write_config(yaml);
         let status = Command::new("kill")
             .args(["-HUP", &self.child.id().to_string()])
             .status()

@@ -134,3 +134,34 @@ fn listener_changes_are_reported_as_needing_a_restart() {
         "still serving on the old port"
     );
 }
+
+#[test]
+fn watch_config_reloads_when_the_file_changes() {
+    let watched = format!("server: {{ watch_config: 200ms }}\n{V1}");
+    let t = Tessera::start(&watched);
+    assert_eq!(t.get("/version").text(), "v1");
+    t.write_config(&watched.replace("body: \"v1\"", "body: \"v2\""));
+    assert!(
+        eventually(5, || t.get("/version").text() == "v2"),
+        "{}",
+        t.log()
+    );
+    assert!(t.wait_log("config file changed: reloading"));
+    // Unchanged content does not reload again; a broken file is refused and reported once.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(
+        t.metric("tessera_config_reloads_total", &[("result", "ok")]),
+        1.0
+    );
+    t.write_config("routes: [\n");
+    assert!(eventually(5, || t.metric(
+        "tessera_config_reloads_total",
+        &[("result", "failed")]
+    ) == 1.0));
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(
+        t.metric("tessera_config_reloads_total", &[("result", "failed")]),
+        1.0
+    );
+    assert_eq!(t.get("/version").text(), "v2");
+}

@@ -27,6 +27,18 @@ impl ConfigSource {
         }
     }
 
+    /// A hash of the config text as it is now (`None` if the file cannot be read).
+    pub fn fingerprint(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let text = match self {
+            ConfigSource::File(path) => std::fs::read(path).ok()?,
+            ConfigSource::Embedded { text, .. } => text.as_bytes().to_vec(),
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        Some(h.finish())
+    }
+
     pub fn name(&self) -> String {
         match self {
             ConfigSource::File(p) => p.display().to_string(),

@@ -1,4 +1,5 @@
-//! A background service that starts the clusters' health checks and reloads the config on SIGHUP.
+//! A background service that starts the clusters' health checks and reloads the config on SIGHUP
+//! or, with `server.watch_config`, when the file's content changes.
 
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -49,6 +50,10 @@ impl BackgroundService for Supervisor {
                 None
             }
         };
+        let watch_every = self.shared.current.load().config.server.watch_config;
+        let mut watch = watch_every.map(|d| tokio::time::interval(d.0));
+        // Content of the file as last seen, so that only real changes trigger a reload.
+        let mut seen = self.shared.source.fingerprint();
         wait_for_listeners(&self.shared).await;
         self.shared.ready.store(true, Ordering::SeqCst);
         tracing::info!(config = %self.shared.source.name(), "tessera is serving; send SIGHUP to reload the config");
@@ -56,7 +61,16 @@ impl BackgroundService for Supervisor {
             tokio::select! {
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     tracing::info!("SIGHUP: reloading config");
+                    seen = self.shared.source.fingerprint();
                     let _ = self.shared.reload();
+                }
+                _ = async { match watch.as_mut() { Some(w) => w.tick().await, None => std::future::pending().await } } => {
+                    let now = self.shared.source.fingerprint();
+                    if now.is_some() && now != seen {
+                        seen = now;
+                        tracing::info!("config file changed: reloading");
+                        let _ = self.shared.reload();
+                    }
                 }
                 _ = shutdown.changed() => {
                     self.shared.ready.store(false, Ordering::SeqCst);

@@ -102,6 +102,9 @@ pub struct ServerSettings {
     /// Idle upstream connections kept for reuse, per process.
     #[serde(default = "default_pool")]
     pub upstream_keepalive_pool: usize,
+    /// Also reload when the config file's content changes, checking at this interval.
+    #[serde(default)]
+    pub watch_config: Option<Dur>,
 }
 
 fn default_grace() -> Dur {
@@ -118,6 +121,7 @@ impl Default for ServerSettings {
             threads: None,
             shutdown_grace: default_grace(),
             upstream_keepalive_pool: default_pool(),
+            watch_config: None,
         }
     }
 }
