@@ -50,15 +50,7 @@ fn two_backends(policy: &str) -> (Backend, Backend, Tessera) {
     let a = Backend::start("a");
     let b = Backend::start("b");
     let opts = format!("load_balancing: {policy}");
-    let t = Tessera::start(
-        &(clusters(&[("web", &[&a, &b], &opts)])
-            + r#"
-routes:
-  - name: r
-    match: { path: "/{rest*}" }
-    handler: { proxy: { cluster: web } }
-"#),
-    );
+    let t = Tessera::start(&(clusters(&[("web", &[&a, &b], &opts)]) + PROXY_ALL));
     (a, b, t)
 }
 
@@ -86,21 +78,13 @@ fn tcp_health_check_takes_a_closed_port_out() {
     let live = Backend::start("live");
     let mut dead = Backend::start("dead");
     let dead_endpoint = dead.addr();
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web:
-    endpoints: ["{}", "{}"]
-    retries: 0
-    health_check: {{ interval: 200ms }}
-routes:
-  - name: r
-    match: {{ path: "/{{rest*}}" }}
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        live.addr(),
-        dead.addr()
-    ));
+    let t = Tessera::start(
+        &(clusters(&[(
+            "web",
+            &[&live, &dead],
+            "retries: 0, health_check: { interval: 200ms }",
+        )]) + PROXY_ALL),
+    );
     dead.stop();
     assert!(eventually(5, || t.metric(
         "tessera_upstream_healthy",
@@ -139,21 +123,7 @@ fn health_check_takes_a_dead_endpoint_out_and_back() {
     let live = Backend::start("live");
     let mut flaky = Backend::start("flaky");
     let flaky_port = flaky.port;
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web:
-    endpoints: ["{}", "{}"]
-    retries: 0
-    health_check: {{ interval: 200ms, path: "/health", timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1 }}
-routes:
-  - name: r
-    match: {{ path: "/{{rest*}}" }}
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        live.addr(),
-        flaky.addr()
-    ));
+    let t = Tessera::start(&(clusters(&[("web", &[&live, &flaky], "retries: 0, health_check: { interval: 200ms, path: \"/health\", timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1 }")]) + PROXY_ALL));
     let flaky_endpoint = format!("127.0.0.1:{flaky_port}");
     assert!(eventually(5, || t.metric(
         "tessera_upstream_healthy",
@@ -287,17 +257,7 @@ routes:
 #[test]
 fn a_reused_connection_closed_by_the_upstream_is_retried_on_the_same_endpoint() {
     let only = Backend::start_closing("only");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{}"], retries: 0 }}
-routes:
-  - name: r
-    match: {{ path: "/{{rest*}}" }}
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        only.addr()
-    ));
+    let t = Tessera::start(&(clusters(&[("web", &[&only], "retries: 0")]) + PROXY_ALL));
     for i in 0..10 {
         let r = t.get(&format!("/x{i}"));
         assert_eq!(r.status, 200, "request {i}: {}", r.text());

@@ -527,6 +527,14 @@ pub fn clusters(list: &[(&str, &[&Backend], &str)]) -> String {
     out
 }
 
+/// A route table with one route, `r`, that sends every request to the cluster `web`.
+pub const PROXY_ALL: &str = r#"
+routes:
+  - name: r
+    match: { path: "/{rest*}" }
+    handler: { proxy: { cluster: web } }
+"#;
+
 /// Poll `f` until it returns true or `secs` pass.
 pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);

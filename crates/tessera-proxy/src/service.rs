@@ -50,9 +50,6 @@ pub struct RequestCtx {
     /// The endpoint of the current (or last) attempt.
     endpoint: Option<Backend>,
     upstream_deadline: Option<Instant>,
-    /// A reused upstream connection failed before any response: retry the same endpoint on a
-    /// fresh connection rather than moving the request (and its hash key) elsewhere.
-    retry_same_endpoint: bool,
     /// An error a filter raised in the upstream-request phase, answered as it is.
     filter_error: Option<HttpError>,
 }
@@ -139,6 +136,50 @@ fn request_header_bytes(req: &RequestHeader) -> usize {
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
+}
+
+/// The answer to a failed proxy attempt: 502 for upstream failures, 504 for timeouts (each
+/// counted and logged with route, cluster and endpoint), 400 for a bad request, nothing when
+/// the client is gone.
+fn error_response(e: &Error, ctx: &RequestCtx) -> Option<LocalResponse> {
+    let etype = e.etype();
+    let code: u16 = match etype {
+        ErrorType::HTTPStatus(code) => *code,
+        _ => match e.esource() {
+            ErrorSource::Upstream if is_timeout(etype) => 504,
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match etype {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                    return None
+                }
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    };
+    if matches!(code, 502 | 504) {
+        let endpoint = ctx.endpoint_name();
+        if !is_connect_error(etype) && *etype != NO_ENDPOINT {
+            let kind = if is_timeout(etype) {
+                "timeout"
+            } else {
+                "response"
+            };
+            count_upstream_error(ctx.cluster_name(), &endpoint, kind);
+        }
+        tracing::error!(
+            route = %ctx.route_name(), cluster = %ctx.cluster_name(), endpoint = %endpoint, status = code,
+            error = %e, "upstream failed"
+        );
+    }
+    let reason = match code {
+        502 => "bad gateway: the upstream failed",
+        504 => "gateway timeout: the upstream did not answer in time",
+        400 => "bad request",
+        _ => "error",
+    };
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+    Some(LocalResponse::text(status, reason))
 }
 
 fn count_upstream_error(cluster: &str, endpoint: &str, kind: &str) {
@@ -236,7 +277,6 @@ impl ProxyHttp for TesseraProxy {
             failed: Vec::new(),
             endpoint: None,
             upstream_deadline: None,
-            retry_same_endpoint: false,
             filter_error: None,
         }
     }
@@ -318,9 +358,10 @@ impl ProxyHttp for TesseraProxy {
             );
         };
         let cluster = target.cluster.clone();
-        let same = std::mem::take(&mut ctx.retry_same_endpoint)
-            .then(|| ctx.endpoint.clone())
-            .flatten();
+        // Called again with an endpoint that did not fail to connect: Pingora is retrying an
+        // idempotent request whose reused keep-alive connection had been closed. Stay on that
+        // endpoint (a fresh connection), so a consistent-hash key does not move.
+        let same = ctx.endpoint.clone().filter(|b| !ctx.failed.contains(b));
         let Some(backend) = same.or_else(|| cluster.select(&ctx.hash_key, &ctx.failed)) else {
             return Err(Error::create(
                 NO_ENDPOINT,
@@ -391,29 +432,6 @@ impl ProxyHttp for TesseraProxy {
         e
     }
 
-    fn error_while_proxy(
-        &self,
-        peer: &HttpPeer,
-        session: &mut Session,
-        e: Box<Error>,
-        ctx: &mut RequestCtx,
-        client_reused: bool,
-    ) -> Box<Error> {
-        // Pingora's policy: an idempotent request that failed on a reused upstream connection
-        // (closed by the upstream while idle) may be retried. We keep it on the same endpoint.
-        let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
-            e.set_retry(false);
-        } else {
-            e.retry.decide_reuse(client_reused);
-        }
-        if e.retry() {
-            ctx.retry_same_endpoint = true;
-        }
-        e
-    }
-
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -449,14 +467,11 @@ impl ProxyHttp for TesseraProxy {
         upstream.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         if let Some(route) = &ctx.route {
             let info = ctx.info(session.req_header());
-            let mut failed = None;
-            for f in &route.filters {
-                if let Err(e) = f.upstream_request(&info, upstream) {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            if let Some(e) = failed {
+            let refused = route
+                .filters
+                .iter()
+                .try_for_each(|f| f.upstream_request(&info, upstream));
+            if let Err(e) = refused {
                 let status = e.status.as_u16();
                 ctx.filter_error = Some(e);
                 return Error::e_explain(
@@ -498,53 +513,12 @@ impl ProxyHttp for TesseraProxy {
     ) -> FailToProxy {
         // Pingora closes the connection after a failed proxy attempt; say so to the client.
         session.set_keepalive(None);
-        if let Some(err) = ctx.filter_error.take() {
-            let code = err.status.as_u16();
-            if session.response_written().is_none() {
-                let _ = self.respond(session, ctx, err.to_response()).await;
-            }
-            return FailToProxy {
-                error_code: code,
-                can_reuse_downstream: false,
-            };
-        }
-        let etype = e.etype();
-        let code: u16 = match etype {
-            ErrorType::HTTPStatus(code) => *code,
-            _ => match e.esource() {
-                ErrorSource::Upstream if is_timeout(etype) => 504,
-                ErrorSource::Upstream => 502,
-                ErrorSource::Downstream => match etype {
-                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
-                    _ => 400,
-                },
-                ErrorSource::Internal | ErrorSource::Unset => 500,
-            },
+        let answer = match ctx.filter_error.take() {
+            Some(refusal) => Some(refusal.to_response()),
+            None => error_response(e, ctx),
         };
-        if matches!(code, 502 | 504) {
-            let endpoint = ctx.endpoint_name();
-            if !is_connect_error(etype) && *etype != NO_ENDPOINT {
-                let kind = if is_timeout(etype) {
-                    "timeout"
-                } else {
-                    "response"
-                };
-                count_upstream_error(ctx.cluster_name(), &endpoint, kind);
-            }
-            tracing::error!(
-                route = %ctx.route_name(), cluster = %ctx.cluster_name(), endpoint = %endpoint, status = code,
-                error = %e, "upstream failed"
-            );
-        }
-        if code > 0 && session.response_written().is_none() {
-            let reason = match code {
-                502 => "bad gateway: the upstream failed",
-                504 => "gateway timeout: the upstream did not answer in time",
-                400 => "bad request",
-                _ => "error",
-            };
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-            let r = LocalResponse::text(status, reason);
+        let code = answer.as_ref().map_or(0, |r| r.status.as_u16());
+        if let Some(r) = answer.filter(|_| session.response_written().is_none()) {
             if let Err(err) = self.respond(session, ctx, r).await {
                 tracing::debug!("could not send error response: {err}");
             }

@@ -1,7 +1,7 @@
 //! The state shared by the proxy, the admin listener and the supervisor: the current runtime
 //! and how to rebuild it from the config file.
 
-use crate::config::{load_file, load_str, Config, ConfigErrors};
+use crate::config::{load_str, read_file, Config, ConfigErrors, Source};
 use crate::metrics::METRICS;
 use crate::plugin::Registry;
 use crate::runtime::Runtime;
@@ -20,23 +20,16 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
-    pub fn load(&self) -> Result<(Config, crate::config::Source), ConfigErrors> {
+    /// The config text as it is now.
+    pub fn read(&self) -> Result<String, ConfigErrors> {
         match self {
-            ConfigSource::File(path) => load_file(path),
-            ConfigSource::Embedded { name, text } => load_str(name, text),
+            ConfigSource::File(path) => read_file(path),
+            ConfigSource::Embedded { text, .. } => Ok(text.to_string()),
         }
     }
 
-    /// A hash of the config text as it is now (`None` if the file cannot be read).
-    pub fn fingerprint(&self) -> Option<u64> {
-        use std::hash::{Hash, Hasher};
-        let text = match self {
-            ConfigSource::File(path) => std::fs::read(path).ok()?,
-            ConfigSource::Embedded { text, .. } => text.as_bytes().to_vec(),
-        };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        text.hash(&mut h);
-        Some(h.finish())
+    pub fn load(&self) -> Result<(Config, Source), ConfigErrors> {
+        load_str(&self.name(), &self.read()?)
     }
 
     pub fn name(&self) -> String {
@@ -45,6 +38,14 @@ impl ConfigSource {
             ConfigSource::Embedded { name, .. } => name.clone(),
         }
     }
+}
+
+/// A hash of config text, to notice when a watched file really changed.
+pub fn fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 pub struct Shared {
@@ -56,10 +57,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Re-read the config. A valid one replaces the current runtime for new requests (in-flight
-    /// requests keep the one they started with); an invalid one is logged and changes nothing.
-    pub fn reload(&self) -> Result<(), ConfigErrors> {
-        let result = self.try_reload();
+    /// Apply config text (or the error reading it). A valid config replaces the current runtime
+    /// for new requests (in-flight requests keep the one they started with); an invalid one is
+    /// logged and changes nothing.
+    pub fn apply(&self, text: Result<String, ConfigErrors>) -> Result<(), ConfigErrors> {
+        let result = text.and_then(|text| self.try_apply(&text));
         match &result {
             Ok(()) => {
                 METRICS.reloads.with_label_values(&["ok"]).inc();
@@ -76,8 +78,8 @@ impl Shared {
         result
     }
 
-    fn try_reload(&self) -> Result<(), ConfigErrors> {
-        let (config, source) = self.source.load()?;
+    fn try_apply(&self, text: &str) -> Result<(), ConfigErrors> {
+        let (config, source) = load_str(&self.source.name(), text)?;
         let old = self.current.load_full();
         let runtime = Runtime::build(config, &source, &self.registry, Some(&old))?;
         let (new, old_cfg) = (&runtime.config, &old.config);

@@ -1,7 +1,7 @@
 //! A background service that starts the clusters' health checks and reloads the config on SIGHUP
 //! or, with `server.watch_config`, when the file's content changes.
 
-use crate::state::Shared;
+use crate::state::{fingerprint, Shared};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -53,7 +53,7 @@ impl BackgroundService for Supervisor {
         let watch_every = self.shared.current.load().config.server.watch_config;
         let mut watch = watch_every.map(|d| tokio::time::interval(d.0));
         // Content of the file as last seen, so that only real changes trigger a reload.
-        let mut seen = self.shared.source.fingerprint();
+        let mut seen = self.shared.source.read().ok().map(|t| fingerprint(&t));
         wait_for_listeners(&self.shared).await;
         self.shared.ready.store(true, Ordering::SeqCst);
         tracing::info!(config = %self.shared.source.name(), "tessera is serving; send SIGHUP to reload the config");
@@ -61,15 +61,18 @@ impl BackgroundService for Supervisor {
             tokio::select! {
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     tracing::info!("SIGHUP: reloading config");
-                    seen = self.shared.source.fingerprint();
-                    let _ = self.shared.reload();
+                    let text = self.shared.source.read();
+                    seen = text.as_deref().ok().map(fingerprint);
+                    let _ = self.shared.apply(text);
                 }
                 _ = async { match watch.as_mut() { Some(w) => w.tick().await, None => std::future::pending().await } } => {
-                    let now = self.shared.source.fingerprint();
-                    if now.is_some() && now != seen {
-                        seen = now;
-                        tracing::info!("config file changed: reloading");
-                        let _ = self.shared.reload();
+                    if let Ok(text) = self.shared.source.read() {
+                        let now = Some(fingerprint(&text));
+                        if now != seen {
+                            seen = now;
+                            tracing::info!("config file changed: reloading");
+                            let _ = self.shared.apply(Ok(text));
+                        }
                     }
                 }
                 _ = shutdown.changed() => {

@@ -103,15 +103,21 @@ pub fn load_str(name: &str, text: &str) -> Result<(Config, Source), ConfigErrors
     }
 }
 
+/// Read a config file's text.
+pub fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError {
+            file: path.display().to_string(),
+            position: None,
+            message: format!("cannot read: {e}"),
+        }
+        .into()
+    })
+}
+
 /// Read and parse a config file.
 pub fn load_file(path: &Path) -> Result<(Config, Source), ConfigErrors> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: name.clone(),
-        position: None,
-        message: format!("cannot read: {e}"),
-    })?;
-    load_str(&name, &text)
+    load_str(&path.display().to_string(), &read_file(path)?)
 }
 
 #[cfg(test)]

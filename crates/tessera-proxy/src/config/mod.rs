@@ -10,7 +10,7 @@ mod locate;
 mod plugin_spec;
 mod units;
 
-pub use load::{load_file, load_str, ConfigError, ConfigErrors, Source};
+pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source};
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;
 pub use units::{Dur, RatePerWindow};
