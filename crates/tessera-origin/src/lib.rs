@@ -1,0 +1,95 @@
+//! Object stores behind one small trait.
+//!
+//! Tessera reads images from an *origin*: S3 (or any S3-compatible server) in production, a local
+//! directory for the embedded default and for tests. Everything above this crate — the hot cache,
+//! the byte-range reader — sees only [`Origin`]: the size of an object, its bytes as a stream
+//! (whole or one range), and ranges read into memory. Keeping the trait this small is what lets
+//! the hot cache be tested against a directory and run against S3 unchanged.
+//!
+//! Keys are built from request captures, so [`key`] validates them before any I/O: a key that
+//! could escape the key space (`..`, an absolute path, NUL, percent-encoded traversal) is refused.
+
+pub mod dir;
+pub mod key;
+pub mod s3;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::ops::Range;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+pub use dir::DirOrigin;
+pub use key::{decode_key_part, validate_key, KeyError};
+pub use s3::{S3Origin, S3Settings};
+
+/// What an origin knows about an object without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Length in bytes.
+    pub size: u64,
+    /// A tag that changes when the object changes (S3's ETag; size and mtime for a directory).
+    pub etag: Option<String>,
+}
+
+/// An object's bytes, read as they arrive.
+pub type ObjectReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Why an origin could not answer.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OriginError {
+    #[error("no such object")]
+    NotFound,
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("access denied: {0}")]
+    Denied(String),
+    #[error("origin unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl OriginError {
+    /// A short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OriginError::NotFound => "not_found",
+            OriginError::Timeout(_) => "timeout",
+            OriginError::Denied(_) => "denied",
+            OriginError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// An object store.
+#[async_trait]
+pub trait Origin: Send + Sync + 'static {
+    /// The size (and version tag) of the object at `key`.
+    async fn head(&self, key: &str) -> Result<ObjectMeta, OriginError>;
+
+    /// The object's bytes: all of them, or the half-open byte range `range`.
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<ObjectReader, OriginError>;
+
+    /// Read the half-open byte range `range` into memory. A range running past the end of the
+    /// object is cut at the end.
+    async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, OriginError> {
+        let capacity = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0);
+        let mut reader = self.get(key, Some(range)).await?;
+        let mut buf = Vec::with_capacity(capacity.min(64 << 20));
+        reader
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| io_error("reading a range", &e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Where this origin reads from, for logs: `s3://bucket`, `dir:/srv/images`.
+    fn describe(&self) -> String;
+}
+
+/// Map an I/O error while reading an object's body.
+pub(crate) fn io_error(what: &str, e: &std::io::Error) -> OriginError {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        OriginError::Timeout(format!("{what}: {e}"))
+    } else {
+        OriginError::Unavailable(format!("{what}: {e}"))
+    }
+}

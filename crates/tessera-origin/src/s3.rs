@@ -1,0 +1,140 @@
+//! S3, or any S3-compatible server, as an origin (aws-sdk-s3).
+//!
+//! Credentials come from the standard AWS chain (environment, profile, web identity, instance
+//! metadata), so nothing secret goes in `proxy.yaml`. Timeouts and retries are the SDK's own,
+//! configured per origin. Ranged reads are plain `Range: bytes=a-b` GETs.
+
+use crate::{ObjectMeta, ObjectReader, Origin, OriginError};
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::Client;
+use std::ops::Range;
+use std::time::Duration;
+
+/// How to reach one bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Default: `us-east-1` (S3-compatible servers usually ignore it).
+    pub region: Option<String>,
+    /// An S3-compatible server's URL, e.g. `http://127.0.0.1:9000`. Default: AWS.
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub path_style: bool,
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout: Duration,
+    /// Longest time for one whole request, retries included. `None`: no limit (a large copy
+    /// may legitimately take minutes).
+    pub operation_timeout: Option<Duration>,
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+}
+
+pub struct S3Origin {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Origin {
+    /// Build the client. The AWS config loader is async; it runs on a thread of its own so this
+    /// works both before the server's runtimes exist and from inside one (a config reload).
+    pub fn new(settings: &S3Settings) -> Result<Self, String> {
+        let s = settings.clone();
+        let shared = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a runtime to load the AWS config: {e}"))?;
+            let mut timeouts = TimeoutConfig::builder()
+                .connect_timeout(s.connect_timeout)
+                .read_timeout(s.read_timeout);
+            if let Some(t) = s.operation_timeout {
+                timeouts = timeouts.operation_timeout(t);
+            }
+            let loader = aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new(
+                    s.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                ))
+                .timeout_config(timeouts.build())
+                .retry_config(RetryConfig::standard().with_max_attempts(s.max_attempts.max(1)));
+            Ok::<_, String>(rt.block_on(loader.load()))
+        })
+        .join()
+        .map_err(|_| "loading the AWS config panicked".to_string())??;
+
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+        if let Some(url) = &settings.endpoint {
+            conf = conf.endpoint_url(url);
+        }
+        conf = conf.force_path_style(settings.path_style);
+        Ok(Self {
+            client: Client::from_conf(conf.build()),
+            bucket: settings.bucket.clone(),
+        })
+    }
+}
+
+/// Map an SDK error: 404 → not found, 403 → denied, timeouts, anything else → unavailable.
+fn sdk_error<E>(what: &str, key: &str, e: SdkError<E>) -> OriginError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let timed_out = match &e {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_timeout(),
+        _ => false,
+    };
+    let detail = format!("{what} {key}: {}", DisplayErrorContext(&e));
+    if timed_out {
+        return OriginError::Timeout(detail);
+    }
+    match e.raw_response().map(|r| r.status().as_u16()) {
+        Some(404) => OriginError::NotFound,
+        Some(403) => OriginError::Denied(detail),
+        _ => OriginError::Unavailable(detail),
+    }
+}
+
+#[async_trait]
+impl Origin for S3Origin {
+    async fn head(&self, key: &str) -> Result<ObjectMeta, OriginError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("HEAD", key, e))?;
+        let size = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                OriginError::Unavailable(format!("HEAD {key}: no Content-Length in the answer"))
+            })?;
+        Ok(ObjectMeta {
+            size,
+            etag: out.e_tag().map(str::to_string),
+        })
+    }
+
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<ObjectReader, OriginError> {
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(r) = &range {
+            if r.end <= r.start {
+                return Ok(Box::new(tokio::io::empty()));
+            }
+            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let out = req.send().await.map_err(|e| sdk_error("GET", key, e))?;
+        Ok(Box::new(out.body.into_async_read()))
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+}
