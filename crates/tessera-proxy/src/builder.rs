@@ -4,7 +4,7 @@
 use crate::admin::Admin;
 use crate::config::{Config, ConfigErrors};
 use crate::filters::{cors, headers, ip_filter, rate_limit};
-use crate::handlers::{proxy, redirect, respond};
+use crate::handlers::{orchestrate, proxy, redirect, respond};
 use crate::metrics;
 use crate::plugin::factory::{FnFactory, FnHandlerFactory};
 use crate::plugin::{BuildContext, BuildError, Filter, Handler, Registry};
@@ -31,6 +31,8 @@ pub enum RunError {
     Config(#[from] ConfigErrors),
     #[error("listener {address}: {message}")]
     Listener { address: String, message: String },
+    #[error("hot cache {dir}: {source}")]
+    HotCache { dir: String, source: std::io::Error },
 }
 
 #[derive(Clone, Default)]
@@ -52,6 +54,7 @@ impl Builder {
             .filter("rate_limit", rate_limit::RateLimit::build)
             .filter("ip_filter", ip_filter::IpFilter::build)
             .handler("proxy", proxy::Proxy::build)
+            .handler("orchestrate", orchestrate::Orchestrate::build)
             .handler("redirect", redirect::Redirect::build)
             .handler("respond", respond::Respond::build)
     }
@@ -104,6 +107,12 @@ impl Builder {
         metrics::init();
         let (config, src) = source.load()?;
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
+        if let Some(slot) = &runtime.hot_cache {
+            slot.open().map_err(|source| RunError::HotCache {
+                dir: slot.config.dir.clone(),
+                source,
+            })?;
+        }
         let config = runtime.config.clone();
         let shared = Arc::new(Shared {
             current: ArcSwap::from_pointee(runtime),

@@ -7,7 +7,7 @@
 //! cluster is gone. A reload that leaves a cluster's config unchanged keeps the same `Cluster`,
 //! so health state survives it.
 
-use crate::config::{ClusterConfig, HealthCheckConfig, LoadBalancing, Timeouts};
+use crate::config::{ClusterConfig, HealthCheckConfig, LoadBalancing, Protocol, Timeouts};
 use crate::metrics;
 use crate::template::Template;
 use async_trait::async_trait;
@@ -160,6 +160,11 @@ impl Cluster {
             }
         }
         let hc = config.health_check.as_ref();
+        if config.protocol == Protocol::Fastcgi && hc.is_some_and(|h| h.path.is_some()) {
+            return Err(
+                "a fastcgi cluster cannot have an HTTP health check: omit health_check.path for a TCP check".into(),
+            );
+        }
         if let Some(path) = hc.and_then(|h| h.path.as_deref()) {
             if !path.starts_with('/') || RequestHeader::build("GET", path.as_bytes(), None).is_err()
             {

@@ -9,6 +9,7 @@ pub mod admin;
 mod builder;
 pub mod cluster;
 pub mod config;
+mod fastcgi_upstream;
 pub mod filters;
 pub mod handlers;
 pub mod metrics;
@@ -19,6 +20,7 @@ pub mod safety;
 mod schema;
 pub mod service;
 pub mod state;
+pub mod storage;
 mod supervisor;
 pub mod template;
 

@@ -4,9 +4,10 @@
 //! register their own metrics on [`registry()`]; docs/operations.md lists the built-in ones.
 
 use prometheus::{
-    register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
-    register_int_gauge_vec_with_registry, Encoder, HistogramVec, IntCounterVec, IntGaugeVec,
-    Registry, TextEncoder,
+    register_histogram_vec_with_registry, register_histogram_with_registry,
+    register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Encoder, HistogramVec,
+    IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
 use prometheus::{Histogram, IntCounter};
 use std::sync::{LazyLock, OnceLock};
@@ -69,6 +70,82 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
+/// The hot cache's metrics (see docs/operations.md).
+pub(crate) struct HotCacheMetrics {
+    pub requests: IntCounterVec,
+    pub copy_bytes: IntCounter,
+    pub copy_duration: Histogram,
+    pub failures: IntCounterVec,
+    pub evictions: IntCounter,
+    pub evicted_bytes: IntCounter,
+    pub bytes: IntGauge,
+    pub files: IntGauge,
+    pub pinned: IntGauge,
+}
+
+pub(crate) static HOT_CACHE: LazyLock<HotCacheMetrics> = LazyLock::new(|| {
+    let r = registry();
+    HotCacheMetrics {
+        requests: register_int_counter_vec_with_registry!(
+            "tessera_hot_cache_requests_total",
+            "Hot cache lookups by outcome: hit (on disk), miss (started a copy), joined (waited for a copy in flight).",
+            &["outcome"],
+            r
+        )
+        .expect("metric registers"),
+        copy_bytes: register_int_counter_with_registry!(
+            "tessera_hot_cache_copy_bytes_total",
+            "Bytes copied from origins into the hot cache.",
+            r
+        )
+        .expect("metric registers"),
+        copy_duration: register_histogram_with_registry!(
+            "tessera_hot_cache_copy_duration_seconds",
+            "Time to copy one object into the hot cache (successful copies).",
+            vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
+            r
+        )
+        .expect("metric registers"),
+        failures: register_int_counter_vec_with_registry!(
+            "tessera_hot_cache_copy_failures_total",
+            "Failed copies by kind (not_found, timeout, denied, unavailable, truncated, disk_full, too_large, io, aborted).",
+            &["kind"],
+            r
+        )
+        .expect("metric registers"),
+        evictions: register_int_counter_with_registry!(
+            "tessera_hot_cache_evictions_total",
+            "Files evicted from the hot cache.",
+            r
+        )
+        .expect("metric registers"),
+        evicted_bytes: register_int_counter_with_registry!(
+            "tessera_hot_cache_evicted_bytes_total",
+            "Bytes evicted from the hot cache.",
+            r
+        )
+        .expect("metric registers"),
+        bytes: register_int_gauge_with_registry!(
+            "tessera_hot_cache_bytes",
+            "Bytes of the files in the hot cache.",
+            r
+        )
+        .expect("metric registers"),
+        files: register_int_gauge_with_registry!(
+            "tessera_hot_cache_files",
+            "Files in the hot cache.",
+            r
+        )
+        .expect("metric registers"),
+        pinned: register_int_gauge_with_registry!(
+            "tessera_hot_cache_pinned_files",
+            "Hot cache files held by requests in progress (never evicted).",
+            r
+        )
+        .expect("metric registers"),
+    }
+});
+
 /// The request metrics of one route, resolved once: looking series up by label values hashes
 /// and locks, which would cost every request. Series outlive reloads (same labels, same series).
 pub(crate) struct RouteMetrics {
@@ -109,6 +186,9 @@ impl RouteMetrics {
 pub fn init() {
     for result in ["ok", "failed"] {
         METRICS.reloads.with_label_values(&[result]);
+    }
+    for outcome in ["hit", "miss", "joined"] {
+        HOT_CACHE.requests.with_label_values(&[outcome]);
     }
 }
 

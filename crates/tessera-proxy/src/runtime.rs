@@ -7,14 +7,19 @@ use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, Source};
 use crate::metrics::RouteMetrics;
 use crate::plugin::{BuildContext, BuildError, Registry};
 use crate::route::{Route, RouteMatcher, RouteTable};
+use crate::storage::{build_origin, HotCacheSlot};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tessera_origin::Origin;
 
 pub struct Runtime {
     pub config: Config,
     pub routes: RouteTable,
     pub clusters: BTreeMap<String, Arc<Cluster>>,
+    pub origins: BTreeMap<String, Arc<dyn Origin>>,
+    /// The process's hot cache, carried over from the previous runtime on reload.
+    pub hot_cache: Option<Arc<HotCacheSlot>>,
     /// Metrics of requests no route matched.
     pub(crate) no_route_metrics: RouteMetrics,
 }
@@ -50,6 +55,43 @@ impl Runtime {
             }
         }
 
+        let mut origins: BTreeMap<String, Arc<dyn Origin>> = BTreeMap::new();
+        for (name, oc) in &config.origins {
+            if let Some(prev) = previous {
+                if prev.config.origins.get(name) == Some(oc) {
+                    if let Some(o) = prev.origins.get(name) {
+                        origins.insert(name.clone(), o.clone());
+                        continue;
+                    }
+                }
+            }
+            match build_origin(oc) {
+                Ok(o) => {
+                    origins.insert(name.clone(), o);
+                }
+                Err(e) => errors.push(source.error_at(
+                    &root.key("origins").key(name.clone()),
+                    format!("origin {name:?}: {e}"),
+                )),
+            }
+        }
+
+        let hot_cache = match (
+            &config.hot_cache,
+            previous.and_then(|p| p.hot_cache.as_ref()),
+        ) {
+            // The cache owns its directory for the life of the process: a reload keeps it.
+            (_, Some(old)) => Some(old.clone()),
+            (Some(hc), None) => match HotCacheSlot::new(hc) {
+                Ok(slot) => Some(Arc::new(slot)),
+                Err(e) => {
+                    errors.push(source.error_at(&root.key("hot_cache"), e));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+
         let mut routes = Vec::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, rc) in config.routes.iter().enumerate() {
@@ -77,6 +119,8 @@ impl Runtime {
                 route: &rc.name,
                 captures: &captures,
                 clusters: &clusters,
+                origins: &origins,
+                hot_cache: hot_cache.as_ref(),
             };
 
             let mut filters = Vec::new();
@@ -150,6 +194,8 @@ impl Runtime {
             config,
             routes: RouteTable::new(routes),
             clusters,
+            origins,
+            hot_cache,
             no_route_metrics: RouteMetrics::new(crate::service::NO_ROUTE),
         })
     }

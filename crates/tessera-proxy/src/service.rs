@@ -8,6 +8,7 @@
 //! - `fail_to_proxy`: 502 or 504 with a log line naming route, cluster and endpoint;
 //! - `logging`: metrics and the access log.
 
+use crate::config::Protocol;
 use crate::metrics::METRICS;
 use crate::plugin::{
     Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, UpstreamTarget,
@@ -43,6 +44,8 @@ pub struct RequestCtx {
     captures: Captures,
     extensions: Extensions,
     client_ip: Option<IpAddr>,
+    /// Whether the client connection is TLS.
+    tls: bool,
     upstream: Option<UpstreamTarget>,
     hash_key: Vec<u8>,
     /// Endpoints whose connect failed during this request; not chosen again.
@@ -71,6 +74,7 @@ impl RequestCtx {
         RequestContext {
             header: session.req_header_mut(),
             client_ip: self.client_ip,
+            tls: self.tls,
             route,
             captures: &self.captures,
             extensions: &mut self.extensions,
@@ -95,6 +99,7 @@ impl RequestCtx {
         RequestInfo {
             header,
             client_ip: self.client_ip,
+            tls: self.tls,
             route: self.route_name(),
             captures: &self.captures,
             extensions: &self.extensions,
@@ -247,6 +252,49 @@ impl TesseraProxy {
         Ok(())
     }
 
+    /// The upstream exchange for a FastCGI cluster: the same request rewrite and filter phase
+    /// as the HTTP path, then one FastCGI request.
+    async fn fastcgi(&self, session: &mut Session, ctx: &mut RequestCtx) -> LocalResponse {
+        let Some(target) = &ctx.upstream else {
+            return LocalResponse::text(StatusCode::INTERNAL_SERVER_ERROR, "no upstream");
+        };
+        let mut upstream = session.req_header().clone();
+        if let Some(pq) = &target.path_and_query {
+            match pq.parse::<http::Uri>() {
+                Ok(uri) => upstream.set_uri(uri),
+                Err(_) => {
+                    return LocalResponse::text(
+                        StatusCode::BAD_REQUEST,
+                        "the rewritten path is not a valid URI",
+                    )
+                }
+            }
+        }
+        if let Some(route) = &ctx.route {
+            let info = ctx.info(session.req_header());
+            for filter in &route.filters {
+                if let Err(e) = filter.upstream_request(&info, &mut upstream) {
+                    return e.to_response();
+                }
+            }
+        }
+        let cluster = target.cluster.clone();
+        let route = ctx.route_name().to_string();
+        crate::fastcgi_upstream::exchange(
+            &cluster,
+            &ctx.hash_key,
+            &upstream,
+            ctx.client_ip,
+            ctx.tls,
+            crate::fastcgi_upstream::Attempts {
+                route: &route,
+                failed: &mut ctx.failed,
+                endpoint: &mut ctx.endpoint,
+            },
+        )
+        .await
+    }
+
     fn check_total_deadline(&self, ctx: &RequestCtx) -> Result<()> {
         match ctx.upstream_deadline {
             Some(deadline) if Instant::now() > deadline => Err(Error::create(
@@ -272,6 +320,7 @@ impl ProxyHttp for TesseraProxy {
             captures: Captures::default(),
             extensions: Extensions::new(),
             client_ip: None,
+            tls: false,
             upstream: None,
             hash_key: Vec::new(),
             failed: Vec::new(),
@@ -286,6 +335,7 @@ impl ProxyHttp for TesseraProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
 
         let limit = ctx.runtime.config.limits.max_request_header_bytes;
         if request_header_bytes(session.req_header()) > limit {
@@ -332,7 +382,13 @@ impl ProxyHttp for TesseraProxy {
                     .hash_key()
                     .map(|t| t.render(&ctx.captures).into_bytes())
                     .unwrap_or_default();
+                let fastcgi = target.cluster.config().protocol == Protocol::Fastcgi;
                 ctx.upstream = Some(target);
+                if fastcgi {
+                    let answer = self.fastcgi(session, ctx).await;
+                    self.respond(session, ctx, answer).await?;
+                    return Ok(true);
+                }
                 Ok(false)
             }
             Err(HttpError { status, message }) => {
@@ -463,8 +519,7 @@ impl ProxyHttp for TesseraProxy {
             };
             upstream.insert_header("x-forwarded-for", xff)?;
         }
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        upstream.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        upstream.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
         if let Some(route) = &ctx.route {
             let info = ctx.info(session.req_header());
             let refused = route

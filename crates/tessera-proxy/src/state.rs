@@ -91,6 +91,11 @@ impl Shared {
                 "listen, admin and server settings changed; they take effect only after a restart (routes, clusters and filters were reloaded)"
             );
         }
+        if new.hot_cache != old_cfg.hot_cache {
+            tracing::warn!(
+                "hot_cache settings changed; the running hot cache is kept until a restart"
+            );
+        }
         for (name, cluster) in &old.clusters {
             let kept = runtime
                 .clusters

@@ -8,12 +8,14 @@
 mod load;
 mod locate;
 mod plugin_spec;
+mod storage;
 mod units;
 
 pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source};
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;
-pub use units::{Dur, RatePerWindow};
+pub use storage::{HotCacheConfig, OriginConfig, ParallelCopy, S3OriginConfig, S3Timeouts};
+pub use units::{ByteSize, Dur, RatePerWindow, Share};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -41,6 +43,12 @@ pub struct Config {
     /// Add an `x-proxy-destination` response header naming the route and upstream endpoint.
     #[serde(default)]
     pub debug_headers: bool,
+    /// Object stores images are read from, by name.
+    #[serde(default)]
+    pub origins: BTreeMap<String, OriginConfig>,
+    /// The local working set of images for IIPImage. Changing it needs a restart.
+    #[serde(default)]
+    pub hot_cache: Option<HotCacheConfig>,
     /// Named groups of upstream endpoints.
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterConfig>,
@@ -163,6 +171,20 @@ pub struct ClusterConfig {
     /// When connecting to an endpoint fails, try this many other endpoints.
     #[serde(default = "default_retries")]
     pub retries: usize,
+    /// How to talk to the endpoints: `http`, or `fastcgi` (straight to iipsrv, no web server
+    /// in between).
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// HTTP/1.1 through Pingora's proxy, with connection reuse.
+    #[default]
+    Http,
+    /// FastCGI, one connection per request (iipsrv serves one connection at a time).
+    Fastcgi,
 }
 
 fn default_retries() -> usize {

@@ -1,5 +1,6 @@
 //! Built-in handlers, registered by [`crate::Builder::with_builtins`] exactly as a plugin's are.
 
+pub mod orchestrate;
 pub mod proxy;
 pub mod redirect;
 pub mod respond;

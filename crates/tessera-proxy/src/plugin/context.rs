@@ -11,6 +11,8 @@ pub struct RequestContext<'a> {
     pub header: &'a mut RequestHeader,
     /// The peer address of the client connection.
     pub client_ip: Option<IpAddr>,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
     /// The name of the route that matched.
     pub route: &'a str,
     /// What the route's path pattern captured.
@@ -20,6 +22,15 @@ pub struct RequestContext<'a> {
 }
 
 impl RequestContext<'_> {
+    /// `https` or `http`, as the client connected.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// A header's value as text, if present and valid UTF-8.
     pub fn header_str(&self, name: &str) -> Option<&str> {
         self.header.headers.get(name).and_then(|v| v.to_str().ok())
@@ -30,6 +41,7 @@ impl RequestContext<'_> {
         RequestInfo {
             header: self.header,
             client_ip: self.client_ip,
+            tls: self.tls,
             route: self.route,
             captures: self.captures,
             extensions: self.extensions,
@@ -41,6 +53,7 @@ impl RequestContext<'_> {
 pub struct RequestInfo<'a> {
     pub header: &'a RequestHeader,
     pub client_ip: Option<IpAddr>,
+    pub tls: bool,
     pub route: &'a str,
     pub captures: &'a Captures,
     pub extensions: &'a Extensions,

@@ -7,6 +7,7 @@
 use super::{Filter, Handler};
 use crate::cluster::Cluster;
 use crate::config::{ConfigPath, PathSeg};
+use crate::storage::HotCacheSlot;
 use crate::template::Template;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
@@ -14,6 +15,7 @@ use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
+use tessera_origin::Origin;
 
 /// A problem in one plugin's configuration, at `path` relative to that configuration.
 #[derive(Clone, Debug)]
@@ -44,9 +46,37 @@ pub struct BuildContext<'a> {
     /// Names the route's path pattern captures.
     pub captures: &'a BTreeSet<String>,
     pub(crate) clusters: &'a BTreeMap<String, Arc<Cluster>>,
+    pub(crate) origins: &'a BTreeMap<String, Arc<dyn Origin>>,
+    pub(crate) hot_cache: Option<&'a Arc<HotCacheSlot>>,
+}
+
+fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
+    let names: Vec<String> = names.map(|n| n.as_ref().to_string()).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 impl BuildContext<'_> {
+    /// The origin called `name`.
+    pub fn origin(&self, name: &str) -> Result<Arc<dyn Origin>, BuildError> {
+        self.origins.get(name).cloned().ok_or_else(|| {
+            BuildError::new(format!(
+                "unknown origin {name:?} (defined: {})",
+                known(self.origins.keys())
+            ))
+        })
+    }
+
+    /// The process's hot cache; an error if `hot_cache:` is not configured.
+    pub fn hot_cache(&self) -> Result<Arc<HotCacheSlot>, BuildError> {
+        self.hot_cache
+            .cloned()
+            .ok_or_else(|| BuildError::new("this handler needs a top-level `hot_cache:` section"))
+    }
+
     /// Parse a template and check that it only uses this route's captures.
     pub fn template(&self, text: &str) -> Result<Template, BuildError> {
         let t = Template::parse(text).map_err(BuildError::new)?;
@@ -58,14 +88,9 @@ impl BuildContext<'_> {
     /// route's captures.
     pub fn cluster(&self, name: &str) -> Result<Arc<Cluster>, BuildError> {
         let cluster = self.clusters.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.clusters.keys().map(String::as_str).collect();
             BuildError::new(format!(
                 "unknown cluster {name:?} (defined: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+                known(self.clusters.keys())
             ))
         })?;
         if let Some(key) = cluster.hash_key() {

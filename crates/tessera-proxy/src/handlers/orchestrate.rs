@@ -1,0 +1,184 @@
+//! `orchestrate`: make sure the image is in the hot cache, then send the request to the image
+//! server with the path rewritten to the local file.
+//!
+//! The request's life: the key is built from the route's captures (percent-decoded, checked, so
+//! no spelling of an identifier can leave the key space) → the hot cache copies the object once,
+//! however many requests wait for it → the lease goes into the request's extensions, so the file
+//! stays pinned until the response is finished → the cluster answers at `upstream_path`, with
+//! `{local_path}` standing for the file.
+
+use crate::cluster::Cluster;
+use crate::plugin::{
+    BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext, UpstreamTarget,
+};
+use crate::route::Captures;
+use crate::safety::has_dot_segment;
+use crate::storage::HotCacheSlot;
+use crate::template::Template;
+use async_trait::async_trait;
+use http::StatusCode;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::sync::Arc;
+use tessera_hotcache::{CopyError, Lease};
+use tessera_origin::{decode_key_part, validate_key, Origin, OriginError};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestrateConfig {
+    /// The origin (under `origins:`) the images are copied from.
+    pub origin: String,
+    /// The object key, from the route's captures, e.g. `{customer}/{space}/{image}`. Captures
+    /// are percent-decoded; one that could leave the key space (`..`, a leading `/`, NUL) is
+    /// refused with 400 before any I/O.
+    pub key: String,
+    /// The image server cluster.
+    pub cluster: String,
+    /// The path and query sent to the image server. `{local_path}` is the absolute path of the
+    /// file in the hot cache, e.g. `/fcgi-bin/iipsrv.fcgi?IIIF={local_path}/{iiif}`.
+    pub upstream_path: String,
+    /// The local file's suffix, which tells IIPImage the format.
+    #[serde(default = "default_suffix")]
+    pub local_suffix: String,
+}
+
+fn default_suffix() -> String {
+    ".jp2".into()
+}
+
+/// Held in the request's extensions until the request is over: the file stays pinned.
+#[derive(Clone)]
+pub struct HotCacheLease(pub Lease);
+
+pub struct Orchestrate {
+    origin_name: String,
+    origin: Arc<dyn Origin>,
+    key: Template,
+    cache: Arc<HotCacheSlot>,
+    cluster: Arc<Cluster>,
+    upstream_path: Template,
+    suffix: String,
+}
+
+impl Orchestrate {
+    pub fn build(cfg: OrchestrateConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        let origin = ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?;
+        let cache = ctx.hot_cache()?;
+        let cluster = ctx.cluster(&cfg.cluster).map_err(|e| e.at("cluster"))?;
+        let key = ctx.template(&cfg.key).map_err(|e| e.at("key"))?;
+        let upstream_path = Template::parse(&cfg.upstream_path)
+            .map_err(|e| BuildError::new(e).at("upstream_path"))?;
+        let mut names = ctx.captures.clone();
+        names.insert("local_path".into());
+        upstream_path
+            .check(&names)
+            .map_err(|e| BuildError::new(e).at("upstream_path"))?;
+        if !cfg.upstream_path.starts_with('/') {
+            return Err(BuildError::new("upstream_path must start with '/'").at("upstream_path"));
+        }
+        if !upstream_path.captures().any(|c| c == "local_path") {
+            return Err(BuildError::new(
+                "upstream_path must use {local_path}, or the image server never sees the cached file",
+            )
+            .at("upstream_path"));
+        }
+        if cfg.local_suffix.contains(['/', '?', '&', '%', '#']) {
+            return Err(
+                BuildError::new("local_suffix must be a plain file suffix such as .jp2")
+                    .at("local_suffix"),
+            );
+        }
+        Ok(Self {
+            origin_name: cfg.origin,
+            origin,
+            key,
+            cache,
+            cluster,
+            upstream_path,
+            suffix: cfg.local_suffix,
+        })
+    }
+
+    /// The object key for this request, or 400 with the reason.
+    fn object_key(&self, captures: &Captures) -> Result<String, HttpError> {
+        let bad = |e: tessera_origin::KeyError| HttpError::new(StatusCode::BAD_REQUEST, e.0);
+        let mut decoded = Captures::default();
+        for name in self.key.captures() {
+            let raw = captures.get(name).unwrap_or_default();
+            decoded.push(name, &decode_key_part(raw).map_err(bad)?);
+        }
+        let key = self.key.render(&decoded);
+        validate_key(&key).map_err(bad)?;
+        Ok(key)
+    }
+}
+
+/// How a failed copy is answered. The copy task has already logged it, naming origin and key.
+fn copy_error(e: &CopyError) -> HttpError {
+    let (status, message) = match e {
+        CopyError::NotFound => (StatusCode::NOT_FOUND, "no such image"),
+        CopyError::Origin(OriginError::Timeout(_)) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "the image store did not answer in time",
+        ),
+        CopyError::Origin(_) | CopyError::Truncated { .. } => {
+            (StatusCode::BAD_GATEWAY, "the image store failed")
+        }
+        CopyError::DiskFull | CopyError::TooLarge { .. } | CopyError::Io(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the image cannot be cached locally right now",
+        ),
+        CopyError::Aborted => (StatusCode::BAD_GATEWAY, "the copy of the image failed"),
+    };
+    HttpError::new(status, message)
+}
+
+#[async_trait]
+impl Handler for Orchestrate {
+    async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        // Captures that land in the image server's path must not walk out of the cached file.
+        if self
+            .upstream_path
+            .captures()
+            .filter(|c| *c != "local_path")
+            .any(|name| req.captures.get(name).is_some_and(has_dot_segment))
+        {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "'.' and '..' path segments are not allowed here",
+            ));
+        }
+        let key = self.object_key(req.captures)?;
+        let Some(cache) = self.cache.get() else {
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the hot cache is not open",
+            ));
+        };
+        let lease = cache
+            .ensure(&self.origin, &self.origin_name, &key, &self.suffix)
+            .await
+            .map_err(|e| copy_error(&e))?;
+
+        let mut captures = req.captures.clone();
+        captures.push("local_path", &lease.path().to_string_lossy());
+        let path_and_query = self.upstream_path.render(&captures);
+        req.extensions.insert(HotCacheLease(lease));
+
+        // IIPImage names the image in info.json after the URL it was asked; tell it the public
+        // one, not the local file's.
+        let path = req.header.uri.path().to_string();
+        if let Some(base) = path.strip_suffix("/info.json") {
+            let host = req.header_str("host").unwrap_or("localhost").to_string();
+            let id = format!("{}://{host}{base}", req.scheme());
+            if let Ok(v) = http::HeaderValue::from_str(&id) {
+                req.header.insert_header("x-iiif-id", v).ok();
+            }
+        }
+        Ok(HandlerAction::Upstream(UpstreamTarget {
+            cluster: self.cluster.clone(),
+            path_and_query: Some(path_and_query),
+            host: None,
+        }))
+    }
+}
