@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tessera needs beyond a Rust toolchain, if it is missing:
-# cmake (Pingora's zlib-ng build), curl and openssl (the TLS/HTTP2 end-to-end test).
+# cmake (Pingora's zlib-ng build), curl and openssl (the TLS/HTTP2 end-to-end test), and for the
+# tile tests the real image server (iipimage-server), opj_compress (libopenjp2-tools) to make
+# test JP2s, and nginx (FastCGI front for iipsrv).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 
@@ -9,6 +11,9 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v cc >/dev/null || missing+=(build-essential)
+[ -x /usr/lib/iipimage-server/iipsrv.fcgi ] || missing+=(iipimage-server)
+command -v opj_compress >/dev/null || missing+=(libopenjp2-tools)
+command -v nginx >/dev/null || missing+=(nginx-light)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

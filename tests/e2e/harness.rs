@@ -376,6 +376,10 @@ impl Tessera {
             .args(["run", "--config"])
             .arg(&config_path)
             .env("TESSERA_LOG", "info")
+            // The standard AWS credential chain finds these; the test S3 server checks them.
+            .env("AWS_ACCESS_KEY_ID", crate::s3::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", crate::s3::SECRET_KEY)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -469,6 +473,14 @@ impl Tessera {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+}
+
+impl Tessera {
+    /// Stop the process (as `kill -9` would: no clean-up runs).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,10 @@
-//! End-to-end tests: the real `tessera` binary in front of real HTTP backends, all on loopback.
+//! End-to-end tests: the real `tessera` binary in front of real HTTP backends, a real S3 server
+//! (s3s-fs) and the real IIPImage server, all on loopback.
 
 mod harness;
+mod iipsrv;
+mod images;
+mod s3;
 
 mod cli;
 mod clusters;
@@ -8,4 +12,5 @@ mod filters;
 mod observability;
 mod reload;
 mod routing;
+mod tiles;
 mod tls;
