@@ -1,0 +1,231 @@
+//! A real S3 server for tests and benchmarks: s3s-fs (objects are plain files under
+//! `root/bucket/key`), served in the caller's process so that it can see every request that
+//! reaches it, slow a GET down, or cut a response body short the way a failing connection would.
+//!
+//! The tests use it as a library; `bench/` runs the `tessera-s3-fixture` binary.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub const BUCKET: &str = "images";
+pub const ACCESS_KEY: &str = "tessera-test";
+pub const SECRET_KEY: &str = "tessera-test-secret";
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub method: String,
+    /// `/bucket/key` (path-style).
+    pub path: String,
+    pub range: Option<String>,
+}
+
+#[derive(Default)]
+struct Faults {
+    /// GETs of these paths fail after this many body bytes.
+    cut_after: HashMap<String, u64>,
+    /// GETs of these paths wait this long before answering.
+    delay: HashMap<String, Duration>,
+}
+
+pub struct S3Server {
+    pub port: u16,
+    root: tempfile::TempDir,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    faults: Arc<Mutex<Faults>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// A response body that errors after `left` bytes, if set.
+struct CutBody {
+    inner: s3s::Body,
+    left: Option<u64>,
+}
+
+impl Body for CutBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.left == Some(0) {
+            return Poll::Ready(Some(Err("connection cut by the test".into())));
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match (frame.into_data(), self.left) {
+                (Ok(data), Some(left)) => {
+                    let n = (data.len() as u64).min(left);
+                    self.left = Some(left - n);
+                    Poll::Ready(Some(Ok(Frame::data(data.slice(..n as usize)))))
+                }
+                (Ok(data), None) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                (Err(frame), _) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.to_string().into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl S3Server {
+    /// Start on a free loopback port, storing objects in a new temporary directory.
+    pub fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    /// Start on `port` (0: any free one).
+    pub fn start_on(port: u16) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let (seen2, faults2) = (seen.clone(), faults.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (service, seen, faults) = (service.clone(), seen2.clone(), faults2.clone());
+                let handler = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                    let (service, seen, faults) = (service.clone(), seen.clone(), faults.clone());
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let method = req.method().to_string();
+                        seen.lock().unwrap().push(SeenRequest {
+                            method: method.clone(),
+                            path: path.clone(),
+                            range: req
+                                .headers()
+                                .get("range")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string),
+                        });
+                        let (delay, cut) = {
+                            let f = faults.lock().unwrap();
+                            if method == "GET" {
+                                (f.delay.get(&path).copied(), f.cut_after.get(&path).copied())
+                            } else {
+                                (None, None)
+                            }
+                        };
+                        if let Some(d) = delay {
+                            tokio::time::sleep(d).await;
+                        }
+                        let resp = service.call(req.map(s3s::Body::from)).await?;
+                        Ok::<_, s3s::HttpError>(resp.map(|b| CutBody {
+                            inner: b,
+                            left: cut,
+                        }))
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), handler)
+                        .await;
+                });
+            }
+        });
+        Self {
+            port,
+            root,
+            seen,
+            faults,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Store a copy of a local file.
+    pub fn put_file(&self, key: &str, file: &Path) {
+        let path = self.object_path(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(file, path).unwrap();
+    }
+
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.root.path().join(BUCKET).join(key)
+    }
+
+    /// Requests seen so far for `key` (any method).
+    pub fn requests_for(&self, key: &str) -> Vec<SeenRequest> {
+        let path = format!("/{BUCKET}/{key}");
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// GETs seen so far for `key`.
+    pub fn gets_for(&self, key: &str) -> Vec<SeenRequest> {
+        self.requests_for(key)
+            .into_iter()
+            .filter(|r| r.method == "GET")
+            .collect()
+    }
+
+    pub fn all_requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Cut GET bodies of `key` after `bytes` (`None` heals it).
+    pub fn cut_after(&self, key: &str, bytes: Option<u64>) {
+        let path = format!("/{BUCKET}/{key}");
+        let mut f = self.faults.lock().unwrap();
+        match bytes {
+            Some(n) => f.cut_after.insert(path, n),
+            None => f.cut_after.remove(&path),
+        };
+    }
+
+    /// Hold GETs of `key` this long before answering.
+    pub fn delay(&self, key: &str, by: Duration) {
+        let path = format!("/{BUCKET}/{key}");
+        self.faults.lock().unwrap().delay.insert(path, by);
+    }
+
+    /// The `origins:` entry for this server, named `name`.
+    pub fn origin_yaml(&self, name: &str) -> String {
+        format!(
+            "  {name}: {{ s3: {{ bucket: {BUCKET}, endpoint: \"http://127.0.0.1:{}\", path_style: true }} }}\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `tessera-s3-fixture PORT`: serve a fresh bucket `images` on 127.0.0.1:PORT for benchmarks.
+//! The first line printed is the bucket's directory (put objects there as files); after it, one
+//! line per request seen, `METHOD PATH RANGE`, so a benchmark can count what reached S3.
+
+use std::io::Write;
+use std::time::Duration;
+use tessera_s3_fixture::S3Server;
+
+fn main() {
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| {
+            eprintln!("usage: tessera-s3-fixture PORT");
+            std::process::exit(2)
+        });
+    let server = S3Server::start_on(port);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", server.object_path("").display());
+    let _ = out.flush();
+    let mut printed = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let seen = server.all_requests();
+        for r in &seen[printed..] {
+            let range = r.range.as_deref().unwrap_or("-");
+            if writeln!(out, "{} {} {range}", r.method, r.path).is_err() {
+                return;
+            }
+        }
+        printed = seen.len();
+        let _ = out.flush();
+    }
+}
