@@ -49,7 +49,10 @@ fn disk(cache: &Path) -> (u64, usize) {
     (bytes, temps)
 }
 
-fn in_parallel<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+fn in_parallel<T: Send + 'static>(
+    n: usize,
+    f: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
     let f = std::sync::Arc::new(f);
     let threads: Vec<_> = (0..n)
         .map(|i| {
@@ -73,21 +76,43 @@ fn tiles_are_byte_identical_to_iipsrv_reading_the_file_directly() {
         let cache = tempfile::tempdir().unwrap();
         let t = Tessera::start(&config(&s3, cache.path(), "1GiB", &cluster));
         for (key, file) in [("2/1/tiled", &tiled), ("2/1/single", &single)] {
-            for iiif in [TILE, "256,256,256,256/256,/0/default.jpg", "full/300,/0/default.jpg", "0,0,600,600/150,/0/gray.jpg"] {
+            for iiif in [
+                TILE,
+                "256,256,256,256/256,/0/default.jpg",
+                "full/300,/0/default.jpg",
+                "0,0,600,600/150,/0/gray.jpg",
+            ] {
                 let r = t.get(&format!("/iiif/{key}/{iiif}"));
                 let (status, reference) = direct(iip.port, file, iiif);
-                assert_eq!((r.status, status), (200, 200), "{cluster} {key} {iiif}: {}", r.text());
+                assert_eq!(
+                    (r.status, status),
+                    (200, 200),
+                    "{cluster} {key} {iiif}: {}",
+                    r.text()
+                );
                 assert_eq!(r.header("content-type"), Some("image/jpeg"));
-                assert!(r.body == reference, "{cluster} {key} {iiif}: bytes differ from iipsrv's own");
+                assert!(
+                    r.body == reference,
+                    "{cluster} {key} {iiif}: bytes differ from iipsrv's own"
+                );
             }
         }
         // info.json names the image by its public URL, not the local file.
         let info = t.get("/iiif/2/1/tiled/info.json");
         assert_eq!(info.status, 200, "{}", info.text());
         let text = info.text();
-        assert!(text.contains("\"http://localhost/iiif/2/1/tiled\""), "{text}");
-        assert!(!text.contains(&cache.path().display().to_string()), "{text}");
-        assert!(text.contains("\"width\" : 1200") || text.contains("\"width\":1200"), "{text}");
+        assert!(
+            text.contains("\"http://localhost/iiif/2/1/tiled\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&cache.path().display().to_string()),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"width\" : 1200") || text.contains("\"width\":1200"),
+            "{text}"
+        );
     }
     // Each image was copied once per Tessera (two Tesseras, two caches).
     assert_eq!(s3.gets_for("2/1/tiled").len(), 2);
@@ -116,7 +141,10 @@ fn a_cold_flood_copies_the_image_exactly_once() {
     let gets = s3.gets_for("7/1/flood");
     assert_eq!(gets.len(), 1, "S3 saw {gets:?}");
     assert!(gets[0].range.is_none(), "{gets:?}");
-    assert_eq!(t.metric("tessera_hot_cache_requests_total", &[("outcome", "miss")]), 1.0);
+    assert_eq!(
+        t.metric("tessera_hot_cache_requests_total", &[("outcome", "miss")]),
+        1.0
+    );
     let joined = t.metric("tessera_hot_cache_requests_total", &[("outcome", "joined")]);
     let hits = t.metric("tessera_hot_cache_requests_total", &[("outcome", "hit")]);
     assert_eq!(joined + hits, 199.0);
@@ -136,12 +164,22 @@ fn large_images_are_copied_as_ranged_gets_that_cover_them_once() {
     s3.delay("7/2/ranged", Duration::from_millis(300));
     let iip = start_iipsrv();
     let cache = tempfile::tempdir().unwrap();
-    let hot_cache = "capacity: 1GiB, parallel_copy: { threshold: 64KiB, part_size: 40000, parts: 3 }";
-    let t = Tessera::start(&config_with(&s3, cache.path(), hot_cache, &fastcgi_cluster(&iip)));
+    let hot_cache =
+        "capacity: 1GiB, parallel_copy: { threshold: 64KiB, part_size: 40000, parts: 3 }";
+    let t = Tessera::start(&config_with(
+        &s3,
+        cache.path(),
+        hot_cache,
+        &fastcgi_cluster(&iip),
+    ));
     let (_, reference) = direct(iip.port, &file, TILE);
     let port = t.port;
-    let results = in_parallel(50, move |_| get(&format!("/iiif/7/2/ranged/{TILE}")).send(port));
-    assert!(results.iter().all(|r| r.status == 200 && r.body == reference));
+    let results = in_parallel(50, move |_| {
+        get(&format!("/iiif/7/2/ranged/{TILE}")).send(port)
+    });
+    assert!(results
+        .iter()
+        .all(|r| r.status == 200 && r.body == reference));
     let mut ranges: Vec<(u64, u64)> = s3
         .gets_for("7/2/ranged")
         .iter()
@@ -171,7 +209,11 @@ fn a_client_that_leaves_mid_copy_does_not_break_it_for_the_others() {
     let cache = tempfile::tempdir().unwrap();
     let t = Tessera::start(&config(&s3, cache.path(), "1GiB", &fastcgi_cluster(&iip)));
     let mut leaver = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
-    write!(leaver, "GET /iiif/3/1/leaver/{TILE} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    write!(
+        leaver,
+        "GET /iiif/3/1/leaver/{TILE} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     drop(leaver);
     let r = t.get(&format!("/iiif/3/1/leaver/{TILE}"));
@@ -191,7 +233,9 @@ fn an_s3_failure_mid_copy_gives_every_waiter_502_and_leaves_nothing() {
     let cache = tempfile::tempdir().unwrap();
     let t = Tessera::start(&config(&s3, cache.path(), "1GiB", &fastcgi_cluster(&iip)));
     let port = t.port;
-    let statuses = in_parallel(20, move |_| get(&format!("/iiif/4/1/cut/{TILE}")).send(port).status);
+    let statuses = in_parallel(20, move |_| {
+        get(&format!("/iiif/4/1/cut/{TILE}")).send(port).status
+    });
     assert!(statuses.iter().all(|&s| s == 502), "{statuses:?}");
     assert_eq!(disk(cache.path()), (0, 0), "a partial file was left behind");
     assert!(t.wait_log("hot cache: copy failed"), "{}", t.log());
@@ -216,23 +260,40 @@ fn the_budget_holds_under_a_stream_of_distinct_images() {
     let cache = tempfile::tempdir().unwrap();
     // Room for about three images: every new one beyond that evicts.
     let capacity = size * 3 + size / 2;
-    let t = Tessera::start(&config(&s3, cache.path(), &capacity.to_string(), &fastcgi_cluster(&iip)));
+    let t = Tessera::start(&config(
+        &s3,
+        cache.path(),
+        &capacity.to_string(),
+        &fastcgi_cluster(&iip),
+    ));
     let port = t.port;
     for round in 0..5 {
         // Two images at a time, several tiles each: files in use must not be evicted under them.
         let statuses = in_parallel(8, move |i| {
             let image = (round * 2 + i % 2) % 10;
-            get(&format!("/iiif/5/1/img{image}/{TILE}")).send(port).status
+            get(&format!("/iiif/5/1/img{image}/{TILE}"))
+                .send(port)
+                .status
         });
-        assert!(statuses.iter().all(|&s| s == 200), "round {round}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|&s| s == 200),
+            "round {round}: {statuses:?}"
+        );
         let (bytes, temps) = disk(cache.path());
-        assert!(bytes <= capacity * 9 / 10, "round {round}: {bytes} bytes on disk, budget {capacity}");
+        assert!(
+            bytes <= capacity * 9 / 10,
+            "round {round}: {bytes} bytes on disk, budget {capacity}"
+        );
         assert_eq!(temps, 0);
     }
     assert!(t.metric("tessera_hot_cache_evictions_total", &[]) >= 5.0);
     assert_eq!(t.metric("tessera_hot_cache_pinned_files", &[]), 0.0);
     let (bytes, _) = disk(cache.path());
-    assert_eq!(t.metric("tessera_hot_cache_bytes", &[]), bytes as f64, "the index matches the disk");
+    assert_eq!(
+        t.metric("tessera_hot_cache_bytes", &[]),
+        bytes as f64,
+        "the index matches the disk"
+    );
 }
 
 #[test]
@@ -256,8 +317,15 @@ fn a_restart_recovers_the_index_and_sweeps_temporaries() {
     let r = second.get(&format!("/iiif/6/1/kept/{TILE}"));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, direct(iip.port, &file, TILE).1);
-    assert_eq!(s3.gets_for("6/1/kept").len(), 1, "the restarted cache copied it again");
-    assert_eq!(second.metric("tessera_hot_cache_requests_total", &[("outcome", "hit")]), 1.0);
+    assert_eq!(
+        s3.gets_for("6/1/kept").len(),
+        1,
+        "the restarted cache copied it again"
+    );
+    assert_eq!(
+        second.metric("tessera_hot_cache_requests_total", &[("outcome", "hit")]),
+        1.0
+    );
 }
 
 #[test]
@@ -280,7 +348,11 @@ fn missing_images_are_404_and_bad_identifiers_400_before_any_io() {
         let r = t.get(bad);
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
-    assert_eq!(s3.all_requests().len(), before, "a bad identifier reached S3");
+    assert_eq!(
+        s3.all_requests().len(),
+        before,
+        "a bad identifier reached S3"
+    );
     assert_eq!(disk(cache.path()), (0, 0));
 }
 
@@ -327,7 +399,10 @@ fn disk_full_while_copying_is_503_and_harms_nothing_else() {
     let s3 = S3Server::start();
     let big = jp2(2000, 1500, true);
     let small = jp2(300, 200, false);
-    assert!(std::fs::metadata(&big).unwrap().len() > 320 << 10, "the big image must not fit");
+    assert!(
+        std::fs::metadata(&big).unwrap().len() > 320 << 10,
+        "the big image must not fit"
+    );
     s3.put_file("9/1/big", &big);
     s3.put_file("9/1/small", &small);
     let iip = start_iipsrv();
@@ -336,7 +411,11 @@ fn disk_full_while_copying_is_503_and_harms_nothing_else() {
     let r = t.get(&format!("/iiif/9/1/big/{TILE}"));
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(disk(mount.path()), (0, 0), "a partial file was left behind");
-    assert!(t.log().contains("disk_full") || t.wait_log("disk_full"), "{}", t.log());
+    assert!(
+        t.log().contains("disk_full") || t.wait_log("disk_full"),
+        "{}",
+        t.log()
+    );
     let r = t.get("/iiif/9/1/small/0,0,100,100/100,/0/default.jpg");
     assert_eq!(r.status, 200, "{}", r.text());
 }

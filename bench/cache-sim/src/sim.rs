@@ -116,6 +116,7 @@ pub fn replay<C: Cache + ?Sized>(
                     cache.evict_to(budget.low.saturating_sub(size), t32);
                 }
                 cache.insert(id, size, t32);
+                debug_assert!(cache.contains(id));
             }
         }
         st.whole.add(size, hit);
