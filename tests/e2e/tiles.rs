@@ -158,14 +158,17 @@ fn a_cold_flood_copies_the_image_exactly_once() {
 #[test]
 fn large_images_are_copied_as_ranged_gets_that_cover_them_once() {
     let s3 = S3Server::start();
-    let file = jp2(1200, 900, true);
+    let file = jp2(4000, 3000, true);
+    assert!(
+        std::fs::metadata(&file).unwrap().len() > 1 << 20,
+        "the image must span several parts"
+    );
     let size = std::fs::metadata(&file).unwrap().len();
     s3.put_file("7/2/ranged", &file);
     s3.delay("7/2/ranged", Duration::from_millis(300));
     let iip = start_iipsrv();
     let cache = tempfile::tempdir().unwrap();
-    let hot_cache =
-        "capacity: 1GiB, parallel_copy: { threshold: 64KiB, part_size: 40000, parts: 3 }";
+    let hot_cache = "capacity: 1GiB, parallel_copy: { threshold: 1MiB, part_size: 1MiB, parts: 3 }";
     let t = Tessera::start(&config_with(
         &s3,
         cache.path(),
@@ -190,7 +193,7 @@ fn large_images_are_copied_as_ranged_gets_that_cover_them_once() {
         })
         .collect();
     ranges.sort();
-    assert_eq!(ranges.len() as u64, size.div_ceil(40_000));
+    assert_eq!(ranges.len() as u64, size.div_ceil(1 << 20));
     let mut next = 0;
     for (a, b) in ranges {
         assert_eq!(a, next, "ranges overlap or leave a gap");

@@ -6,11 +6,11 @@
 //! connection cut mid-object is an error, never a short file.
 
 use crate::{CopyError, Settings};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use tessera_origin::{Origin, OriginError};
+use tessera_origin::{ObjectMeta, Origin, OriginError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 /// Writes go to the file in blocks this large (each one is a trip to the blocking pool).
@@ -43,25 +43,28 @@ fn origin_error(e: OriginError) -> CopyError {
     }
 }
 
-/// Copy all `size` bytes of `key` to `dest`.
+/// Copy all of `key` (as described by `meta`) to `dest`. Every GET carries the object's ETag,
+/// so an object replaced mid-copy fails the copy instead of mixing two versions.
 pub(crate) async fn copy_object(
     origin: &dyn Origin,
     key: &str,
-    size: u64,
+    meta: &ObjectMeta,
     dest: &Path,
     settings: &Settings,
 ) -> Result<(), CopyError> {
+    let size = meta.size;
+    let version = meta.etag.as_deref();
     let file = tokio::fs::File::create(dest)
         .await
         .map_err(|e| local_error(&e))?;
     if size < settings.parallel_threshold.max(1) || settings.parallel_parts <= 1 {
-        let reader = origin.get(key, None).await.map_err(origin_error)?;
+        let reader = origin.get(key, None, version).await.map_err(origin_error)?;
         let got = write_stream(reader, file, size).await?;
         return check_length(size, got);
     }
     file.set_len(size).await.map_err(|e| local_error(&e))?;
     drop(file);
-    copy_in_parts(origin, key, size, dest, settings).await
+    copy_in_parts(origin, key, meta, dest, settings).await
 }
 
 fn check_length(expected: u64, got: u64) -> Result<(), CopyError> {
@@ -106,24 +109,18 @@ async fn write_stream(
 async fn copy_in_parts(
     origin: &dyn Origin,
     key: &str,
-    size: u64,
+    meta: &ObjectMeta,
     dest: &Path,
     settings: &Settings,
 ) -> Result<(), CopyError> {
+    let (size, version) = (meta.size, meta.etag.as_deref());
     let part = settings.part_size.max(1);
-    let ranges: Vec<(u64, u64)> = (0..size.div_ceil(part))
-        .map(|i| (i * part, ((i + 1) * part).min(size)))
-        .collect();
-    let slots = Arc::new(tokio::sync::Semaphore::new(settings.parallel_parts));
-    // The parts borrow `origin`, so they run as futures of this task rather than spawned tasks;
-    // `try_join_all` drops (cancels) the rest at the first error.
-    let mut parts = Vec::with_capacity(ranges.len());
-    for (start, end) in ranges {
-        let slots = slots.clone();
-        parts.push(async move {
-            let _slot = slots.acquire().await.map_err(|_| CopyError::Aborted)?;
+    let ranges = (0..size.div_ceil(part)).map(|i| (i * part, ((i + 1) * part).min(size)));
+    // At most `parallel_parts` ranged GETs in flight; the first error drops (cancels) the rest.
+    stream::iter(ranges)
+        .map(|(start, end)| async move {
             let reader = origin
-                .get(key, Some(start..end))
+                .get(key, Some(start..end), version)
                 .await
                 .map_err(origin_error)?;
             let mut file = tokio::fs::OpenOptions::new()
@@ -136,7 +133,8 @@ async fn copy_in_parts(
                 .map_err(|e| local_error(&e))?;
             let got = write_stream(reader, file, end - start).await?;
             check_length(end - start, got)
-        });
-    }
-    futures_util::future::try_join_all(parts).await.map(|_| ())
+        })
+        .buffer_unordered(settings.parallel_parts.max(1))
+        .try_collect::<()>()
+        .await
 }

@@ -106,9 +106,11 @@ impl Policy {
 
     pub fn unpin(&mut self, name: &str) {
         if let Some(e) = self.entries.get_mut(name) {
-            e.pins = e.pins.saturating_sub(1);
-            if e.pins == 0 {
-                self.pinned -= 1;
+            if e.pins > 0 {
+                e.pins -= 1;
+                if e.pins == 0 {
+                    self.pinned -= 1;
+                }
             }
         }
     }

@@ -46,6 +46,12 @@ pub(crate) fn recover(
         if !meta.is_file() {
             continue;
         }
+        if meta.len() == 0 {
+            // No image is empty: a copy whose data never reached the disk (a power cut after
+            // the rename). Copied again on the next request.
+            std::fs::remove_file(entry.path())?;
+            continue;
+        }
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };

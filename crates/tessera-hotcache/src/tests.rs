@@ -3,9 +3,12 @@
 
 use super::*;
 use async_trait::async_trait;
+use std::path::Path;
 use std::pin::Pin as StdPin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use tessera_origin::Origin;
 use tessera_origin::{DirOrigin, ObjectMeta, ObjectReader};
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
@@ -77,6 +80,7 @@ impl Origin for Probe {
         &self,
         key: &str,
         range: Option<std::ops::Range<u64>>,
+        version: Option<&str>,
     ) -> Result<ObjectReader, OriginError> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         if range.is_some() {
@@ -85,7 +89,7 @@ impl Origin for Probe {
         if self.hold.load(Ordering::SeqCst) {
             self.release.notified().await;
         }
-        let reader = self.dir.get(key, range).await?;
+        let reader = self.dir.get(key, range, version).await?;
         match *self.cut_after.lock().unwrap() {
             Some(left) => Ok(Box::new(Cut {
                 inner: reader,
@@ -144,7 +148,7 @@ async fn many_waiters_share_one_copy() {
     for _ in 0..50 {
         let (cache, origin) = (cache.clone(), f.origin.clone());
         tasks.push(tokio::spawn(async move {
-            cache.ensure(&origin, "o", "a/img", ".jp2").await
+            cache.ensure(&origin, "a/img", ".jp2").await
         }));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -157,7 +161,7 @@ async fn many_waiters_share_one_copy() {
     assert_eq!(f.probe.heads.load(Ordering::SeqCst), 1);
     assert_eq!(f.probe.gets.load(Ordering::SeqCst), 1);
     // A later request is a hit: no origin access at all.
-    cache.ensure(&f.origin, "o", "a/img", ".jp2").await.unwrap();
+    cache.ensure(&f.origin, "a/img", ".jp2").await.unwrap();
     assert_eq!(f.probe.gets.load(Ordering::SeqCst), 1);
 }
 
@@ -169,13 +173,13 @@ async fn a_waiter_that_leaves_does_not_cancel_the_copy() {
     f.probe.hold.store(true, Ordering::SeqCst);
     let first = {
         let (cache, origin) = (cache.clone(), f.origin.clone());
-        tokio::spawn(async move { cache.ensure(&origin, "o", "img", "").await.map(|_| ()) })
+        tokio::spawn(async move { cache.ensure(&origin, "img", "").await.map(|_| ()) })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     first.abort();
     let second = {
         let (cache, origin) = (cache.clone(), f.origin.clone());
-        tokio::spawn(async move { cache.ensure(&origin, "o", "img", "").await })
+        tokio::spawn(async move { cache.ensure(&origin, "img", "").await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     f.probe.hold.store(false, Ordering::SeqCst);
@@ -195,7 +199,7 @@ async fn a_failed_copy_reaches_every_waiter_and_leaves_nothing() {
     for _ in 0..10 {
         let (cache, origin) = (cache.clone(), f.origin.clone());
         tasks.push(tokio::spawn(async move {
-            cache.ensure(&origin, "o", "img", "").await.map(|_| ())
+            cache.ensure(&origin, "img", "").await.map(|_| ())
         }));
     }
     for t in tasks {
@@ -206,7 +210,7 @@ async fn a_failed_copy_reaches_every_waiter_and_leaves_nothing() {
     assert_eq!(files_in(&f.cache_dir.join("tmp")), 0);
     assert_eq!(cache.usage(), (0, 0, 0));
     *f.probe.cut_after.lock().unwrap() = None;
-    let lease = cache.ensure(&f.origin, "o", "img", "").await.unwrap();
+    let lease = cache.ensure(&f.origin, "img", "").await.unwrap();
     assert_eq!(std::fs::read(lease.path()).unwrap(), body);
 }
 
@@ -217,13 +221,13 @@ async fn not_found_is_remembered_briefly() {
     settings.not_found_ttl = Duration::from_millis(200);
     let (cache, _) = HotCache::open(settings, None).unwrap();
     for _ in 0..3 {
-        let e = cache.ensure(&f.origin, "o", "nope", "").await.unwrap_err();
+        let e = cache.ensure(&f.origin, "nope", "").await.unwrap_err();
         assert_eq!(e, CopyError::NotFound);
     }
     assert_eq!(f.probe.heads.load(Ordering::SeqCst), 1);
     tokio::time::sleep(Duration::from_millis(250)).await;
     object(&f, "nope", 10);
-    cache.ensure(&f.origin, "o", "nope", "").await.unwrap();
+    cache.ensure(&f.origin, "nope", "").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,12 +239,12 @@ async fn the_budget_holds_and_pinned_files_stay() {
     let (cache, _) = HotCache::open(settings, None).unwrap();
     let pinned = {
         object(&f, "keep", 20_000);
-        cache.ensure(&f.origin, "o", "keep", "").await.unwrap()
+        cache.ensure(&f.origin, "keep", "").await.unwrap()
     };
     for i in 0..30 {
         let key = format!("img{i}");
         object(&f, &key, 15_000);
-        let lease = cache.ensure(&f.origin, "o", &key, "").await.unwrap();
+        let lease = cache.ensure(&f.origin, &key, "").await.unwrap();
         assert!(lease.path().exists());
         let (used, _, _) = cache.usage();
         assert!(used <= 90_000, "{used} bytes used after {key}");
@@ -267,7 +271,7 @@ async fn objects_over_the_budget_are_refused() {
     let f = fixture();
     object(&f, "big", 50_000);
     let (cache, _) = HotCache::open(Settings::new(&f.cache_dir, 40_000), None).unwrap();
-    let e = cache.ensure(&f.origin, "o", "big", "").await.unwrap_err();
+    let e = cache.ensure(&f.origin, "big", "").await.unwrap_err();
     assert!(matches!(e, CopyError::TooLarge { .. }), "{e:?}");
     assert_eq!(f.probe.gets.load(Ordering::SeqCst), 0);
 }
@@ -278,7 +282,7 @@ async fn restart_recovers_the_index_and_sweeps_temporaries() {
     let body = object(&f, "img", 30_000);
     {
         let (cache, _) = HotCache::open(Settings::new(&f.cache_dir, 1 << 20), None).unwrap();
-        cache.ensure(&f.origin, "o", "img", ".jp2").await.unwrap();
+        cache.ensure(&f.origin, "img", ".jp2").await.unwrap();
     }
     std::fs::write(f.cache_dir.join("tmp/left-by-a-crash.part"), b"partial").unwrap();
     let (cache, recovered) = HotCache::open(Settings::new(&f.cache_dir, 1 << 20), None).unwrap();
@@ -291,7 +295,7 @@ async fn restart_recovers_the_index_and_sweeps_temporaries() {
         }
     );
     assert_eq!(files_in(&f.cache_dir.join("tmp")), 0);
-    let lease = cache.ensure(&f.origin, "o", "img", ".jp2").await.unwrap();
+    let lease = cache.ensure(&f.origin, "img", ".jp2").await.unwrap();
     assert_eq!(std::fs::read(lease.path()).unwrap(), body);
     assert_eq!(
         f.probe.gets.load(Ordering::SeqCst),
@@ -307,10 +311,7 @@ async fn restart_over_a_smaller_budget_evicts() {
         let (cache, _) = HotCache::open(Settings::new(&f.cache_dir, 1 << 20), None).unwrap();
         for i in 0..5 {
             object(&f, &format!("i{i}"), 10_000);
-            cache
-                .ensure(&f.origin, "o", &format!("i{i}"), "")
-                .await
-                .unwrap();
+            cache.ensure(&f.origin, &format!("i{i}"), "").await.unwrap();
         }
     }
     let (cache, _) = HotCache::open(Settings::new(&f.cache_dir, 30_000), None).unwrap();
@@ -326,7 +327,7 @@ async fn large_objects_are_copied_in_ranges_that_cover_them_once() {
     settings.part_size = 100_000;
     settings.parallel_parts = 3;
     let (cache, _) = HotCache::open(settings, None).unwrap();
-    let lease = cache.ensure(&f.origin, "o", "big", "").await.unwrap();
+    let lease = cache.ensure(&f.origin, "big", "").await.unwrap();
     assert_eq!(std::fs::read(lease.path()).unwrap(), body);
     assert_eq!(f.probe.ranged_gets.load(Ordering::SeqCst), 11);
     assert_eq!(f.probe.gets.load(Ordering::SeqCst), 11);
@@ -341,7 +342,47 @@ async fn a_part_cut_short_fails_the_whole_copy() {
     settings.part_size = 100_000;
     let (cache, _) = HotCache::open(settings, None).unwrap();
     *f.probe.cut_after.lock().unwrap() = Some(60_000);
-    assert!(cache.ensure(&f.origin, "o", "big", "").await.is_err());
+    assert!(cache.ensure(&f.origin, "big", "").await.is_err());
     assert_eq!(files_in(&f.cache_dir.join("objects")), 0);
     assert_eq!(files_in(&f.cache_dir.join("tmp")), 0);
+}
+
+#[tokio::test]
+async fn one_process_per_directory() {
+    let f = fixture();
+    let (_first, _) = HotCache::open(Settings::new(&f.cache_dir, 1 << 20), None).unwrap();
+    let second = HotCache::open(Settings::new(&f.cache_dir, 1 << 20), None);
+    assert!(matches!(second, Err(OpenError::Locked)));
+}
+
+#[tokio::test]
+async fn empty_files_left_by_a_power_cut_are_dropped_at_start() {
+    let f = fixture();
+    std::fs::create_dir_all(f.cache_dir.join("objects")).unwrap();
+    std::fs::write(f.cache_dir.join("objects/abc.jp2"), b"").unwrap();
+    std::fs::write(f.cache_dir.join("objects/def.jp2"), b"data").unwrap();
+    let (cache, recovered) = HotCache::open(Settings::new(&f.cache_dir, 1 << 20), None).unwrap();
+    assert_eq!((recovered.files, recovered.bytes), (1, 4));
+    assert_eq!(cache.usage().1, 1);
+    assert!(!f.cache_dir.join("objects/abc.jp2").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_name_copied_again_is_not_deleted_by_the_eviction() {
+    let f = fixture();
+    let mut settings = Settings::new(&f.cache_dir, 50_000);
+    settings.high_watermark = 0.9;
+    settings.low_watermark = 0.1;
+    let (cache, _) = HotCache::open(settings, None).unwrap();
+    object(&f, "a", 20_000);
+    object(&f, "b", 20_000);
+    object(&f, "c", 20_000);
+    drop(cache.ensure(&f.origin, "a", "").await.unwrap());
+    drop(cache.ensure(&f.origin, "b", "").await.unwrap());
+    // c evicts a and b; then a comes back under the same name.
+    drop(cache.ensure(&f.origin, "c", "").await.unwrap());
+    let a = cache.ensure(&f.origin, "a", "").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(a.path().exists(), "the new copy was deleted");
+    assert_eq!(std::fs::metadata(a.path()).unwrap().len(), 20_000);
 }

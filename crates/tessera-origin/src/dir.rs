@@ -32,6 +32,17 @@ impl DirOrigin {
     }
 }
 
+/// A version tag for a file: its size and modification time.
+fn etag(meta: &std::fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}-{:x}", meta.len(), mtime)
+}
+
 fn fs_error(key: &str, e: std::io::Error) -> OriginError {
     match e.kind() {
         ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
@@ -51,30 +62,28 @@ impl Origin for DirOrigin {
         if !meta.is_file() {
             return Err(OriginError::NotFound);
         }
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
         Ok(ObjectMeta {
             size: meta.len(),
-            etag: Some(format!("{:x}-{:x}", meta.len(), mtime)),
+            etag: Some(etag(&meta)),
         })
     }
 
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<ObjectReader, OriginError> {
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+        version: Option<&str>,
+    ) -> Result<ObjectReader, OriginError> {
         let path = self.path(key)?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| fs_error(key, e))?;
-        if !file
-            .metadata()
-            .await
-            .map_err(|e| fs_error(key, e))?
-            .is_file()
-        {
+        let meta = file.metadata().await.map_err(|e| fs_error(key, e))?;
+        if !meta.is_file() {
             return Err(OriginError::NotFound);
+        }
+        if version.is_some_and(|v| v != etag(&meta)) {
+            return Err(OriginError::Changed);
         }
         match range {
             None => Ok(Box::new(file)),
@@ -114,7 +123,7 @@ mod tests {
         );
         let mut all = Vec::new();
         origin
-            .get("a/b.jp2", None)
+            .get("a/b.jp2", None, None)
             .await
             .unwrap()
             .read_to_end(&mut all)
@@ -132,10 +141,24 @@ mod tests {
         assert_eq!(origin.head("nope").await, Err(OriginError::NotFound));
         assert_eq!(origin.head("../secret").await, Err(OriginError::NotFound));
         assert!(matches!(
-            origin.get("../secret", None).await,
+            origin.get("../secret", None, None).await,
             Err(OriginError::NotFound)
         ));
         std::fs::create_dir_all(dir.path().join("sub/d")).unwrap();
         assert_eq!(origin.head("d").await, Err(OriginError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_fails_a_versioned_get() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), b"one").unwrap();
+        let origin = DirOrigin::new(dir.path());
+        let v = origin.head("x").await.unwrap().etag.unwrap();
+        assert!(origin.get("x", None, Some(&v)).await.is_ok());
+        std::fs::write(dir.path().join("x"), b"three").unwrap();
+        assert!(matches!(
+            origin.get("x", None, Some(&v)).await,
+            Err(OriginError::Changed)
+        ));
     }
 }

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use dir::DirOrigin;
 pub use key::{decode_key_part, validate_key, KeyError};
-pub use s3::{S3Origin, S3Settings};
+pub use s3::{S3Origin, S3Settings, S3SetupError};
 
 /// What an origin knows about an object without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub enum OriginError {
     Denied(String),
     #[error("origin unavailable: {0}")]
     Unavailable(String),
+    #[error("the object changed while it was being read")]
+    Changed,
 }
 
 impl OriginError {
@@ -55,6 +57,7 @@ impl OriginError {
             OriginError::Timeout(_) => "timeout",
             OriginError::Denied(_) => "denied",
             OriginError::Unavailable(_) => "unavailable",
+            OriginError::Changed => "changed",
         }
     }
 }
@@ -65,14 +68,21 @@ pub trait Origin: Send + Sync + 'static {
     /// The size (and version tag) of the object at `key`.
     async fn head(&self, key: &str) -> Result<ObjectMeta, OriginError>;
 
-    /// The object's bytes: all of them, or the half-open byte range `range`.
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<ObjectReader, OriginError>;
+    /// The object's bytes: all of them, or the half-open byte range `range`. With `version`
+    /// (an ETag from [`Origin::head`]), fails with [`OriginError::Changed`] if the object is no
+    /// longer that version.
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+        version: Option<&str>,
+    ) -> Result<ObjectReader, OriginError>;
 
     /// Read the half-open byte range `range` into memory. A range running past the end of the
     /// object is cut at the end.
     async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, OriginError> {
         let capacity = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0);
-        let mut reader = self.get(key, Some(range)).await?;
+        let mut reader = self.get(key, Some(range), None).await?;
         let mut buf = Vec::with_capacity(capacity.min(64 << 20));
         reader
             .read_to_end(&mut buf)

@@ -34,6 +34,15 @@ pub struct S3Settings {
     pub max_attempts: u32,
 }
 
+/// Why an S3 origin could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum S3SetupError {
+    #[error("cannot start a runtime to load the AWS config: {0}")]
+    Runtime(std::io::Error),
+    #[error("loading the AWS config panicked")]
+    Panicked,
+}
+
 pub struct S3Origin {
     client: Client,
     bucket: String,
@@ -42,13 +51,13 @@ pub struct S3Origin {
 impl S3Origin {
     /// Build the client. The AWS config loader is async; it runs on a thread of its own so this
     /// works both before the server's runtimes exist and from inside one (a config reload).
-    pub fn new(settings: &S3Settings) -> Result<Self, String> {
+    pub fn new(settings: &S3Settings) -> Result<Self, S3SetupError> {
         let s = settings.clone();
         let shared = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start a runtime to load the AWS config: {e}"))?;
+                .map_err(S3SetupError::Runtime)?;
             let mut timeouts = TimeoutConfig::builder()
                 .connect_timeout(s.connect_timeout)
                 .read_timeout(s.read_timeout);
@@ -61,10 +70,10 @@ impl S3Origin {
                 ))
                 .timeout_config(timeouts.build())
                 .retry_config(RetryConfig::standard().with_max_attempts(s.max_attempts.max(1)));
-            Ok::<_, String>(rt.block_on(loader.load()))
+            Ok::<_, S3SetupError>(rt.block_on(loader.load()))
         })
         .join()
-        .map_err(|_| "loading the AWS config panicked".to_string())??;
+        .map_err(|_| S3SetupError::Panicked)??;
 
         let mut conf = aws_sdk_s3::config::Builder::from(&shared);
         if let Some(url) = &settings.endpoint {
@@ -94,6 +103,7 @@ where
     }
     match e.raw_response().map(|r| r.status().as_u16()) {
         Some(404) => OriginError::NotFound,
+        Some(412) => OriginError::Changed,
         Some(403) => OriginError::Denied(detail),
         _ => OriginError::Unavailable(detail),
     }
@@ -122,8 +132,16 @@ impl Origin for S3Origin {
         })
     }
 
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<ObjectReader, OriginError> {
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+        version: Option<&str>,
+    ) -> Result<ObjectReader, OriginError> {
         let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(etag) = version {
+            req = req.if_match(etag);
+        }
         if let Some(r) = &range {
             if r.end <= r.start {
                 return Ok(Box::new(tokio::io::empty()));

@@ -32,7 +32,10 @@ pub enum RunError {
     #[error("listener {address}: {message}")]
     Listener { address: String, message: String },
     #[error("hot cache {dir}: {source}")]
-    HotCache { dir: String, source: std::io::Error },
+    HotCache {
+        dir: String,
+        source: tessera_hotcache::OpenError,
+    },
 }
 
 #[derive(Clone, Default)]

@@ -48,11 +48,7 @@ pub(crate) async fn exchange(
         read: t.read.0,
         total: t.total.map(|d| d.0),
     };
-    let host = upstream
-        .headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
+    let host = crate::plugin::authority(upstream).unwrap_or("localhost");
     let server_name = host.rsplit_once(':').map_or(host, |(h, _)| h);
     let req = FastCgiRequest {
         method: upstream.method.as_str(),

@@ -108,7 +108,7 @@ pub(crate) static HOT_CACHE: LazyLock<HotCacheMetrics> = LazyLock::new(|| {
         .expect("metric registers"),
         failures: register_int_counter_vec_with_registry!(
             "tessera_hot_cache_copy_failures_total",
-            "Failed copies by kind (not_found, timeout, denied, unavailable, truncated, disk_full, too_large, io, aborted).",
+            "Failed copies by kind (not_found, timeout, denied, unavailable, changed, truncated, disk_full, too_large, io, aborted).",
             &["kind"],
             r
         )

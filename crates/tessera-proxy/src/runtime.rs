@@ -82,6 +82,13 @@ impl Runtime {
         ) {
             // The cache owns its directory for the life of the process: a reload keeps it.
             (_, Some(old)) => Some(old.clone()),
+            (Some(_), None) if previous.is_some() => {
+                errors.push(source.error_at(
+                    &root.key("hot_cache"),
+                    "a hot cache cannot be added by a reload (it must be opened before serving); restart Tessera",
+                ));
+                None
+            }
             (Some(hc), None) => match HotCacheSlot::new(hc) {
                 Ok(slot) => Some(Arc::new(slot)),
                 Err(e) => {
@@ -405,6 +412,37 @@ mod tests {
                 .any(|l| l.contains("low_watermark must not be above")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_reload_cannot_add_a_hot_cache() {
+        let registry = Builder::with_builtins();
+        let (config, source) = load_str("p.yaml", "routes: []\n").unwrap();
+        let first = Runtime::build(config, &source, registry.registry(), None).unwrap();
+        let yaml = format!(
+            "hot_cache: {{ dir: \"{}/c\", capacity: 1GiB }}\n",
+            tempfile_dir()
+        );
+        let (config, source) = load_str("p.yaml", &yaml).unwrap();
+        let e = Runtime::build(config, &source, registry.registry(), Some(&first))
+            .err()
+            .expect("refused");
+        assert!(
+            e.0[0].to_string().contains("cannot be added by a reload"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hot_cache_dir_must_be_plain_and_absolute() {
+        for dir in ["relative/cache", "/var/cache/with space", "/var/cache/100%"] {
+            let yaml = format!("hot_cache: {{ dir: \"{dir}\", capacity: 1GiB }}\n");
+            let e = errors(&yaml);
+            assert!(
+                e.iter().any(|l| l.contains("must be an absolute path")),
+                "{dir}: {e:?}"
+            );
+        }
     }
 
     fn tempfile_dir() -> String {

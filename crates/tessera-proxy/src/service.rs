@@ -262,11 +262,12 @@ impl TesseraProxy {
         if let Some(pq) = &target.path_and_query {
             match pq.parse::<http::Uri>() {
                 Ok(uri) => upstream.set_uri(uri),
-                Err(_) => {
+                Err(e) => {
+                    tracing::error!(route = %ctx.route_name(), path = %pq, "the rewritten upstream path is not a valid URI: {e}");
                     return LocalResponse::text(
-                        StatusCode::BAD_REQUEST,
-                        "the rewritten path is not a valid URI",
-                    )
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the upstream path could not be built",
+                    );
                 }
             }
         }

@@ -9,7 +9,10 @@ use crate::config::{HotCacheConfig, OriginConfig};
 use crate::metrics::HOT_CACHE;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tessera_hotcache::{HotCache, Observer, Recovered, Settings};
+use tessera_hotcache::{HotCache, Observer, OpenError, Recovered, Settings};
+
+/// Smaller parts would mean very many requests for one object.
+const MIN_PART_SIZE: u64 = 1 << 20;
 use tessera_origin::{DirOrigin, Origin, S3Origin, S3Settings};
 
 /// Build one origin. Errors are messages for the config report.
@@ -29,7 +32,9 @@ pub(crate) fn build_origin(config: &OriginConfig) -> Result<Arc<dyn Origin>, Str
             if settings.bucket.is_empty() {
                 return Err("s3.bucket is empty".into());
             }
-            Ok(Arc::new(S3Origin::new(&settings)?))
+            Ok(Arc::new(
+                S3Origin::new(&settings).map_err(|e| e.to_string())?,
+            ))
         }
         (None, Some(dir)) => match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => Ok(Arc::new(DirOrigin::new(dir))),
@@ -48,8 +53,18 @@ pub(crate) fn hot_cache_settings(c: &HotCacheConfig) -> Result<Settings, String>
     if c.capacity.0 == 0 {
         return Err("capacity must be more than 0".into());
     }
-    if c.parallel_copy.part_size.0 == 0 {
-        return Err("parallel_copy.part_size must be more than 0".into());
+    if c.parallel_copy.part_size.0 < MIN_PART_SIZE {
+        return Err("parallel_copy.part_size must be at least 1MiB".into());
+    }
+    // The path reaches the image server inside a URL (`IIIF={local_path}/...`) and is read
+    // from the image server's working directory: keep it absolute and free of characters a
+    // URL would change.
+    let plain = |ch: char| ch.is_ascii_alphanumeric() || "/._-".contains(ch);
+    if !c.dir.starts_with('/') || !c.dir.chars().all(plain) {
+        return Err(format!(
+            "dir {:?} must be an absolute path of letters, digits and / . _ -",
+            c.dir
+        ));
     }
     Ok(Settings {
         dir: c.dir.clone().into(),
@@ -83,7 +98,7 @@ impl HotCacheSlot {
     }
 
     /// Open the cache directory (once; later calls do nothing).
-    pub fn open(&self) -> std::io::Result<()> {
+    pub fn open(&self) -> Result<(), OpenError> {
         if self.cache.get().is_some() {
             return Ok(());
         }

@@ -51,7 +51,6 @@ fn default_suffix() -> String {
 pub struct HotCacheLease(pub Lease);
 
 pub struct Orchestrate {
-    origin_name: String,
     origin: Arc<dyn Origin>,
     key: Template,
     cache: Arc<HotCacheSlot>,
@@ -68,6 +67,11 @@ impl Orchestrate {
         let key = ctx.template(&cfg.key).map_err(|e| e.at("key"))?;
         let upstream_path = Template::parse(&cfg.upstream_path)
             .map_err(|e| BuildError::new(e).at("upstream_path"))?;
+        if ctx.captures.contains("local_path") {
+            return Err(BuildError::new(
+                "the route captures {local_path}, the name orchestrate gives the cached file's path; rename the capture",
+            ));
+        }
         let mut names = ctx.captures.clone();
         names.insert("local_path".into());
         upstream_path
@@ -89,7 +93,6 @@ impl Orchestrate {
             );
         }
         Ok(Self {
-            origin_name: cfg.origin,
             origin,
             key,
             cache,
@@ -156,7 +159,7 @@ impl Handler for Orchestrate {
             ));
         };
         let lease = cache
-            .ensure(&self.origin, &self.origin_name, &key, &self.suffix)
+            .ensure(&self.origin, &key, &self.suffix)
             .await
             .map_err(|e| copy_error(&e))?;
 
@@ -169,7 +172,7 @@ impl Handler for Orchestrate {
         // one, not the local file's.
         let path = req.header.uri.path().to_string();
         if let Some(base) = path.strip_suffix("/info.json") {
-            let host = req.header_str("host").unwrap_or("localhost").to_string();
+            let host = req.authority().unwrap_or("localhost").to_string();
             let id = format!("{}://{host}{base}", req.scheme());
             if let Ok(v) = http::HeaderValue::from_str(&id) {
                 req.header.insert_header("x-iiif-id", v).ok();

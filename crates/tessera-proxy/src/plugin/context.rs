@@ -21,7 +21,21 @@ pub struct RequestContext<'a> {
     pub extensions: &'a mut Extensions,
 }
 
+/// The Host header, or the `:authority` of an HTTP/2 request (which has no Host header).
+pub(crate) fn authority(header: &RequestHeader) -> Option<&str> {
+    header
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| header.uri.authority().map(|a| a.as_str()))
+}
+
 impl RequestContext<'_> {
+    /// The host (and port) the client asked for: the Host header or the HTTP/2 authority.
+    pub fn authority(&self) -> Option<&str> {
+        authority(self.header)
+    }
+
     /// `https` or `http`, as the client connected.
     pub fn scheme(&self) -> &'static str {
         if self.tls {

@@ -9,6 +9,7 @@ mod context;
 pub(crate) mod factory;
 mod response;
 
+pub(crate) use context::authority;
 pub use context::{RequestContext, RequestInfo};
 pub use factory::{BuildContext, BuildError, FilterFactory, HandlerFactory, Registry};
 pub use response::{HttpError, LocalResponse};
