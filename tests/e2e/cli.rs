@@ -162,3 +162,28 @@ routes:
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }
 }
+
+/// The example configs in the repository are valid, and checking one never touches its hot
+/// cache directory.
+#[test]
+fn the_example_configs_pass_check() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let out = Command::new(tessera_bin())
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        seen += 1;
+    }
+    assert!(seen >= 1);
+    assert!(!std::path::Path::new("/var/cache/tessera/objects").exists());
+}
