@@ -99,6 +99,8 @@ impl Runtime {
             (None, None) => None,
         };
 
+        let route_names: std::collections::BTreeSet<String> =
+            config.routes.iter().map(|r| r.name.clone()).collect();
         let mut routes = Vec::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, rc) in config.routes.iter().enumerate() {
@@ -127,6 +129,7 @@ impl Runtime {
                 captures: &captures,
                 clusters: &clusters,
                 origins: &origins,
+                route_names: &route_names,
                 hot_cache: hot_cache.as_ref(),
             };
 

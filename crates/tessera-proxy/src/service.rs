@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 pub(crate) const NO_ROUTE: &str = "(none)";
 const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total timeout");
 const NO_ENDPOINT: ErrorType = ErrorType::Custom("no healthy endpoint");
+/// How many times one request may be handed from route to route.
+const MAX_HANDOFFS: usize = 4;
 
 pub struct TesseraProxy {
     pub(crate) shared: Arc<Shared>,
@@ -359,48 +361,77 @@ impl ProxyHttp for TesseraProxy {
         };
         ctx.route = Some(route.clone());
         ctx.captures = captures;
-
-        for filter in &route.filters {
-            let mut rc = ctx.request_context(session, &route.name);
-            let answer = match filter.request(&mut rc).await {
-                Ok(Flow::Continue) => continue,
-                Ok(Flow::Respond(r)) => r,
-                Err(e) => e.to_response(),
-            };
-            self.respond(session, ctx, answer).await?;
-            return Ok(true);
-        }
-
-        let mut rc = ctx.request_context(session, &route.name);
-        match route.handler.handle(&mut rc).await {
-            Ok(HandlerAction::Respond(r)) => {
-                self.respond(session, ctx, r).await?;
-                Ok(true)
+        let mut route = route;
+        // A handler may hand the request to another route (`otherwise:`); a few hops at most.
+        for _hop in 0..MAX_HANDOFFS {
+            for filter in &route.filters {
+                let mut rc = ctx.request_context(session, &route.name);
+                let answer = match filter.request(&mut rc).await {
+                    Ok(Flow::Continue) => continue,
+                    Ok(Flow::Respond(r)) => r,
+                    Err(e) => e.to_response(),
+                };
+                self.respond(session, ctx, answer).await?;
+                return Ok(true);
             }
-            Ok(HandlerAction::Upstream(target)) => {
-                ctx.hash_key = target
-                    .cluster
-                    .hash_key()
-                    .map(|t| t.render(&ctx.captures).into_bytes())
-                    .unwrap_or_default();
-                let fastcgi = target.cluster.config().protocol == Protocol::Fastcgi;
-                ctx.upstream = Some(target);
-                if fastcgi {
-                    let answer = self.fastcgi(session, ctx).await;
-                    self.respond(session, ctx, answer).await?;
+
+            let mut rc = ctx.request_context(session, &route.name);
+            match route.handler.handle(&mut rc).await {
+                Ok(HandlerAction::Respond(r)) => {
+                    self.respond(session, ctx, r).await?;
                     return Ok(true);
                 }
-                Ok(false)
-            }
-            Err(HttpError { status, message }) => {
-                if status.is_server_error() {
-                    tracing::warn!(route = %route.name, status = status.as_u16(), "handler failed: {message}");
+                Ok(HandlerAction::Upstream(target)) => {
+                    ctx.hash_key = target
+                        .cluster
+                        .hash_key()
+                        .map(|t| t.render(&ctx.captures).into_bytes())
+                        .unwrap_or_default();
+                    let fastcgi = target.cluster.config().protocol == Protocol::Fastcgi;
+                    ctx.upstream = Some(target);
+                    if fastcgi {
+                        let answer = self.fastcgi(session, ctx).await;
+                        self.respond(session, ctx, answer).await?;
+                        return Ok(true);
+                    }
+                    return Ok(false);
                 }
-                self.respond(session, ctx, LocalResponse::text(status, &message))
-                    .await?;
-                Ok(true)
+                Ok(HandlerAction::Route(next)) => {
+                    match ctx.runtime.routes.named(&next, session.req_header()) {
+                        Some((next_route, captures)) => {
+                            tracing::debug!(from = %route.name, to = %next_route.name, "handed to another route");
+                            ctx.route = Some(next_route.clone());
+                            ctx.captures = captures;
+                            route = next_route;
+                        }
+                        None => {
+                            tracing::error!(route = %route.name, to = %next, "the route handed the request to a route that does not match it");
+                            let r = LocalResponse::text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "this request cannot be served (route configuration)",
+                            );
+                            self.respond(session, ctx, r).await?;
+                            return Ok(true);
+                        }
+                    }
+                }
+                Err(HttpError { status, message }) => {
+                    if status.is_server_error() {
+                        tracing::warn!(route = %route.name, status = status.as_u16(), "handler failed: {message}");
+                    }
+                    self.respond(session, ctx, LocalResponse::text(status, &message))
+                        .await?;
+                    return Ok(true);
+                }
             }
         }
+        tracing::error!(route = %route.name, "a request was handed from route to route more than {MAX_HANDOFFS} times");
+        let r = LocalResponse::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this request cannot be served (route configuration)",
+        );
+        self.respond(session, ctx, r).await?;
+        Ok(true)
     }
 
     async fn upstream_peer(

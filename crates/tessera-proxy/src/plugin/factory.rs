@@ -47,6 +47,8 @@ pub struct BuildContext<'a> {
     pub captures: &'a BTreeSet<String>,
     pub(crate) clusters: &'a BTreeMap<String, Arc<Cluster>>,
     pub(crate) origins: &'a BTreeMap<String, Arc<dyn Origin>>,
+    /// Every route's name, for handlers that hand requests to another route.
+    pub(crate) route_names: &'a BTreeSet<String>,
     pub(crate) hot_cache: Option<&'a Arc<HotCacheSlot>>,
 }
 
@@ -68,6 +70,21 @@ impl BuildContext<'_> {
                 known(self.origins.keys())
             ))
         })
+    }
+
+    /// Check that a route called `name` exists (other than this one).
+    pub fn route(&self, name: &str) -> Result<String, BuildError> {
+        if name == self.route {
+            return Err(BuildError::new("a route cannot hand requests to itself"));
+        }
+        if self.route_names.contains(name) {
+            Ok(name.to_string())
+        } else {
+            Err(BuildError::new(format!(
+                "unknown route {name:?} (defined: {})",
+                known(self.route_names.iter())
+            )))
+        }
     }
 
     /// The process's hot cache; an error if `hot_cache:` is not configured.

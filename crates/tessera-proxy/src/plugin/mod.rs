@@ -62,6 +62,10 @@ pub struct UpstreamTarget {
 pub enum HandlerAction {
     Respond(LocalResponse),
     Upstream(UpstreamTarget),
+    /// Hand the request to the route of this name (e.g. `otherwise:` of a handler that serves
+    /// only some requests). That route's match is applied for its captures, then its filters
+    /// and handler run.
+    Route(String),
 }
 
 /// A handler answers the requests of one route.

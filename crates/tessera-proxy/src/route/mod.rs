@@ -42,6 +42,16 @@ impl RouteTable {
             .map(|r| (r.clone(), captures))
     }
 
+    /// The route called `name`, with its captures, if its match accepts `req`.
+    pub fn named(&self, name: &str, req: &RequestHeader) -> Option<(Arc<Route>, Captures)> {
+        let route = self.routes.iter().find(|r| r.name == name)?;
+        let mut captures = Captures::default();
+        route
+            .matcher
+            .matches(req, &mut captures)
+            .then(|| (route.clone(), captures))
+    }
+
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
