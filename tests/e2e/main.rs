@@ -14,3 +14,4 @@ mod reload;
 mod routing;
 mod tiles;
 mod tls;
+mod views;

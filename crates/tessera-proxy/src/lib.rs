@@ -12,6 +12,7 @@ pub mod config;
 mod fastcgi_upstream;
 pub mod filters;
 pub mod handlers;
+pub mod imaging;
 pub mod metrics;
 pub mod plugin;
 pub mod route;

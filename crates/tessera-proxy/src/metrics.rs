@@ -146,6 +146,31 @@ pub(crate) static HOT_CACHE: LazyLock<HotCacheMetrics> = LazyLock::new(|| {
     }
 });
 
+/// The `byte_range` handler's metrics.
+pub(crate) struct ByteRangeMetrics {
+    pub requests: IntCounterVec,
+    pub fetched_bytes: IntCounter,
+}
+
+pub(crate) static BYTE_RANGE: LazyLock<ByteRangeMetrics> = LazyLock::new(|| {
+    let r = registry();
+    ByteRangeMetrics {
+        requests: register_int_counter_vec_with_registry!(
+            "tessera_byte_range_requests_total",
+            "byte_range requests by outcome: served (decoded from ranges), otherwise (handed on or refused), not_modified.",
+            &["outcome"],
+            r
+        )
+        .expect("metric registers"),
+        fetched_bytes: register_int_counter_with_registry!(
+            "tessera_byte_range_fetched_bytes_total",
+            "Image bytes read from origins by byte_range (headers excluded).",
+            r
+        )
+        .expect("metric registers"),
+    }
+});
+
 /// The request metrics of one route, resolved once: looking series up by label values hashes
 /// and locks, which would cost every request. Series outlive reloads (same labels, same series).
 pub(crate) struct RouteMetrics {

@@ -4,6 +4,7 @@
 
 use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, Source};
+use crate::imaging::IndexStore;
 use crate::metrics::RouteMetrics;
 use crate::plugin::{BuildContext, BuildError, Registry};
 use crate::route::{Route, RouteMatcher, RouteTable};
@@ -20,6 +21,8 @@ pub struct Runtime {
     pub origins: BTreeMap<String, Arc<dyn Origin>>,
     /// The process's hot cache, carried over from the previous runtime on reload.
     pub hot_cache: Option<Arc<HotCacheSlot>>,
+    /// JP2 header indexes, kept while `image_index:` is unchanged.
+    pub image_index: Arc<IndexStore>,
     /// Metrics of requests no route matched.
     pub(crate) no_route_metrics: RouteMetrics,
 }
@@ -99,6 +102,14 @@ impl Runtime {
             (None, None) => None,
         };
 
+        let image_index = match previous {
+            Some(p) if p.config.image_index == config.image_index => p.image_index.clone(),
+            _ => Arc::new(IndexStore::new(
+                config.image_index.memory.0,
+                config.image_index.dir.as_ref().map(Into::into),
+                config.image_index.first_read.0,
+            )),
+        };
         let route_names: std::collections::BTreeSet<String> =
             config.routes.iter().map(|r| r.name.clone()).collect();
         let mut routes = Vec::new();
@@ -131,6 +142,7 @@ impl Runtime {
                 origins: &origins,
                 route_names: &route_names,
                 hot_cache: hot_cache.as_ref(),
+                image_index: &image_index,
             };
 
             let mut filters = Vec::new();
@@ -206,6 +218,7 @@ impl Runtime {
             clusters,
             origins,
             hot_cache,
+            image_index,
             no_route_metrics: RouteMetrics::new(crate::service::NO_ROUTE),
         })
     }

@@ -14,7 +14,9 @@ mod units;
 pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source};
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;
-pub use storage::{HotCacheConfig, OriginConfig, ParallelCopy, S3OriginConfig, S3Timeouts};
+pub use storage::{
+    HotCacheConfig, ImageIndexConfig, OriginConfig, ParallelCopy, S3OriginConfig, S3Timeouts,
+};
 pub use units::{ByteSize, Dur, RatePerWindow, Share};
 
 use schemars::JsonSchema;
@@ -49,6 +51,9 @@ pub struct Config {
     /// The local working set of images for IIPImage. Changing it needs a restart.
     #[serde(default)]
     pub hot_cache: Option<HotCacheConfig>,
+    /// JP2 header indexes for the `byte_range` and `info` handlers.
+    #[serde(default)]
+    pub image_index: ImageIndexConfig,
     /// Named groups of upstream endpoints.
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterConfig>,

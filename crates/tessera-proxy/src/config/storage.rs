@@ -157,3 +157,36 @@ fn default_part() -> ByteSize {
 fn default_parts() -> usize {
     4
 }
+
+/// Where JP2 header indexes are kept (`byte_range` and `info` handlers).
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageIndexConfig {
+    /// A directory to persist indexes in, so a restart does not read headers again. Default:
+    /// memory only.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// Memory for indexes.
+    #[serde(default = "default_index_memory")]
+    pub memory: ByteSize,
+    /// Bytes read from the start of a file to find its header (more are read if needed).
+    #[serde(default = "default_first_read")]
+    pub first_read: ByteSize,
+}
+
+fn default_index_memory() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_first_read() -> ByteSize {
+    ByteSize(16 << 10)
+}
+
+impl Default for ImageIndexConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            memory: default_index_memory(),
+            first_read: default_first_read(),
+        }
+    }
+}

@@ -50,6 +50,7 @@ pub struct BuildContext<'a> {
     /// Every route's name, for handlers that hand requests to another route.
     pub(crate) route_names: &'a BTreeSet<String>,
     pub(crate) hot_cache: Option<&'a Arc<HotCacheSlot>>,
+    pub(crate) image_index: &'a Arc<crate::imaging::IndexStore>,
 }
 
 fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
@@ -85,6 +86,11 @@ impl BuildContext<'_> {
                 known(self.route_names.iter())
             )))
         }
+    }
+
+    /// The process's store of JP2 header indexes (`image_index:`).
+    pub fn image_index(&self) -> Arc<crate::imaging::IndexStore> {
+        self.image_index.clone()
     }
 
     /// The process's hot cache; an error if `hot_cache:` is not configured.

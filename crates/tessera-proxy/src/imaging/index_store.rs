@@ -1,0 +1,198 @@
+//! JP2 header indexes: parsed once per image, kept in memory (moka, bounded by bytes) and on
+//! disk, so neither a second request nor a restart reads the header from the origin again.
+//!
+//! Building one reads the first `first_read` bytes (16 KiB holds most main headers), more only
+//! if the header is longer, and — for files without TLM markers — walks the SOT markers with
+//! small ranged reads. Concurrent requests for the same image share one build (moka's
+//! `try_get_with`). The files on disk are JSON named by a hash of the origin's location and the
+//! key; they are written to a temporary name and renamed, so a reader never sees half of one.
+
+use moka::future::Cache;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tessera_jp2::{Header, Jp2Error, Jp2Index, ParseError, SotWalker, INDEX_VERSION};
+use tessera_origin::{Origin, OriginError};
+
+/// Tile-parts a SOT walk may find before the file is refused (bounds the reads per image).
+const MAX_WALKED_TILE_PARTS: usize = 200_000;
+/// Header reads before a file is declared unreadable.
+const MAX_HEADER_READS: usize = 4;
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("no such object")]
+    NotFound,
+    #[error("origin: {0}")]
+    Origin(OriginError),
+    #[error("not a readable JPEG 2000 file: {0}")]
+    Corrupt(String),
+}
+
+/// One image's persisted entry.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    etag: Option<String>,
+    size: u64,
+    index: Jp2Index,
+}
+
+/// An index and the object it describes.
+#[derive(Clone, Debug)]
+pub struct Indexed {
+    pub index: Arc<Jp2Index>,
+    /// The object's size in bytes and version tag when the index was built.
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+pub struct IndexStore {
+    memory: Cache<String, Indexed>,
+    dir: Option<PathBuf>,
+    first_read: u64,
+}
+
+fn origin_error(e: OriginError) -> IndexError {
+    match e {
+        OriginError::NotFound => IndexError::NotFound,
+        e => IndexError::Origin(e),
+    }
+}
+
+impl IndexStore {
+    /// `memory` bytes of indexes in memory; `dir` to persist them.
+    pub fn new(memory: u64, dir: Option<PathBuf>, first_read: u64) -> Self {
+        let memory = Cache::builder()
+            .weigher(|_k: &String, v: &Indexed| {
+                // Roughly what an index holds: fixed fields plus each tile-part.
+                u32::try_from(256 + 32 * v.index.tile_parts.len()).unwrap_or(u32::MAX)
+            })
+            .max_capacity(memory)
+            .build();
+        Self {
+            memory,
+            dir,
+            first_read: first_read.max(1024),
+        }
+    }
+
+    /// The index of `key` at `origin`: from memory, from disk, or built from the object.
+    pub async fn get(&self, origin: &Arc<dyn Origin>, key: &str) -> Result<Indexed, IndexError> {
+        let name = tessera_hotcache::file_name(&origin.describe(), key, ".json");
+        self.memory
+            .try_get_with(name.clone(), async {
+                if let Some(found) = self.load(&name).await {
+                    return Ok(found);
+                }
+                let built = build(origin.as_ref(), key, self.first_read).await?;
+                self.save(&name, &built).await;
+                Ok(built)
+            })
+            .await
+            .map_err(|e: Arc<IndexError>| (*e).clone())
+    }
+
+    /// Forget an index (the object changed under it); the next request rebuilds it.
+    pub async fn forget(&self, origin: &Arc<dyn Origin>, key: &str) {
+        let name = tessera_hotcache::file_name(&origin.describe(), key, ".json");
+        self.memory.invalidate(&name).await;
+        if let Some(dir) = &self.dir {
+            let _ = tokio::fs::remove_file(dir.join(&name)).await;
+        }
+    }
+
+    async fn load(&self, name: &str) -> Option<Indexed> {
+        let path = self.dir.as_ref()?.join(name);
+        let text = tokio::fs::read(&path).await.ok()?;
+        match serde_json::from_slice::<Stored>(&text) {
+            Ok(s) if s.index.version == INDEX_VERSION => Some(Indexed {
+                index: Arc::new(s.index),
+                size: s.size,
+                etag: s.etag,
+            }),
+            // Written by another version, or damaged: rebuild it.
+            _ => None,
+        }
+    }
+
+    async fn save(&self, name: &str, indexed: &Indexed) {
+        let Some(dir) = &self.dir else { return };
+        let stored = Stored {
+            etag: indexed.etag.clone(),
+            size: indexed.size,
+            index: (*indexed.index).clone(),
+        };
+        let Ok(json) = serde_json::to_vec(&stored) else {
+            return;
+        };
+        let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let result = async {
+            tokio::fs::create_dir_all(dir).await?;
+            tokio::fs::write(&tmp, &json).await?;
+            tokio::fs::rename(&tmp, dir.join(name)).await
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            tracing::warn!(dir = %dir.display(), "cannot store a JP2 index: {e}");
+        }
+    }
+}
+
+/// Read the header (and, without TLM, walk the SOTs) of `key`.
+async fn build(origin: &dyn Origin, key: &str, first_read: u64) -> Result<Indexed, IndexError> {
+    let meta = origin.head(key).await.map_err(origin_error)?;
+    let mut want = first_read.min(meta.size);
+    let mut reads = 0;
+    let header = loop {
+        reads += 1;
+        let prefix = origin
+            .read_range(key, 0..want)
+            .await
+            .map_err(origin_error)?;
+        match Header::parse(&prefix) {
+            Ok(h) => break h,
+            Err(ParseError::NeedMore { total_needed })
+                if total_needed <= meta.size && reads < MAX_HEADER_READS =>
+            {
+                want = total_needed.max(want * 2).min(meta.size);
+            }
+            Err(ParseError::NeedMore { .. }) => {
+                return Err(IndexError::Corrupt("the header is truncated".into()))
+            }
+            Err(ParseError::Invalid(e)) => return Err(IndexError::Corrupt(e.to_string())),
+        }
+    };
+    let index = match Jp2Index::from_header(&header) {
+        Ok(i) => i,
+        Err(Jp2Error::NoTlm) => walk(origin, key, &header, meta.size).await?,
+        Err(e) => return Err(IndexError::Corrupt(e.to_string())),
+    };
+    Ok(Indexed {
+        index: Arc::new(index),
+        size: meta.size,
+        etag: meta.etag,
+    })
+}
+
+/// Hop from SOT to SOT with small ranged reads.
+async fn walk(
+    origin: &dyn Origin,
+    key: &str,
+    header: &Header,
+    size: u64,
+) -> Result<Jp2Index, IndexError> {
+    let corrupt = |e: Jp2Error| IndexError::Corrupt(e.to_string());
+    let mut walker = SotWalker::new(header, size);
+    while let Some(range) = walker.next_read() {
+        if walker.tile_parts().len() > MAX_WALKED_TILE_PARTS {
+            return Err(IndexError::Corrupt("too many tile-parts".into()));
+        }
+        let bytes = origin
+            .read_range(key, range.clone())
+            .await
+            .map_err(origin_error)?;
+        walker.feed(range.start, &bytes).map_err(corrupt)?;
+    }
+    let parts = walker.finish().map_err(corrupt)?;
+    Jp2Index::from_tile_parts(header, parts).map_err(corrupt)
+}

@@ -1,0 +1,32 @@
+//! The IIIF part of a request (`region/size/rotation/quality.format`), from the route's captures.
+
+use crate::plugin::{BuildContext, BuildError, HttpError};
+use crate::route::Captures;
+use crate::template::Template;
+use http::StatusCode;
+use tessera_iiif::{ImageRequest, Version};
+
+/// `2` or `3` in the config.
+pub fn version(v: u8) -> Result<Version, BuildError> {
+    match v {
+        2 => Ok(Version::V2),
+        3 => Ok(Version::V3),
+        _ => Err(BuildError::new("version must be 2 or 3").at("version")),
+    }
+}
+
+/// A template that renders to the IIIF request path, e.g. `{iiif}` or
+/// `{region}/{size}/{rotation}/{quality}.{format}`.
+pub struct RequestTemplate(Template);
+
+impl RequestTemplate {
+    pub fn build(text: &str, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        Ok(Self(ctx.template(text).map_err(|e| e.at("request"))?))
+    }
+
+    /// Parse the request, or 400 with the IIIF reason.
+    pub fn parse(&self, version: Version, captures: &Captures) -> Result<ImageRequest, HttpError> {
+        ImageRequest::parse(version, &self.0.render(captures))
+            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))
+    }
+}

@@ -1,0 +1,231 @@
+//! Small views from byte ranges (`byte_range`) and info.json from the header index (`info`),
+//! against a real S3 server, with JP2s made by `opj_compress` and pixels checked against
+//! `opj_decompress`.
+
+use crate::harness::{get, Tessera};
+use crate::images::{jp2_with, opj_decode};
+use crate::s3::S3Server;
+
+/// Single tile, RPCL, tile-parts by resolution, TLM: the layout read partially.
+fn rpcl(w: u32, h: u32) -> std::path::PathBuf {
+    jp2_with(
+        w,
+        h,
+        &["-p", "RPCL", "-TP", "R", "-TLM", "-n", "6", "-r", "10"],
+    )
+}
+
+fn config(s3: &S3Server, extra: &str) -> String {
+    format!(
+        r#"origins:
+{origin}{extra}routes:
+  - name: info
+    match: {{ path: "/iiif/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: masters, key: "{{image}}" }} }}
+  - name: info-v2
+    match: {{ path: "/iiif2/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: masters, key: "{{image}}", version: 2 }} }}
+  - name: base
+    match: {{ path: "/iiif/{{image}}" }}
+    handler: {{ info: {{ origin: masters, key: "{{image}}" }} }}
+  - name: small
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ byte_range: {{ origin: masters, key: "{{image}}", max_pixels: 250000, otherwise: tiles }} }}
+  - name: tiles
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ respond: {{ status: 299, body: "tiles" }} }}
+"#,
+        origin = s3.origin_yaml("masters"),
+    )
+}
+
+fn png_pixels(body: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(body));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+fn ranged_bytes(s3: &S3Server, key: &str) -> u64 {
+    s3.gets_for(key)
+        .iter()
+        .map(|g| {
+            let r = g.range.as_deref().expect("only ranged GETs");
+            let (a, b) = r.trim_start_matches("bytes=").split_once('-').unwrap();
+            b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1
+        })
+        .sum()
+}
+
+#[test]
+fn small_full_views_read_a_few_ranges_and_match_opj_decompress() {
+    let s3 = S3Server::start();
+    let file = rpcl(2000, 1500);
+    let size = std::fs::metadata(&file).unwrap().len();
+    s3.put_file("big", &file);
+    let t = Tessera::start(&config(&s3, ""));
+
+    // 250×188 is the image at reduce 3: decoded, not resized, so the pixels are exactly
+    // opj_decompress -r 3 of the whole file.
+    let r = t.get("/iiif/big/full/250,/0/default.png");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    let (w, h, pixels) = png_pixels(&r.body);
+    let (rw, rh, reference) = opj_decode(&file, 3);
+    assert_eq!((w, h), (rw, rh));
+    assert!(
+        pixels == reference,
+        "pixels differ from opj_decompress -r 3"
+    );
+
+    let read = ranged_bytes(&s3, "big");
+    assert!(read * 10 < size, "read {read} of {size} bytes");
+    assert!(s3.gets_for("big").iter().all(|g| g.range.is_some()));
+
+    // A confined size: the exact IIIF size, a JPEG, with caching headers.
+    let r = t.get("/iiif/big/full/!200,200/0/default.jpg");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert!(r.body.starts_with(&[0xFF, 0xD8]));
+    assert!(r.header("link").unwrap().contains("level2.json"));
+    assert!(r.header("cache-control").is_some());
+    let etag = r.header("etag").expect("an ETag").to_string();
+    let again = get("/iiif/big/full/!200,200/0/default.jpg")
+        .header("If-None-Match", &etag)
+        .send(t.port);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+
+    // Rotation and quality, PNG to check the size after rotation.
+    let r = t.get("/iiif/big/full/!200,200/90/gray.png");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (w, h, px) = png_pixels(&r.body);
+    assert_eq!((w, h), (150, 200));
+    assert_eq!(px.len(), 150 * 200, "gray has one channel");
+}
+
+#[test]
+fn requests_this_route_does_not_serve_go_to_the_otherwise_route() {
+    let s3 = S3Server::start();
+    s3.put_file("big", &rpcl(2000, 1500));
+    s3.put_file("lrcp", &jp2_with(800, 600, &["-p", "LRCP", "-n", "4"]));
+    let t = Tessera::start(&config(&s3, ""));
+    for path in [
+        "/iiif/big/0,0,100,100/100,/0/default.jpg", // a region
+        "/iiif/big/full/max/0/default.jpg",         // over max_pixels
+        "/iiif/big/full/100,/45/default.jpg",       // a rotation we do not do
+        "/iiif/lrcp/full/100,/0/default.jpg",       // a layout we cannot read partially
+    ] {
+        let r = t.get(path);
+        assert_eq!((r.status, r.text().trim()), (299, "tiles"), "{path}");
+    }
+    assert_eq!(
+        t.metric(
+            "tessera_requests_total",
+            &[("route", "tiles"), ("status", "299")]
+        ),
+        4.0
+    );
+}
+
+#[test]
+fn bad_requests_missing_and_corrupt_images() {
+    let s3 = S3Server::start();
+    s3.put_file("big", &rpcl(2000, 1500));
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        junk.path(),
+        b"this is not a JPEG 2000 file at all, just text",
+    )
+    .unwrap();
+    s3.put_file("junk", junk.path());
+    let t = Tessera::start(&config(&s3, ""));
+    for (path, status) in [
+        ("/iiif/big/full/!200,200/0/default.tif", 299), // format we do not write: handed on
+        ("/iiif/big/full/0,/0/default.jpg", 400),
+        ("/iiif/big/full/!200,200/0/sepia.jpg", 400),
+        ("/iiif/big/full/300,/0/default", 400),
+        ("/iiif/nothing/full/100,/0/default.jpg", 404),
+        ("/iiif/nothing/info.json", 404),
+        ("/iiif/junk/full/100,/0/default.jpg", 502),
+        ("/iiif/junk/info.json", 502),
+    ] {
+        let r = t.get(path);
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
+    assert!(t.wait_log("cannot read the image header"), "{}", t.log());
+    assert!(
+        t.log().contains("\"key\":\"junk\""),
+        "the log names the object"
+    );
+}
+
+#[test]
+fn info_json_comes_from_the_header_index() {
+    let s3 = S3Server::start();
+    s3.put_file("big", &rpcl(2000, 1500));
+    s3.put_file(
+        "tiled",
+        &jp2_with(
+            1000,
+            700,
+            &["-p", "RPCL", "-TP", "R", "-t", "256,256", "-n", "4"],
+        ),
+    );
+    let index_dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "image_index: {{ dir: \"{}\" }}\n",
+        index_dir.path().display()
+    );
+    let t = Tessera::start(&config(&s3, &extra));
+
+    let r = get("/iiif/big/info.json")
+        .header("Host", "images.example.org")
+        .send(t.port);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let info: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(info["id"], "http://images.example.org/iiif/big");
+    assert_eq!(info["type"], "ImageService3");
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(2000), Some(1500))
+    );
+    assert_eq!(info["profile"], "level2");
+    assert_eq!(info["tiles"][0]["width"], 512);
+    assert_eq!(
+        info["tiles"][0]["scaleFactors"].as_array().unwrap().len(),
+        6
+    );
+    assert!(!info["sizes"].as_array().unwrap().is_empty());
+
+    let tiled: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif2/tiled/info.json").body).unwrap();
+    assert_eq!(tiled["@id"], "http://localhost/iiif2/tiled");
+    assert_eq!(tiled["tiles"][0]["width"], 256);
+    assert_eq!(tiled["protocol"], "http://iiif.io/api/image");
+
+    // The base URI redirects to info.json.
+    let r = t.get("/iiif/big");
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("http://localhost/iiif/big/info.json")
+    );
+
+    // The index is read once, kept in memory and on disk: a restart reads nothing again.
+    let gets = s3.gets_for("big").len();
+    assert!(t.get("/iiif/big/info.json").status == 200);
+    assert_eq!(s3.gets_for("big").len(), gets);
+    assert!(std::fs::read_dir(index_dir.path()).unwrap().count() >= 2);
+    drop(t);
+    let t = Tessera::start(&config(&s3, &extra));
+    assert_eq!(t.get("/iiif/big/info.json").status, 200);
+    assert_eq!(
+        s3.gets_for("big").len(),
+        gets,
+        "the restarted Tessera read the header again"
+    );
+}
