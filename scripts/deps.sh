@@ -2,7 +2,8 @@
 # Installs what building and testing Tessera needs beyond a Rust toolchain, if it is missing:
 # cmake (Pingora's zlib-ng build), curl and openssl (the TLS/HTTP2 end-to-end test), and for the
 # tile tests the real image server (iipimage-server), opj_compress (libopenjp2-tools) to make
-# test JP2s, and nginx (FastCGI front for iipsrv).
+# test JP2s, nginx (FastCGI front for iipsrv), and the IIIF validator (PyPI iiif-validator, which
+# needs libmagic1).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 
@@ -14,12 +15,14 @@ command -v cc >/dev/null || missing+=(build-essential)
 [ -x /usr/lib/iipimage-server/iipsrv.fcgi ] || missing+=(iipimage-server)
 command -v opj_compress >/dev/null || missing+=(libopenjp2-tools)
 command -v nginx >/dev/null || missing+=(nginx-light)
+[ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || ldconfig -p | grep -q libmagic.so.1 || missing+=(libmagic1)
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "installing: ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+
+command -v iiif-validate.py >/dev/null || python3 -m pip install -q iiif-validator

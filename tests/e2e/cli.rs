@@ -187,3 +187,47 @@ fn the_example_configs_pass_check() {
     assert!(seen >= 1);
     assert!(!std::path::Path::new("/var/cache/tessera/objects").exists());
 }
+
+/// The embedded default (the repository's proxy.yaml) serves its sample image through info,
+/// byte_range and render. Ports and the hot cache are moved aside so the test runs anywhere.
+#[test]
+fn the_embedded_default_serves_the_sample_image() {
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let cache = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(format!("{repo}/proxy.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:{PORT}")
+        .replace("127.0.0.1:9090", "127.0.0.1:{ADMIN}")
+        .replace(
+            "dir: examples/images",
+            &format!("dir: {repo}/examples/images"),
+        )
+        .replace(
+            "dir: target/tessera-default-cache",
+            &format!("dir: {}", cache.path().display()),
+        );
+    let t = Tessera::start(&yaml);
+    let info = t.get("/iiif/sample/info.json");
+    assert_eq!(info.status, 200, "{}", info.text());
+    let json: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(
+        (json["width"].as_u64(), json["height"].as_u64()),
+        (Some(2048), Some(1536))
+    );
+    for path in [
+        "/iiif/sample/full/!400,400/0/default.jpg",
+        "/iiif/sample/512,512,512,512/256,/0/default.jpg",
+        "/iiif/sample/full/200,/90/gray.png",
+    ] {
+        let r = t.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    assert_eq!(t.get("/iiif/sample").status, 303);
+    assert_eq!(
+        t.metric(
+            "tessera_byte_range_requests_total",
+            &[("outcome", "served")]
+        ),
+        2.0
+    );
+}

@@ -64,16 +64,27 @@ fn picture(width: u32, height: u32) -> Vec<u8> {
 
 /// Decode `file` at `reduce` with Debian's `opj_decompress` into raw RGB bytes: the reference.
 pub fn opj_decode(file: &std::path::Path, reduce: u8) -> (u32, u32, Vec<u8>) {
+    opj_decode_region(file, reduce, None)
+}
+
+/// [`opj_decode`] of a region `x0,y0,x1,y1` (full-resolution coordinates).
+pub fn opj_decode_region(
+    file: &std::path::Path,
+    reduce: u8,
+    region: Option<(u32, u32, u32, u32)>,
+) -> (u32, u32, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.ppm");
-    let status = Command::new("opj_decompress")
-        .arg("-i")
+    let mut cmd = Command::new("opj_decompress");
+    cmd.arg("-i")
         .arg(file)
         .arg("-o")
         .arg(&out)
-        .args(["-r", &reduce.to_string()])
-        .output()
-        .expect("run opj_decompress");
+        .args(["-r", &reduce.to_string()]);
+    if let Some((x0, y0, x1, y1)) = region {
+        cmd.args(["-d", &format!("{x0},{y0},{x1},{y1}")]);
+    }
+    let status = cmd.output().expect("run opj_decompress");
     assert!(
         status.status.success(),
         "{}",
@@ -102,3 +113,165 @@ pub fn opj_decode(file: &std::path::Path, reduce: u8) -> (u32, u32, Vec<u8>) {
     let (w, h): (u32, u32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
     (w, h, bytes[i + 1..].to_vec())
 }
+
+/// The IIIF validator's test image (`iiif-validate.py` checks the colour of its 100-pixel
+/// squares): 1000×1000, square (x, y) in the colour the validator expects, written lossless.
+pub fn validator_image() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jp2-fixtures");
+    let path = dir.join("iiif-validator.jp2");
+    let _guard = MAKING.lock().unwrap_or_else(|p| p.into_inner());
+    if path.exists() {
+        return path;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ppm = b"P6\n1000 1000\n255\n".to_vec();
+    for y in 0..1000 {
+        for x in 0..1000 {
+            ppm.extend_from_slice(&VALIDATOR_COLOURS[x / 100][y / 100]);
+        }
+    }
+    let src = dir.join("iiif-validator.ppm");
+    std::fs::write(&src, ppm).unwrap();
+    let tmp = dir.join("iiif-validator.part.jp2");
+    let out = Command::new("opj_compress")
+        .arg("-i")
+        .arg(&src)
+        .arg("-o")
+        .arg(&tmp)
+        .args(["-p", "RPCL", "-TP", "R", "-TLM", "-n", "5"])
+        .output()
+        .expect("run opj_compress");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&src).ok();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// `colorInfo` of iiif_validator/validator.py: `[x][y]` is the colour of the square in column
+/// x, row y.
+const VALIDATOR_COLOURS: [[[u8; 3]; 10]; 10] = [
+    [
+        [61, 170, 126],
+        [61, 107, 178],
+        [82, 85, 234],
+        [164, 122, 110],
+        [129, 226, 88],
+        [91, 37, 121],
+        [138, 128, 42],
+        [6, 85, 234],
+        [121, 109, 204],
+        [65, 246, 84],
+    ],
+    [
+        [195, 133, 120],
+        [171, 43, 102],
+        [118, 45, 130],
+        [242, 105, 171],
+        [5, 85, 105],
+        [113, 58, 41],
+        [223, 69, 3],
+        [45, 79, 140],
+        [35, 117, 248],
+        [121, 156, 184],
+    ],
+    [
+        [168, 92, 163],
+        [28, 91, 143],
+        [86, 41, 173],
+        [111, 230, 29],
+        [174, 189, 7],
+        [18, 139, 88],
+        [93, 168, 128],
+        [35, 2, 14],
+        [204, 105, 137],
+        [18, 86, 128],
+    ],
+    [
+        [107, 55, 178],
+        [251, 40, 184],
+        [47, 36, 139],
+        [2, 127, 170],
+        [224, 12, 114],
+        [133, 67, 108],
+        [239, 174, 209],
+        [85, 29, 156],
+        [8, 55, 188],
+        [240, 125, 7],
+    ],
+    [
+        [112, 167, 30],
+        [166, 63, 161],
+        [232, 227, 23],
+        [74, 80, 135],
+        [79, 97, 47],
+        [145, 160, 80],
+        [45, 160, 79],
+        [12, 54, 215],
+        [203, 83, 70],
+        [78, 28, 46],
+    ],
+    [
+        [102, 193, 63],
+        [225, 55, 91],
+        [107, 194, 147],
+        [167, 24, 95],
+        [249, 214, 96],
+        [167, 34, 136],
+        [53, 254, 209],
+        [172, 222, 21],
+        [153, 77, 51],
+        [137, 39, 183],
+    ],
+    [
+        [159, 182, 192],
+        [128, 252, 173],
+        [148, 162, 90],
+        [192, 165, 115],
+        [154, 102, 2],
+        [107, 237, 62],
+        [111, 236, 219],
+        [129, 113, 172],
+        [239, 204, 166],
+        [60, 96, 37],
+    ],
+    [
+        [72, 172, 227],
+        [119, 51, 100],
+        [209, 85, 165],
+        [87, 172, 159],
+        [188, 42, 162],
+        [99, 3, 54],
+        [7, 42, 37],
+        [105, 155, 100],
+        [38, 220, 240],
+        [98, 46, 2],
+    ],
+    [
+        [18, 223, 145],
+        [189, 121, 17],
+        [88, 3, 210],
+        [181, 16, 43],
+        [189, 39, 244],
+        [123, 147, 116],
+        [246, 148, 214],
+        [223, 177, 199],
+        [77, 18, 136],
+        [235, 36, 21],
+    ],
+    [
+        [146, 137, 176],
+        [84, 248, 55],
+        [61, 144, 79],
+        [110, 251, 49],
+        [43, 105, 132],
+        [165, 131, 55],
+        [60, 23, 225],
+        [147, 197, 226],
+        [80, 67, 104],
+        [161, 119, 182],
+    ],
+];

@@ -229,3 +229,50 @@ fn info_json_comes_from_the_header_index() {
         "the restarted Tessera read the header again"
     );
 }
+
+#[test]
+fn render_decodes_regions_from_the_hot_cache_like_opj_decompress() {
+    use crate::images::opj_decode_region;
+    let s3 = S3Server::start();
+    let file = jp2_with(1000, 700, &["-p", "RPCL", "-t", "256,256", "-n", "4"]);
+    s3.put_file("tiled", &file);
+    let cache = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "origins:\n{}hot_cache: {{ dir: \"{}\", capacity: 1GiB }}\nroutes:\n  - name: render\n    match: {{ path: \"/iiif/{{image}}/{{iiif*}}\" }}\n    handler: {{ render: {{ origin: masters, key: \"{{image}}\", max_pixels: 1000000 }} }}\n",
+        s3.origin_yaml("masters"),
+        cache.path().display()
+    );
+    let t = Tessera::start(&yaml);
+    // (request, reduce, region): decoded at exactly the requested size, so no resizing.
+    for (iiif, reduce, region) in [
+        (
+            "256,256,256,256/256,256/0/default.png",
+            0,
+            (256, 256, 512, 512),
+        ),
+        (
+            "100,50,300,200/300,200/0/default.png",
+            0,
+            (100, 50, 400, 250),
+        ),
+        ("0,0,512,512/128,128/0/default.png", 2, (0, 0, 512, 512)),
+    ] {
+        let r = t.get(&format!("/iiif/tiled/{iiif}"));
+        assert_eq!(r.status, 200, "{iiif}: {}", r.text());
+        let (w, h, px) = png_pixels(&r.body);
+        let (rw, rh, reference) = opj_decode_region(&file, reduce, Some(region));
+        assert_eq!((w, h), (rw, rh), "{iiif}");
+        assert!(px == reference, "{iiif}: pixels differ from opj_decompress");
+    }
+    // One copy into the hot cache for all of them.
+    assert_eq!(
+        s3.gets_for("tiled")
+            .iter()
+            .filter(|g| g.range.is_none())
+            .count(),
+        1
+    );
+    // Bounded work.
+    let r = t.get("/iiif/tiled/full/^5000,5000/0/default.jpg");
+    assert_eq!(r.status, 400, "{}", r.text());
+}

@@ -2,6 +2,10 @@
 //!
 //! Used by the embedded default (no S3 needed) and by tests. Keys are validated before they get
 //! here, so joining one to the root cannot leave it.
+//!
+//! Listing walks the tree below the root and reports regular files (and symlinks to them) by
+//! their path relative to the root, with `/` separators: the same keys `head` and `get` accept.
+//! Symlinked directories are not entered, so a link cycle cannot make a walk endless.
 
 use crate::{io_error, validate_key, ObjectMeta, ObjectReader, Origin, OriginError};
 use async_trait::async_trait;
@@ -96,8 +100,93 @@ impl Origin for DirOrigin {
         }
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, OriginError> {
+        let (root, prefix) = (self.root.clone(), prefix.to_string());
+        tokio::task::spawn_blocking(move || list_files(&root, &prefix))
+            .await
+            .map_err(|e| OriginError::Unavailable(format!("listing: {e}")))?
+    }
+
     fn describe(&self) -> String {
         format!("dir:{}", self.root.display())
+    }
+}
+
+fn list_error(dir: &Path, e: std::io::Error) -> OriginError {
+    let detail = format!("listing {}: {e}", dir.display());
+    match e.kind() {
+        ErrorKind::PermissionDenied => OriginError::Denied(detail),
+        _ => OriginError::Unavailable(detail),
+    }
+}
+
+/// The keys below `root` that start with `prefix`, sorted. The walk starts at the directory part
+/// of the prefix (`a/b/c` → `a/b`), so listing one folder of a large tree reads only that folder.
+fn list_files(root: &Path, prefix: &str) -> Result<Vec<String>, OriginError> {
+    let start = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+    if !start.is_empty() && validate_key(start).is_err() {
+        // No key can live below a directory no key can name.
+        return Ok(Vec::new());
+    }
+    let mut keys = Vec::new();
+    let mut dirs = vec![start.to_string()];
+    while let Some(rel) = dirs.pop() {
+        let dir = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&rel)
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // The prefix names a folder that does not exist: nothing is below it.
+            Err(e) if !rel.is_empty() && rel == start && e.kind() == ErrorKind::NotFound => {
+                continue
+            }
+            Err(e) => return Err(list_error(&dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| list_error(&dir, e))?;
+            // A name that is not UTF-8 is not a key anything could ask for.
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let key = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if !key.starts_with(prefix) || validate_key(&key).is_err() {
+                continue;
+            }
+            match Entry::of(&entry) {
+                Entry::Dir => dirs.push(key),
+                Entry::File => keys.push(key),
+                Entry::Other => {}
+            }
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+enum Entry {
+    Dir,
+    File,
+    Other,
+}
+
+impl Entry {
+    /// What a directory entry is, following a symlink only to see whether it names a file.
+    fn of(entry: &std::fs::DirEntry) -> Entry {
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => Entry::Dir,
+            Ok(t) if t.is_file() => Entry::File,
+            Ok(t) if t.is_symlink() => match std::fs::metadata(entry.path()) {
+                Ok(m) if m.is_file() => Entry::File,
+                _ => Entry::Other,
+            },
+            _ => Entry::Other,
+        }
     }
 }
 
@@ -146,6 +235,51 @@ mod tests {
         ));
         std::fs::create_dir_all(dir.path().join("sub/d")).unwrap();
         assert_eq!(origin.head("d").await, Err(OriginError::NotFound));
+    }
+
+    #[tokio::test]
+    async fn list_walks_below_the_prefix_and_skips_what_is_not_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a/x.jp2", "a/deep/er/y.jp2", "ab/z.jp2", "b/w.jp2", "top"] {
+            let path = dir.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("a/empty")).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("b/w.jp2"), dir.path().join("a/link"))
+                .unwrap();
+            // A cycle: must not be entered.
+            std::os::unix::fs::symlink(dir.path(), dir.path().join("a/loop")).unwrap();
+        }
+        let origin = DirOrigin::new(dir.path());
+
+        let mut below_a = vec!["a/deep/er/y.jp2", "a/x.jp2"];
+        if cfg!(unix) {
+            below_a.insert(1, "a/link");
+        }
+        assert_eq!(origin.list("a/").await.unwrap(), below_a);
+        let mut a_and_ab = below_a.clone();
+        a_and_ab.push("ab/z.jp2");
+        assert_eq!(origin.list("a").await.unwrap(), a_and_ab);
+        assert_eq!(origin.list("a/d").await.unwrap(), ["a/deep/er/y.jp2"]);
+        assert_eq!(origin.list("").await.unwrap().len(), a_and_ab.len() + 2);
+        assert!(origin.list("nope/").await.unwrap().is_empty());
+        assert!(origin.list("../").await.unwrap().is_empty());
+        for key in origin.list("").await.unwrap() {
+            assert!(origin.head(&key).await.is_ok(), "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn listing_a_missing_root_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = DirOrigin::new(dir.path().join("gone"));
+        assert!(matches!(
+            origin.list("").await,
+            Err(OriginError::Unavailable(_))
+        ));
     }
 
     #[tokio::test]

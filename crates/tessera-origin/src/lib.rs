@@ -6,6 +6,9 @@
 //! (whole or one range), and ranges read into memory. Keeping the trait this small is what lets
 //! the hot cache be tested against a directory and run against S3 unchanged.
 //!
+//! Listing ([`Origin::list`]) is there for offline tools (building indexes ahead of traffic);
+//! it has a default that refuses, so an origin that only serves reads need not implement it.
+//!
 //! Keys are built from request captures, so [`key`] validates them before any I/O: a key that
 //! could escape the key space (`..`, an absolute path, NUL, percent-encoded traversal) is refused.
 
@@ -89,6 +92,17 @@ pub trait Origin: Send + Sync + 'static {
             .await
             .map_err(|e| io_error("reading a range", &e))?;
         Ok(Bytes::from(buf))
+    }
+
+    /// Every object key starting with `prefix` (a plain string prefix, as in S3: `a/` lists
+    /// what is below `a/`, `a` also lists `ab/c`), sorted. Used by batch tools such as
+    /// `tessera index`, never on a request path. Origins that cannot list answer
+    /// [`OriginError::Unavailable`]; the default does, so test doubles need not implement it.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, OriginError> {
+        let _ = prefix;
+        Err(OriginError::Unavailable(
+            "listing is not supported by this origin".into(),
+        ))
     }
 
     /// Where this origin reads from, for logs: `s3://bucket`, `dir:/srv/images`.

@@ -2,7 +2,8 @@
 //!
 //! Credentials come from the standard AWS chain (environment, profile, web identity, instance
 //! metadata), so nothing secret goes in `proxy.yaml`. Timeouts and retries are the SDK's own,
-//! configured per origin. Ranged reads are plain `Range: bytes=a-b` GETs.
+//! configured per origin. Ranged reads are plain `Range: bytes=a-b` GETs. Listing is
+//! ListObjectsV2, page after page (1000 keys each) until the continuation token runs out.
 
 use crate::{ObjectMeta, ObjectReader, Origin, OriginError};
 use async_trait::async_trait;
@@ -150,6 +151,43 @@ impl Origin for S3Origin {
         }
         let out = req.send().await.map_err(|e| sdk_error("GET", key, e))?;
         Ok(Box::new(out.body.into_async_read()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, OriginError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| match sdk_error("LIST", prefix, e) {
+                    // A 404 here is the bucket, not an object.
+                    OriginError::NotFound => {
+                        OriginError::Unavailable(format!("LIST: no bucket {:?}", self.bucket))
+                    }
+                    e => e,
+                })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    // "Folder" placeholders made by consoles hold no image.
+                    .filter(|k| !k.ends_with('/'))
+                    .map(str::to_string),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        // AWS lists in key order already; some S3-compatible servers do not.
+        keys.sort();
+        Ok(keys)
     }
 
     fn describe(&self) -> String {

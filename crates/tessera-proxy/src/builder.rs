@@ -4,7 +4,7 @@
 use crate::admin::Admin;
 use crate::config::{Config, ConfigErrors};
 use crate::filters::{cors, headers, ip_filter, rate_limit};
-use crate::handlers::{byte_range, info, orchestrate, proxy, redirect, respond};
+use crate::handlers::{byte_range, info, orchestrate, proxy, redirect, render, respond};
 use crate::metrics;
 use crate::plugin::factory::{FnFactory, FnHandlerFactory};
 use crate::plugin::{BuildContext, BuildError, Filter, Handler, Registry};
@@ -60,6 +60,7 @@ impl Builder {
             .handler("orchestrate", orchestrate::Orchestrate::build)
             .handler("byte_range", byte_range::ByteRange::build)
             .handler("info", info::Info::build)
+            .handler("render", render::Render::build)
             .handler("redirect", redirect::Redirect::build)
             .handler("respond", respond::Respond::build)
     }

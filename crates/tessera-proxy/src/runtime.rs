@@ -450,12 +450,12 @@ mod tests {
     }
 
     #[test]
-    fn hot_cache_dir_must_be_plain_and_absolute() {
-        for dir in ["relative/cache", "/var/cache/with space", "/var/cache/100%"] {
+    fn hot_cache_dir_must_be_plain() {
+        for dir in ["/var/cache/with space", "/var/cache/100%", "a?b"] {
             let yaml = format!("hot_cache: {{ dir: \"{dir}\", capacity: 1GiB }}\n");
             let e = errors(&yaml);
             assert!(
-                e.iter().any(|l| l.contains("must be an absolute path")),
+                e.iter().any(|l| l.contains("must be a path of letters")),
                 "{dir}: {e:?}"
             );
         }

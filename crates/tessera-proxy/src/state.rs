@@ -16,7 +16,12 @@ pub enum ConfigSource {
     /// A file, re-read on every reload.
     File(PathBuf),
     /// Text compiled into the binary (the embedded default); reloads re-read the same text.
-    Embedded { name: String, text: &'static str },
+    /// Relative paths in it resolve against `base` (e.g. the source tree it came from).
+    Embedded {
+        name: String,
+        text: &'static str,
+        base: PathBuf,
+    },
 }
 
 impl ConfigSource {
@@ -29,7 +34,27 @@ impl ConfigSource {
     }
 
     pub fn load(&self) -> Result<(Config, Source), ConfigErrors> {
-        load_str(&self.name(), &self.read()?)
+        self.parse(&self.read()?)
+    }
+
+    /// Parse config text from this source, with relative paths resolved against
+    /// [`ConfigSource::base_dir`].
+    pub fn parse(&self, text: &str) -> Result<(Config, Source), ConfigErrors> {
+        let (mut config, source) = load_str(&self.name(), text)?;
+        config.resolve_paths(&self.base_dir());
+        Ok((config, source))
+    }
+
+    /// What relative paths in the config (`dir:` of origins, `hot_cache.dir`,
+    /// `image_index.dir`) are relative to: the config file's directory.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            ConfigSource::File(path) => match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            ConfigSource::Embedded { base, .. } => base.clone(),
+        }
     }
 
     pub fn name(&self) -> String {
@@ -79,7 +104,7 @@ impl Shared {
     }
 
     fn try_apply(&self, text: &str) -> Result<(), ConfigErrors> {
-        let (config, source) = load_str(&self.source.name(), text)?;
+        let (config, source) = self.source.parse(text)?;
         let old = self.current.load_full();
         let runtime = Runtime::build(config, &source, &self.registry, Some(&old))?;
         let (new, old_cfg) = (&runtime.config, &old.config);

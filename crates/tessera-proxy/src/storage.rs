@@ -56,13 +56,9 @@ pub(crate) fn hot_cache_settings(c: &HotCacheConfig) -> Result<Settings, String>
     if c.parallel_copy.part_size.0 < MIN_PART_SIZE {
         return Err("parallel_copy.part_size must be at least 1MiB".into());
     }
-    // The path reaches the image server inside a URL (`IIIF={local_path}/...`) and is read
-    // from the image server's working directory: keep it absolute and free of characters a
-    // URL would change.
-    let plain = |ch: char| ch.is_ascii_alphanumeric() || "/._-".contains(ch);
-    if !c.dir.starts_with('/') || !c.dir.chars().all(plain) {
+    if !is_plain_path(&c.dir) {
         return Err(format!(
-            "dir {:?} must be an absolute path of letters, digits and / . _ -",
+            "dir {:?} must be a path of letters, digits and / . _ -",
             c.dir
         ));
     }
@@ -79,6 +75,15 @@ pub(crate) fn hot_cache_settings(c: &HotCacheConfig) -> Result<Settings, String>
         reuse_gap: c.reuse_gap.0,
         protected_share: c.protected_share.0,
     })
+}
+
+/// The cache's path reaches the image server inside a URL (`IIIF={local_path}/...`): it must
+/// hold no character a URL would change.
+fn is_plain_path(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "/._-".contains(ch))
 }
 
 /// The process's hot cache: configured when the config is built, opened once before serving.
@@ -102,6 +107,19 @@ impl HotCacheSlot {
         if self.cache.get().is_some() {
             return Ok(());
         }
+        // The image server resolves the path from its own working directory: make it absolute.
+        std::fs::create_dir_all(&self.settings.dir)?;
+        let dir = std::fs::canonicalize(&self.settings.dir)?;
+        if !is_plain_path(&dir.to_string_lossy()) {
+            return Err(OpenError::Io(std::io::Error::other(format!(
+                "{} must be a path of letters, digits and / . _ -",
+                dir.display()
+            ))));
+        }
+        let settings = Settings {
+            dir,
+            ..self.settings.clone()
+        };
         let (
             cache,
             Recovered {
@@ -109,8 +127,8 @@ impl HotCacheSlot {
                 bytes,
                 swept,
             },
-        ) = HotCache::open(self.settings.clone(), Some(Arc::new(CacheMetrics)))?;
-        tracing::info!(dir = %self.settings.dir.display(), files, bytes, swept_temporaries = swept, capacity = self.settings.capacity, "hot cache opened");
+        ) = HotCache::open(settings.clone(), Some(Arc::new(CacheMetrics)))?;
+        tracing::info!(dir = %settings.dir.display(), files, bytes, swept_temporaries = swept, capacity = self.settings.capacity, "hot cache opened");
         let _ = self.cache.set(cache);
         Ok(())
     }

@@ -66,6 +66,31 @@ fn yes() -> bool {
     true
 }
 
+impl Config {
+    /// Make relative filesystem paths (origins' `dir`, `hot_cache.dir`, `image_index.dir`)
+    /// relative to `base`, the config file's directory, so that the same file means the same
+    /// thing whatever directory Tessera is started from.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        let resolve = |p: &mut String| {
+            if !p.is_empty() && std::path::Path::new(p.as_str()).is_relative() {
+                let joined = base.join(p.as_str());
+                *p = joined.to_string_lossy().into_owned();
+            }
+        };
+        for origin in self.origins.values_mut() {
+            if let Some(dir) = origin.dir.as_mut() {
+                resolve(dir);
+            }
+        }
+        if let Some(hc) = self.hot_cache.as_mut() {
+            resolve(&mut hc.dir);
+        }
+        if let Some(dir) = self.image_index.dir.as_mut() {
+            resolve(dir);
+        }
+    }
+}
+
 fn default_listen() -> Vec<ListenerConfig> {
     vec![ListenerConfig {
         address: "0.0.0.0:8080".into(),

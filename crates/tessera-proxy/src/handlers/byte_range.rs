@@ -144,7 +144,7 @@ impl ByteRange {
     }
 }
 
-fn index_error(e: IndexError, key: &str, origin: &str) -> HttpError {
+pub(crate) fn index_error(e: IndexError, key: &str, origin: &str) -> HttpError {
     match e {
         IndexError::NotFound => HttpError::new(StatusCode::NOT_FOUND, "no such image"),
         IndexError::Origin(OriginError::Timeout(_)) => {
@@ -161,7 +161,7 @@ fn index_error(e: IndexError, key: &str, origin: &str) -> HttpError {
     }
 }
 
-fn matches_etag(req: &RequestContext<'_>, etag: &str) -> bool {
+pub(crate) fn matches_etag(req: &RequestContext<'_>, etag: &str) -> bool {
     req.header_str("if-none-match").is_some_and(|v| {
         v.split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
@@ -274,7 +274,7 @@ impl Handler for ByteRange {
     }
 }
 
-fn view_error(e: ViewError, key: &str, origin: &str) -> HttpError {
+pub(crate) fn view_error(e: ViewError, key: &str, origin: &str) -> HttpError {
     match &e {
         ViewError::Origin(OriginError::Timeout(_)) => {
             tracing::error!(origin, key, error = %e, "byte_range: origin timed out");

@@ -5,4 +5,5 @@ pub mod info;
 pub mod orchestrate;
 pub mod proxy;
 pub mod redirect;
+pub mod render;
 pub mod respond;

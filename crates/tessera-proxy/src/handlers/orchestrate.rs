@@ -117,7 +117,7 @@ impl Orchestrate {
 }
 
 /// How a failed copy is answered. The copy task has already logged it, naming origin and key.
-fn copy_error(e: &CopyError) -> HttpError {
+pub(crate) fn copy_error(e: &CopyError) -> HttpError {
     let (status, message) = match e {
         CopyError::NotFound => (StatusCode::NOT_FOUND, "no such image"),
         CopyError::Origin(OriginError::Timeout(_)) => (

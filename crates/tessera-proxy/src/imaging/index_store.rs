@@ -167,6 +167,20 @@ async fn build(origin: &dyn Origin, key: &str, first_read: u64) -> Result<Indexe
         Err(Jp2Error::NoTlm) => walk(origin, key, &header, meta.size).await?,
         Err(e) => return Err(IndexError::Corrupt(e.to_string())),
     };
+    // A file cut short after a header with TLM still indexes cleanly; its tile-parts say where
+    // it should end.
+    if let Some(end) = index
+        .tile_parts
+        .iter()
+        .map(|tp| tp.offset.saturating_add(tp.length))
+        .max()
+        .filter(|&end| end > meta.size)
+    {
+        return Err(IndexError::Corrupt(format!(
+            "truncated: the tile-parts run to byte {end} but the object has {} bytes",
+            meta.size
+        )));
+    }
     Ok(Indexed {
         index: Arc::new(index),
         size: meta.size,

@@ -24,9 +24,18 @@ impl RequestTemplate {
         Ok(Self(ctx.template(text).map_err(|e| e.at("request"))?))
     }
 
-    /// Parse the request, or 400 with the IIIF reason.
+    /// Parse the request, or 400 with the IIIF reason. More than four segments mean the
+    /// identifier before them had an unescaped `/`: no image has that name, so 404 (as the
+    /// IIIF validator expects).
     pub fn parse(&self, version: Version, captures: &Captures) -> Result<ImageRequest, HttpError> {
-        ImageRequest::parse(version, &self.0.render(captures))
+        let text = self.0.render(captures);
+        if text.split('/').count() > 4 {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "no such image (a '/' in an identifier must be written %2F)",
+            ));
+        }
+        ImageRequest::parse(version, &text)
             .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))
     }
 }

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Small /full/ views and in-process rendering, measured against their references in one run:
+#
+#  1. byte_range: bytes read from S3 for full/!200,200 and full/!1024,1024 of a large single-tile
+#     RPCL JP2 (tile-parts by resolution, TLM), as a share of the file, and the latency of the
+#     request next to the same request through orchestrate + iipsrv (which must first copy the
+#     whole file; cold = first request for the image, warm = file already in the hot cache).
+#  2. render: tile throughput (wrk, 48 distinct 512-px tiles of a tiled JP2) next to iipsrv
+#     (nginx → iipsrv, file local) on the same file.
+#
+#   bench/views.sh                      # defaults below
+#   ROUNDS=5 IMAGE=10000x7500 DURATION=10s bench/views.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+IMAGE=${IMAGE:-10000x7500}
+TILED=${TILED:-4000x3000}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-8}
+
+need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
+need wrk wrk; need nginx nginx-light; need curl curl; need opj_compress libopenjp2-tools
+IIPSRV=/usr/lib/iipimage-server/iipsrv.fcgi
+[ -x $IIPSRV ] || { echo "missing iipsrv: apt-get install -y iipimage-server" >&2; exit 1; }
+
+cargo build --release -p tessera -p tessera-s3-fixture >&2
+TESSERA=$PWD/target/release/tessera
+S3FIX=$PWD/target/release/tessera-s3-fixture
+
+WORK=$(mktemp -d); chmod 755 "$WORK"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+S3P=$(port); IIP=$(port); NGX=$(port); TES=$(port); ADM=$(port)
+AK=tessera-test; SK=tessera-test-secret
+export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
+
+make_jp2() {  # WxH out.jp2 opj_compress-args...
+  local size=$1 out=$2; shift 2
+  python3 scripts/make-sample-image.py "${size%x*}" "${size#*x}" "$WORK/src.ppm"
+  opj_compress -i "$WORK/src.ppm" -o "$out" "$@" >/dev/null
+  rm "$WORK/src.ppm"
+}
+echo "making a $IMAGE single-tile RPCL JP2 and a $TILED tiled one (takes a while)" >&2
+make_jp2 "$IMAGE" "$WORK/big.jp2" -p RPCL -TP R -TLM -n 7 -r 10
+make_jp2 "$TILED" "$WORK/tiled.jp2" -p RPCL -TP R -TLM -t 512,512 -n 6 -r 10
+BIG=$(stat -c %s "$WORK/big.jp2")
+
+"$S3FIX" "$S3P" > "$WORK/s3.log" & PIDS+=($!)
+wait_port "$S3P"
+put() { curl -sf -o /dev/null -T "$2" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
+  -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$S3P/images/$1"; }
+LOGFILE=$WORK/iipsrv.log VERBOSITY=0 $IIPSRV --bind 127.0.0.1:$IIP --backlog 1024 >/dev/null 2>&1 & PIDS+=($!)
+cat > "$WORK/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $WORK/t; fastcgi_temp_path $WORK/t; proxy_temp_path $WORK/t; uwsgi_temp_path $WORK/t; scgi_temp_path $WORK/t;
+  server { listen 127.0.0.1:$NGX;
+    location /fcgi-bin/iipsrv.fcgi { fastcgi_pass 127.0.0.1:$IIP;
+      fastcgi_param QUERY_STRING \$query_string; fastcgi_param REQUEST_METHOD \$request_method;
+      fastcgi_param REQUEST_URI \$request_uri; fastcgi_param SERVER_NAME \$server_name;
+      fastcgi_param SERVER_PORT \$server_port; fastcgi_param HTTP_HOST \$http_host; } } }
+CONF
+nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
+wait_port "$IIP"; wait_port "$NGX"
+
+cat > "$WORK/proxy.yaml" <<YAML
+listen: [{ address: "127.0.0.1:$TES" }]
+admin: { address: "127.0.0.1:$ADM" }
+access_log: false
+origins:
+  masters: { s3: { bucket: images, endpoint: "http://127.0.0.1:$S3P", path_style: true } }
+hot_cache: { dir: "$WORK/cache", capacity: 8GiB }
+clusters:
+  iip: { endpoints: ["127.0.0.1:$IIP"], protocol: fastcgi, timeouts: { read: 120s } }
+routes:
+  - name: small
+    match: { path: "/small/{image}/full/{size}/{rotation}/{quality}.{format}" }
+    handler: { byte_range: { origin: masters, key: "{image}", version: 2, request: "full/{size}/{rotation}/{quality}.{format}", max_pixels: 2000000 } }
+  - name: tiles
+    match: { path: "/iip/{image}/{iiif*}" }
+    handler: { orchestrate: { origin: masters, key: "{image}", cluster: iip, upstream_path: "/fcgi-bin/iipsrv.fcgi?IIIF={local_path}/{iiif}" } }
+  - name: render
+    match: { path: "/render/{image}/{iiif*}" }
+    handler: { render: { origin: masters, key: "{image}", version: 2 } }
+YAML
+"$TESSERA" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null && break; sleep 0.05; done
+
+ms() { curl -s -o /dev/null -w "%{http_code} %{time_total}\n" "$1" | awk '{ if ($1 != 200) { print "HTTP " $1 > "/dev/stderr"; exit 1 } printf "%.1f", $2 * 1000 }'; }
+ranged_bytes() {  # key → bytes of ranged GETs so far
+  sleep 0.2
+  { grep "^GET /images/$1 bytes=" "$WORK/s3.log" || true; } | sed -E 's/.*bytes=([0-9]+)-([0-9]+)/\1 \2/' | awk '{ s += $2 - $1 + 1 } END { print s + 0 }'
+}
+median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
+
+echo "image: $IMAGE single tile, RPCL, -TP R -TLM, $BIG bytes; $ROUNDS rounds" >&2
+echo "## byte_range: a $IMAGE JP2 ($BIG bytes)"; echo
+echo "| request | bytes read (share of file) | byte_range ms (median) | orchestrate + iipsrv cold ms | orchestrate + iipsrv warm ms | byte_range / warm |"
+echo "|---|---:|---:|---:|---:|---:|"
+for size in '!200,200' '!1024,1024'; do
+  : > "$WORK/br"; : > "$WORK/cold"; : > "$WORK/warm"; read_share=""
+  for r in $(seq "$ROUNDS"); do
+    key="big-${size//[!0-9]/}-$r"
+    put "$key" "$WORK/big.jp2"
+    before=$(ranged_bytes "$key")
+    ms "http://127.0.0.1:$TES/small/$key/full/$size/0/default.jpg" >> "$WORK/br"; echo >> "$WORK/br"
+    after=$(ranged_bytes "$key")
+    read_share="$((after - before)) ($(awk -v a=$((after - before)) -v b="$BIG" 'BEGIN{printf "%.2f %%", 100*a/b}'))"
+    ms "http://127.0.0.1:$TES/iip/$key/full/$size/0/default.jpg" >> "$WORK/cold"; echo >> "$WORK/cold"
+    ms "http://127.0.0.1:$TES/iip/$key/full/$size/0/default.jpg" >> "$WORK/warm"; echo >> "$WORK/warm"
+  done
+  B=$(median < "$WORK/br"); C=$(median < "$WORK/cold"); W=$(median < "$WORK/warm")
+  echo "| full/$size | $read_share | $B | $C | $W | $(awk -v a="$B" -v b="$W" 'BEGIN{printf "%.2f×", a/b}') |"
+  echo "all rounds (ms): byte_range $(tr '\n' ' ' < "$WORK/br")| cold $(tr '\n' ' ' < "$WORK/cold")| warm $(tr '\n' ' ' < "$WORK/warm")" >&2
+done
+echo
+echo "The byte_range column's first request for each key also reads the header (one 16 KiB read); bytes read exclude it."
+echo
+
+echo "## render: tiles of a $TILED tiled JP2 (wrk, $CONNECTIONS connections, $DURATION, 48 distinct 512-px tiles)"; echo
+cat > "$WORK/tiles.lua" <<'LUA'
+local paths = {}
+function init(args)
+  for y = 0, 5 do for x = 0, 7 do
+    table.insert(paths, args[1] .. (x * 512) .. "," .. (y * 512) .. ",512,512/512,/0/default.jpg")
+  end end
+end
+local i = 0
+function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
+LUA
+put tiled "$WORK/tiled.jp2"
+curl -s -o /dev/null "http://127.0.0.1:$TES/render/tiled/0,0,512,512/512,/0/default.jpg"
+rps() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/tiles.lua" "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'; }
+: > "$WORK/w.iip"; : > "$WORK/w.render"
+for r in $(seq "$ROUNDS"); do
+  rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/tiled.jp2/" >> "$WORK/w.iip"
+  rps "http://127.0.0.1:$TES" "/render/tiled/" >> "$WORK/w.render"
+done
+I=$(median < "$WORK/w.iip"); R=$(median < "$WORK/w.render")
+echo "| path | median req/s | vs iipsrv | all rounds |"
+echo "|---|---:|---:|---|"
+echo "| nginx → iipsrv (1 process), file local | $I | 1.00× | $(tr '\n' ' ' < "$WORK/w.iip")|"
+echo "| Tessera render (2 threads) | $R | $(awk -v a="$R" -v b="$I" 'BEGIN{printf "%.2f×", a/b}') | $(tr '\n' ' ' < "$WORK/w.render")|"

@@ -1,0 +1,235 @@
+//! `render`: any IIIF request for an image, decoded in process from the hot cache — for
+//! deployments without IIPImage.
+//!
+//! The image is copied into the hot cache once (as for `orchestrate`), then each request
+//! decodes only its region, at the lowest resolution that still covers the output size
+//! (OpenJPEG region decode), and resizes to the exact IIIF size. The file is memory-mapped, so
+//! a tile of a large tiled image reads only the pages of the tiles it needs. Work is bounded: a
+//! limit on output pixels and on decodes running at once.
+
+use crate::handlers::byte_range::{index_error, matches_etag, view_error};
+use crate::handlers::orchestrate::copy_error;
+use crate::imaging::keys::KeyTemplate;
+use crate::imaging::pipeline::{self, ViewError};
+use crate::imaging::request::{self, RequestTemplate};
+use crate::imaging::IndexStore;
+use crate::plugin::{
+    BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
+};
+use crate::storage::HotCacheSlot;
+use async_trait::async_trait;
+use http::{header, HeaderValue, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tessera_iiif::{ImageLimits, Resolved, Version};
+use tessera_origin::Origin;
+use tokio::sync::Semaphore;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    /// The origin (under `origins:`) the images are copied from.
+    pub origin: String,
+    /// The object key, from the route's captures.
+    pub key: String,
+    /// What renders to `region/size/rotation/quality.format`.
+    #[serde(default = "default_request")]
+    pub request: String,
+    /// IIIF Image API version: 2 or 3.
+    #[serde(default = "three")]
+    pub version: u8,
+    /// The largest output, in pixels (also published as `maxArea` by nothing yet: keep it in
+    /// line with what viewers ask).
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    /// Decodes running at once for this route; more wait.
+    #[serde(default = "default_decodes")]
+    pub max_concurrent_decodes: usize,
+    #[serde(default = "default_jpeg_quality")]
+    pub jpeg_quality: u8,
+    #[serde(default = "crate::handlers::byte_range::default_cache_control_fn")]
+    pub cache_control: String,
+    /// The cached file's suffix.
+    #[serde(default = "default_suffix")]
+    pub local_suffix: String,
+}
+
+fn default_request() -> String {
+    "{iiif}".into()
+}
+fn three() -> u8 {
+    3
+}
+fn default_max_pixels() -> u64 {
+    16_000_000
+}
+fn default_decodes() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+fn default_jpeg_quality() -> u8 {
+    85
+}
+fn default_suffix() -> String {
+    ".jp2".into()
+}
+
+pub struct Render {
+    origin: Arc<dyn Origin>,
+    key: KeyTemplate,
+    request: RequestTemplate,
+    version: Version,
+    max_pixels: u64,
+    jpeg_quality: u8,
+    cache_control: HeaderValue,
+    suffix: String,
+    decodes: Arc<Semaphore>,
+    cache: Arc<HotCacheSlot>,
+    index: Arc<IndexStore>,
+}
+
+impl Render {
+    pub fn build(cfg: RenderConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        if !(1..=100).contains(&cfg.jpeg_quality) {
+            return Err(BuildError::new("must be between 1 and 100").at("jpeg_quality"));
+        }
+        Ok(Self {
+            origin: ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?,
+            key: KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?,
+            request: RequestTemplate::build(&cfg.request, ctx)?,
+            version: request::version(cfg.version)?,
+            max_pixels: cfg.max_pixels,
+            jpeg_quality: cfg.jpeg_quality,
+            cache_control: HeaderValue::from_str(&cfg.cache_control)
+                .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
+            suffix: cfg.local_suffix,
+            decodes: Arc::new(Semaphore::new(cfg.max_concurrent_decodes.max(1))),
+            cache: ctx.hot_cache()?,
+            index: ctx.image_index(),
+        })
+    }
+}
+
+/// The largest reduction that still decodes the region at least as large as the output.
+fn reduce_for(r: &Resolved, levels: u8) -> u8 {
+    let mut reduce = 0u8;
+    while reduce < levels {
+        let next = u32::from(reduce) + 1;
+        let (w, h) = (
+            r.region.w.div_ceil(1 << next),
+            r.region.h.div_ceil(1 << next),
+        );
+        if w < r.width || h < r.height {
+            break;
+        }
+        reduce += 1;
+    }
+    reduce
+}
+
+fn etag(origin: &str, key: &str, version: Option<&str>, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [origin, key, version.unwrap_or(""), canonical, "render"] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let hex: String = h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
+#[async_trait]
+impl Handler for Render {
+    async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        let iiif = self.request.parse(self.version, req.captures)?;
+        let key = self.key.key(req.captures)?;
+        let origin_name = self.origin.describe();
+        let indexed = self
+            .index
+            .get(&self.origin, &key)
+            .await
+            .map_err(|e| index_error(e, &key, &origin_name))?;
+        let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
+        let resolved = iiif
+            .resolve(self.version, &limits)
+            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        if u64::from(resolved.width) * u64::from(resolved.height) > self.max_pixels {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "size: the output may have at most {} pixels",
+                    self.max_pixels
+                ),
+            ));
+        }
+        let out = pipeline::output(&resolved, self.jpeg_quality)
+            .map_err(|e| view_error(e, &key, &origin_name))?;
+        let canonical = resolved.canonical(self.version, &limits);
+        let tag = etag(&origin_name, &key, indexed.etag.as_deref(), &canonical);
+        if matches_etag(req, &tag) {
+            return Ok(HandlerAction::Respond(
+                LocalResponse::new(StatusCode::NOT_MODIFIED).with_header(
+                    header::ETAG,
+                    HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"\"")),
+                ),
+            ));
+        }
+        let Some(cache) = self.cache.get() else {
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the hot cache is not open",
+            ));
+        };
+        let lease = cache
+            .ensure(&self.origin, &key, &self.suffix)
+            .await
+            .map_err(|e| copy_error(&e))?;
+
+        let reduce = reduce_for(&resolved, indexed.index.levels);
+        let region = resolved.region;
+        let area = (
+            indexed.index.x0 + region.x,
+            indexed.index.y0 + region.y,
+            indexed.index.x0 + region.x + region.w,
+            indexed.index.y0 + region.y + region.h,
+        );
+        let permit = self
+            .decodes
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let max_pixels = self.max_pixels.saturating_mul(16);
+        let body = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let file = std::fs::File::open(lease.path())
+                .map_err(|e| ViewError::Corrupt(format!("cannot open the cached file: {e}")))?;
+            // SAFETY: the lease pins the file, so the cache neither deletes nor replaces it
+            // while it is mapped, and cached files are never written in place (a copy is
+            // written to a temporary file and renamed).
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|e| ViewError::Corrupt(format!("cannot map the cached file: {e}")))?;
+            let result = pipeline::decode_and_render(&map, reduce, Some(area), &out, max_pixels);
+            drop(lease);
+            result
+        })
+        .await
+        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoder failed"))?
+        .map_err(|e| view_error(e, &key, &origin_name))?;
+        let profile = match self.version {
+            Version::V2 => "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"",
+            Version::V3 => "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
+        };
+        let mut resp = LocalResponse::new(StatusCode::OK)
+            .with_body(resolved.format.mime_type(), body.into())
+            .with_header(header::CACHE_CONTROL, self.cache_control.clone())
+            .with_header(header::LINK, HeaderValue::from_static(profile));
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            resp = resp.with_header(header::ETAG, v);
+        }
+        Ok(HandlerAction::Respond(resp))
+    }
+}
