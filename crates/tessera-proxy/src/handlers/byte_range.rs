@@ -180,6 +180,7 @@ impl Handler for ByteRange {
             .get(&self.origin, &key)
             .await
             .map_err(|e| index_error(e, &key, &origin_name))?;
+        pipeline::check_decodable(&indexed).map_err(|e| view_error(e, &key, &origin_name))?;
         let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
         let resolved = iiif
             .resolve(self.version, &limits)

@@ -29,6 +29,21 @@ pub enum ViewError {
     NotSupported(String),
 }
 
+/// More tiles than this is no image a library stores; OpenJPEG would allocate per tile before
+/// any pixel limit applies, so such a file is refused before decoding.
+pub const MAX_TILES: u64 = 1 << 16;
+
+/// Refuse files whose header promises work out of proportion with any real image.
+pub fn check_decodable(indexed: &Indexed) -> Result<(), ViewError> {
+    let tiles = indexed.index.num_tiles();
+    if tiles > MAX_TILES {
+        return Err(ViewError::Corrupt(format!(
+            "the header declares {tiles} tiles (at most {MAX_TILES} are accepted)"
+        )));
+    }
+    Ok(())
+}
+
 /// What a partial read will fetch for a request of `width`×`height`.
 pub fn plan(indexed: &Indexed, width: u32, height: u32) -> Result<(u8, Plan), Unsupported> {
     let reduce = indexed.index.reduce_for(width, height);
