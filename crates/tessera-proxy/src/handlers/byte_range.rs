@@ -54,9 +54,16 @@ pub struct ByteRangeConfig {
     pub jpeg_quality: u8,
     #[serde(default = "default_cache_control_fn")]
     pub cache_control: String,
-    /// Decodes running at once for this route; more wait.
+    /// The most bytes one request may fetch; a plan needing more goes `otherwise`.
+    #[serde(default = "default_max_fetch")]
+    pub max_fetch_bytes: ByteSize,
+    /// Decodes (with their fetches) running at once for this route; more wait.
     #[serde(default = "default_decodes")]
     pub max_concurrent_decodes: usize,
+}
+
+fn default_max_fetch() -> ByteSize {
+    ByteSize(32 << 20)
 }
 
 fn default_request() -> String {
@@ -86,6 +93,7 @@ pub struct ByteRange {
     max_pixels: u64,
     otherwise: Option<String>,
     whole_below: Option<u64>,
+    max_fetch: u64,
     jpeg_quality: u8,
     cache_control: HeaderValue,
     decodes: Arc<Semaphore>,
@@ -111,6 +119,7 @@ impl ByteRange {
                 .map(|r| ctx.route(r).map_err(|e| e.at("otherwise")))
                 .transpose()?,
             whole_below: cfg.whole_object_below.map(|b| b.0),
+            max_fetch: cfg.max_fetch_bytes.0,
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
             decodes: Arc::new(Semaphore::new(cfg.max_concurrent_decodes.max(1))),
@@ -180,7 +189,6 @@ impl Handler for ByteRange {
             .get(&self.origin, &key)
             .await
             .map_err(|e| index_error(e, &key, &origin_name))?;
-        pipeline::check_decodable(&indexed).map_err(|e| view_error(e, &key, &origin_name))?;
         let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
         let resolved = iiif
             .resolve(self.version, &limits)
@@ -210,13 +218,31 @@ impl Handler for ByteRange {
             ));
         }
 
-        let (reduce, codestream) = match pipeline::plan(&indexed, resolved.width, resolved.height) {
-            Ok((reduce, plan)) => {
+        // The decoded image is at most about 4× the output (the next resolution up); a file
+        // with too few resolution levels would decode far more, and goes elsewhere.
+        let max_pixels = self.max_pixels.saturating_mul(16).max(1 << 22);
+        let reduce = indexed.index.reduce_for(resolved.width, resolved.height);
+        let (dw, dh) = indexed.index.size_at(reduce);
+        if u64::from(dw) * u64::from(dh) > max_pixels {
+            return self.elsewhere("the image has too few resolution levels for a small view");
+        }
+        // Fetch and decode under one permit, so memory is bounded by the decode limit.
+        let permit = self
+            .decodes
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let codestream = match pipeline::plan(&indexed, resolved.width, resolved.height) {
+            Ok((_, plan)) if plan.bytes() > self.max_fetch => {
+                return self.elsewhere("a partial read of this image would fetch too much");
+            }
+            Ok((_, plan)) => {
                 let fetched = pipeline::fetch(self.origin.as_ref(), &key, &indexed, &plan).await;
                 match fetched {
                     Ok(c) => {
                         BYTE_RANGE.fetched_bytes.inc_by(plan.bytes());
-                        (reduce, c)
+                        c
                     }
                     Err(e) => return Err(self.view_failed(e, &key).await),
                 }
@@ -229,10 +255,7 @@ impl Handler for ByteRange {
                         .await
                         .map_err(|e| view_error(ViewError::Origin(e), &key, &origin_name))?;
                     BYTE_RANGE.fetched_bytes.inc_by(indexed.size);
-                    (
-                        indexed.index.reduce_for(resolved.width, resolved.height),
-                        whole.to_vec(),
-                    )
+                    whole.to_vec()
                 }
                 _ => {
                     return self.elsewhere(&format!(
@@ -242,13 +265,6 @@ impl Handler for ByteRange {
             },
         };
 
-        let permit = self
-            .decodes
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
-        let max_pixels = self.max_pixels.saturating_mul(16).max(1 << 22);
         let body = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             pipeline::decode_and_render(&codestream, reduce, None, &out, max_pixels)

@@ -44,6 +44,10 @@ pub struct RenderConfig {
     /// line with what viewers ask).
     #[serde(default = "default_max_pixels")]
     pub max_pixels: u64,
+    /// The largest image decoded for one request, in pixels (the region at the chosen
+    /// resolution); more answers 501. Bounds memory: OpenJPEG holds 4 bytes per sample.
+    #[serde(default = "default_max_decode_pixels")]
+    pub max_decode_pixels: u64,
     /// Decodes running at once for this route; more wait.
     #[serde(default = "default_decodes")]
     pub max_concurrent_decodes: usize,
@@ -65,6 +69,9 @@ fn three() -> u8 {
 fn default_max_pixels() -> u64 {
     16_000_000
 }
+fn default_max_decode_pixels() -> u64 {
+    64_000_000
+}
 fn default_decodes() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -81,6 +88,7 @@ pub struct Render {
     request: RequestTemplate,
     version: Version,
     max_pixels: u64,
+    max_decode_pixels: u64,
     jpeg_quality: u8,
     cache_control: HeaderValue,
     suffix: String,
@@ -100,6 +108,7 @@ impl Render {
             request: RequestTemplate::build(&cfg.request, ctx)?,
             version: request::version(cfg.version)?,
             max_pixels: cfg.max_pixels,
+            max_decode_pixels: cfg.max_decode_pixels,
             jpeg_quality: cfg.jpeg_quality,
             cache_control: HeaderValue::from_str(&cfg.cache_control)
                 .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
@@ -152,8 +161,11 @@ impl Handler for Render {
             .get(&self.origin, &key)
             .await
             .map_err(|e| index_error(e, &key, &origin_name))?;
-        pipeline::check_decodable(&indexed).map_err(|e| view_error(e, &key, &origin_name))?;
-        let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
+        // `max` (and `!w,h`) shrink to the largest output this route serves.
+        let limits = ImageLimits {
+            max_area: Some(self.max_pixels),
+            ..ImageLimits::new(indexed.index.width, indexed.index.height)
+        };
         let resolved = iiif
             .resolve(self.version, &limits)
             .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -203,7 +215,7 @@ impl Handler for Render {
             .acquire_owned()
             .await
             .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
-        let max_pixels = self.max_pixels.saturating_mul(16);
+        let max_pixels = self.max_decode_pixels;
         let body = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let file = std::fs::File::open(lease.path())
@@ -218,8 +230,17 @@ impl Handler for Render {
             result
         })
         .await
-        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoder failed"))?
-        .map_err(|e| view_error(e, &key, &origin_name))?;
+        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoder failed"))?;
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                if matches!(e, ViewError::Corrupt(_)) {
+                    // The file may have changed under its index: rebuild it next time.
+                    self.index.forget(&self.origin, &key).await;
+                }
+                return Err(view_error(e, &key, &origin_name));
+            }
+        };
         let profile = match self.version {
             Version::V2 => "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"",
             Version::V3 => "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",

@@ -15,8 +15,8 @@ use tessera_origin::{Origin, OriginError};
 
 /// Tile-parts a SOT walk may find before the file is refused (bounds the reads per image).
 const MAX_WALKED_TILE_PARTS: usize = 200_000;
-/// Header reads before a file is declared unreadable.
-const MAX_HEADER_READS: usize = 4;
+/// The most bytes read to find a header; boxes or headers larger than this are refused.
+const MAX_HEADER_BYTES: u64 = 8 << 20;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum IndexError {
@@ -141,23 +141,25 @@ impl IndexStore {
 /// Read the header (and, without TLM, walk the SOTs) of `key`.
 async fn build(origin: &dyn Origin, key: &str, first_read: u64) -> Result<Indexed, IndexError> {
     let meta = origin.head(key).await.map_err(origin_error)?;
-    let mut want = first_read.min(meta.size);
-    let mut reads = 0;
+    let limit = meta.size.min(MAX_HEADER_BYTES);
+    let mut want = first_read.min(limit);
     let header = loop {
-        reads += 1;
         let prefix = origin
             .read_range(key, 0..want)
             .await
             .map_err(origin_error)?;
         match Header::parse(&prefix) {
             Ok(h) => break h,
-            Err(ParseError::NeedMore { total_needed })
-                if total_needed <= meta.size && reads < MAX_HEADER_READS =>
-            {
-                want = total_needed.max(want * 2).min(meta.size);
+            Err(ParseError::NeedMore { total_needed }) if total_needed <= limit && want < limit => {
+                want = total_needed.max(want.saturating_mul(2)).min(limit);
+            }
+            Err(ParseError::NeedMore { total_needed }) if total_needed > meta.size => {
+                return Err(IndexError::Corrupt("the header is truncated".into()))
             }
             Err(ParseError::NeedMore { .. }) => {
-                return Err(IndexError::Corrupt("the header is truncated".into()))
+                return Err(IndexError::Corrupt(format!(
+                    "the header is longer than {MAX_HEADER_BYTES} bytes"
+                )))
             }
             Err(ParseError::Invalid(e)) => return Err(IndexError::Corrupt(e.to_string())),
         }

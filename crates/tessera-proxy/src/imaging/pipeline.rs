@@ -6,7 +6,7 @@
 
 use crate::imaging::index_store::Indexed;
 use bytes::Bytes;
-use futures_util::future::try_join_all;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 use tessera_iiif::{Format, Quality, Resolved};
 use tessera_jp2::{assemble, Plan, Unsupported};
@@ -16,6 +16,8 @@ use tessera_render::{render, Bitmap, Output};
 
 /// Ranges closer than this are fetched as one request.
 pub const MAX_GAP: u64 = 64 << 10;
+/// Ranged GETs in flight for one request.
+const PARALLEL_RANGES: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -27,21 +29,6 @@ pub enum ViewError {
     /// Tessera cannot produce this output (format, rotation).
     #[error("{0}")]
     NotSupported(String),
-}
-
-/// More tiles than this is no image a library stores; OpenJPEG would allocate per tile before
-/// any pixel limit applies, so such a file is refused before decoding.
-pub const MAX_TILES: u64 = 1 << 16;
-
-/// Refuse files whose header promises work out of proportion with any real image.
-pub fn check_decodable(indexed: &Indexed) -> Result<(), ViewError> {
-    let tiles = indexed.index.num_tiles();
-    if tiles > MAX_TILES {
-        return Err(ViewError::Corrupt(format!(
-            "the header declares {tiles} tiles (at most {MAX_TILES} are accepted)"
-        )));
-    }
-    Ok(())
 }
 
 /// What a partial read will fetch for a request of `width`×`height`.
@@ -91,17 +78,17 @@ pub async fn fetch(
     indexed: &Indexed,
     plan: &Plan,
 ) -> Result<Vec<u8>, ViewError> {
-    let reads = plan.ranges.iter().map(|r| async move {
-        origin
-            .read_range(key, r.clone())
-            .await
-            .map(|bytes| (r.start, bytes))
-    });
-    let fetched: BTreeMap<u64, Bytes> = try_join_all(reads)
+    let fetched: BTreeMap<u64, Bytes> = stream::iter(plan.ranges.iter().cloned())
+        .map(|r| async move {
+            origin
+                .read_range(key, r.clone())
+                .await
+                .map(|b| (r.start, b))
+        })
+        .buffer_unordered(PARALLEL_RANGES)
+        .try_collect()
         .await
-        .map_err(ViewError::Origin)?
-        .into_iter()
-        .collect();
+        .map_err(ViewError::Origin)?;
     assemble(&indexed.index, plan, &fetched).map_err(|e| ViewError::Corrupt(e.to_string()))
 }
 
@@ -124,7 +111,12 @@ pub fn decode_and_render(
             threads: 1,
         },
     )
-    .map_err(|e| ViewError::Corrupt(e.to_string()))?;
+    .map_err(|e| match e {
+        tessera_openjpeg::DecodeError::TooLarge { .. } => ViewError::NotSupported(format!(
+            "the image is too large to decode at this size ({e})"
+        )),
+        e => ViewError::Corrupt(e.to_string()),
+    })?;
     let (channels, pixels) = match decoded.channels {
         1 | 3 => (decoded.channels, decoded.pixels),
         4 => (
