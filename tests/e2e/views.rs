@@ -276,3 +276,38 @@ fn render_decodes_regions_from_the_hot_cache_like_opj_decompress() {
     let r = t.get("/iiif/tiled/full/^5000,5000/0/default.jpg");
     assert_eq!(r.status, 400, "{}", r.text());
 }
+
+/// With `image_index.beside_image`, the index is written as an object beside the image, and a
+/// second Tessera (a fleet member, or a restart without an index directory) reads it instead
+/// of the image's header.
+#[test]
+fn indexes_kept_beside_the_image_are_shared() {
+    let s3 = S3Server::start();
+    s3.put_file("big", &rpcl(2000, 1500));
+    let extra = "image_index: { beside_image: true }\n";
+    let first = Tessera::start(&config(&s3, extra));
+    assert_eq!(first.get("/iiif/big/info.json").status, 200);
+    let puts: Vec<_> = s3
+        .requests_for("big.tessera-index.json")
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1, "{:?}", s3.all_requests());
+    let image_reads = s3.requests_for("big").len();
+
+    let second = Tessera::start(&config(&s3, extra));
+    let r = second.get("/iiif/big/info.json");
+    assert_eq!(r.status, 200);
+    let info: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(info["width"], 2000);
+    assert_eq!(
+        s3.requests_for("big").len(),
+        image_reads,
+        "the header was read again"
+    );
+    // And the small view still decodes from the ranges the shared index points to.
+    assert_eq!(
+        second.get("/iiif/big/full/!100,100/0/default.jpg").status,
+        200
+    );
+}

@@ -9,6 +9,7 @@
 
 use crate::{io_error, validate_key, ObjectMeta, ObjectReader, Origin, OriginError};
 use async_trait::async_trait;
+use bytes::Bytes;
 use std::io::{ErrorKind, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,23 @@ impl Origin for DirOrigin {
                 Ok(Box::new(file.take(r.end.saturating_sub(r.start))))
             }
         }
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), OriginError> {
+        let path = self.path(key)?;
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let write = async {
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::write(&tmp, &body).await?;
+            tokio::fs::rename(&tmp, &path).await
+        };
+        if let Err(e) = write.await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(fs_error(key, e));
+        }
+        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, OriginError> {

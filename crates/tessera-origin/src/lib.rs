@@ -105,6 +105,15 @@ pub trait Origin: Send + Sync + 'static {
         ))
     }
 
+    /// Store a small object (e.g. an image's header index beside it). Origins that cannot
+    /// write answer [`OriginError::Unavailable`]; the default does.
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), OriginError> {
+        let _ = (key, body);
+        Err(OriginError::Unavailable(
+            "writing is not supported by this origin".into(),
+        ))
+    }
+
     /// Where this origin reads from, for logs: `s3://bucket`, `dir:/srv/images`.
     fn describe(&self) -> String;
 }

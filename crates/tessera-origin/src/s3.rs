@@ -12,6 +12,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::Client;
+use bytes::Bytes;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -151,6 +152,18 @@ impl Origin for S3Origin {
         }
         let out = req.send().await.map_err(|e| sdk_error("GET", key, e))?;
         Ok(Box::new(out.body.into_async_read()))
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), OriginError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PUT", key, e))?;
+        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, OriginError> {

@@ -108,6 +108,7 @@ impl Runtime {
                 config.image_index.memory.0,
                 config.image_index.dir.as_ref().map(Into::into),
                 config.image_index.first_read.0,
+                config.image_index.beside_image,
             )),
         };
         let route_names: std::collections::BTreeSet<String> =

@@ -172,6 +172,11 @@ pub struct ImageIndexConfig {
     /// Bytes read from the start of a file to find its header (more are read if needed).
     #[serde(default = "default_first_read")]
     pub first_read: ByteSize,
+    /// Also keep each index as an object beside its image in the origin
+    /// (`{key}.tessera-index.json`), so every Tessera of a fleet, and every restart, finds it.
+    /// Needs write access to the origin.
+    #[serde(default)]
+    pub beside_image: bool,
 }
 
 fn default_index_memory() -> ByteSize {
@@ -187,6 +192,7 @@ impl Default for ImageIndexConfig {
             dir: None,
             memory: default_index_memory(),
             first_read: default_first_read(),
+            beside_image: false,
         }
     }
 }

@@ -6,6 +6,8 @@
 //! small ranged reads. Concurrent requests for the same image share one build (moka's
 //! `try_get_with`). The files on disk are JSON named by a hash of the origin's location and the
 //! key; they are written to a temporary name and renamed, so a reader never sees half of one.
+//! With `beside_image`, each index is also an object `{key}.tessera-index.json` in the origin,
+//! looked for before the header is read, so a fleet of Tesseras builds each index once.
 
 use moka::future::Cache;
 use std::path::PathBuf;
@@ -49,6 +51,15 @@ pub struct IndexStore {
     memory: Cache<String, Indexed>,
     dir: Option<PathBuf>,
     first_read: u64,
+    /// Also keep indexes as objects beside their images in the origin.
+    beside_image: bool,
+    /// Indexes found stale: their objects beside the image are rebuilt, not read.
+    stale: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// The key of an image's index object in its origin.
+pub fn beside_key(key: &str) -> String {
+    format!("{key}.tessera-index.json")
 }
 
 fn origin_error(e: OriginError) -> IndexError {
@@ -59,8 +70,9 @@ fn origin_error(e: OriginError) -> IndexError {
 }
 
 impl IndexStore {
-    /// `memory` bytes of indexes in memory; `dir` to persist them.
-    pub fn new(memory: u64, dir: Option<PathBuf>, first_read: u64) -> Self {
+    /// `memory` bytes of indexes in memory; `dir` to persist them; `beside_image` to keep them
+    /// in the origin too.
+    pub fn new(memory: u64, dir: Option<PathBuf>, first_read: u64, beside_image: bool) -> Self {
         let memory = Cache::builder()
             .weigher(|_k: &String, v: &Indexed| {
                 // Roughly what an index holds: fixed fields plus each tile-part.
@@ -72,6 +84,8 @@ impl IndexStore {
             memory,
             dir,
             first_read: first_read.max(1024),
+            beside_image,
+            stale: Default::default(),
         }
     }
 
@@ -83,8 +97,19 @@ impl IndexStore {
                 if let Some(found) = self.load(&name).await {
                     return Ok(found);
                 }
+                let stale = self.stale.lock().is_ok_and(|s| s.contains(&name));
+                if !stale {
+                    if let Some(found) = self.load_beside(origin.as_ref(), key).await {
+                        self.save(&name, &found).await;
+                        return Ok(found);
+                    }
+                }
                 let built = build(origin.as_ref(), key, self.first_read).await?;
                 self.save(&name, &built).await;
+                self.save_beside(origin.as_ref(), key, &built).await;
+                if let Ok(mut s) = self.stale.lock() {
+                    s.remove(&name);
+                }
                 Ok(built)
             })
             .await
@@ -98,30 +123,22 @@ impl IndexStore {
         if let Some(dir) = &self.dir {
             let _ = tokio::fs::remove_file(dir.join(&name)).await;
         }
+        if self.beside_image {
+            if let Ok(mut s) = self.stale.lock() {
+                s.insert(name);
+            }
+        }
     }
 
     async fn load(&self, name: &str) -> Option<Indexed> {
         let path = self.dir.as_ref()?.join(name);
         let text = tokio::fs::read(&path).await.ok()?;
-        match serde_json::from_slice::<Stored>(&text) {
-            Ok(s) if s.index.version == INDEX_VERSION => Some(Indexed {
-                index: Arc::new(s.index),
-                size: s.size,
-                etag: s.etag,
-            }),
-            // Written by another version, or damaged: rebuild it.
-            _ => None,
-        }
+        decode_stored(&text)
     }
 
     async fn save(&self, name: &str, indexed: &Indexed) {
         let Some(dir) = &self.dir else { return };
-        let stored = Stored {
-            etag: indexed.etag.clone(),
-            size: indexed.size,
-            index: (*indexed.index).clone(),
-        };
-        let Ok(json) = serde_json::to_vec(&stored) else {
+        let Some(json) = encode_stored(indexed) else {
             return;
         };
         let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
@@ -135,6 +152,53 @@ impl IndexStore {
             let _ = tokio::fs::remove_file(&tmp).await;
             tracing::warn!(dir = %dir.display(), "cannot store a JP2 index: {e}");
         }
+    }
+
+    /// The index object beside the image, when configured and present.
+    async fn load_beside(&self, origin: &dyn Origin, key: &str) -> Option<Indexed> {
+        if !self.beside_image {
+            return None;
+        }
+        let index_key = beside_key(key);
+        let meta = origin.head(&index_key).await.ok()?;
+        if meta.size > MAX_HEADER_BYTES * 4 {
+            return None;
+        }
+        let text = origin.read_range(&index_key, 0..meta.size).await.ok()?;
+        decode_stored(&text)
+    }
+
+    async fn save_beside(&self, origin: &dyn Origin, key: &str, indexed: &Indexed) {
+        if !self.beside_image {
+            return;
+        }
+        let Some(json) = encode_stored(indexed) else {
+            return;
+        };
+        if let Err(e) = origin.put(&beside_key(key), json.into()).await {
+            tracing::warn!(origin = %origin.describe(), key, "cannot store a JP2 index beside the image: {e}");
+        }
+    }
+}
+
+fn encode_stored(indexed: &Indexed) -> Option<Vec<u8>> {
+    serde_json::to_vec(&Stored {
+        etag: indexed.etag.clone(),
+        size: indexed.size,
+        index: (*indexed.index).clone(),
+    })
+    .ok()
+}
+
+/// A stored index, unless it was written by another version or is damaged (then it is rebuilt).
+fn decode_stored(text: &[u8]) -> Option<Indexed> {
+    match serde_json::from_slice::<Stored>(text) {
+        Ok(s) if s.index.version == INDEX_VERSION => Some(Indexed {
+            index: Arc::new(s.index),
+            size: s.size,
+            etag: s.etag,
+        }),
+        _ => None,
     }
 }
 
