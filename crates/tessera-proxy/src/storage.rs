@@ -7,13 +7,15 @@
 
 use crate::config::{HotCacheConfig, OriginConfig};
 use crate::metrics::HOT_CACHE;
+use crate::plugin::HttpError;
+use http::StatusCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tessera_hotcache::{HotCache, Observer, OpenError, Recovered, Settings};
+use tessera_hotcache::{CopyError, HotCache, Lease, Observer, OpenError, Recovered, Settings};
 
 /// Smaller parts would mean very many requests for one object.
 const MIN_PART_SIZE: u64 = 1 << 20;
-use tessera_origin::{DirOrigin, Origin, S3Origin, S3Settings};
+use tessera_origin::{DirOrigin, Origin, OriginError, S3Origin, S3Settings};
 
 /// Build one origin. Errors are messages for the config report.
 pub(crate) fn build_origin(config: &OriginConfig) -> Result<Arc<dyn Origin>, String> {
@@ -137,6 +139,25 @@ impl HotCacheSlot {
     pub fn get(&self) -> Option<&HotCache> {
         self.cache.get()
     }
+
+    /// A lease on the local copy of `key`, or the answer to give when there is none.
+    pub async fn lease(
+        &self,
+        origin: &Arc<dyn Origin>,
+        key: &str,
+        suffix: &str,
+    ) -> Result<Lease, HttpError> {
+        let Some(cache) = self.get() else {
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the hot cache is not open",
+            ));
+        };
+        cache
+            .ensure(origin, key, suffix)
+            .await
+            .map_err(|e| copy_error(&e))
+    }
 }
 
 /// Hot cache events into Prometheus.
@@ -168,4 +189,24 @@ impl Observer for CacheMetrics {
         HOT_CACHE.files.set(files as i64);
         HOT_CACHE.pinned.set(pinned as i64);
     }
+}
+
+/// How a failed copy is answered. The copy task has already logged it, naming origin and key.
+fn copy_error(e: &CopyError) -> HttpError {
+    let (status, message) = match e {
+        CopyError::NotFound => (StatusCode::NOT_FOUND, "no such image"),
+        CopyError::Origin(OriginError::Timeout(_)) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "the image store did not answer in time",
+        ),
+        CopyError::Origin(_) | CopyError::Truncated { .. } => {
+            (StatusCode::BAD_GATEWAY, "the image store failed")
+        }
+        CopyError::DiskFull | CopyError::TooLarge { .. } | CopyError::Io(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the image cannot be cached locally right now",
+        ),
+        CopyError::Aborted => (StatusCode::BAD_GATEWAY, "the copy of the image failed"),
+    };
+    HttpError::new(status, message)
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_jp2::Jp2Index;
 use tessera_origin::Origin;
-use tessera_proxy::imaging::index_store::Indexed;
 use tessera_proxy::imaging::IndexStore;
 use tessera_proxy::runtime::Runtime;
 use tessera_proxy::{Builder, ConfigSource};
@@ -183,35 +182,12 @@ async fn index_one(
     origin: Arc<dyn Origin>,
     key: String,
 ) -> (String, Outcome) {
+    // The store refuses truncated files itself (their tile-parts run past the end).
     let outcome = match store.get(&origin, &key).await {
-        Ok(indexed) => match past_the_end(&indexed) {
-            Some(problem) => {
-                // Do not leave an index behind that sends readers past the end of the file.
-                store.forget(&origin, &key).await;
-                Outcome::Failed(problem)
-            }
-            None => partial_or_not(&indexed.index),
-        },
+        Ok(indexed) => partial_or_not(&indexed.index),
         Err(e) => Outcome::Failed(e.to_string()),
     };
     (key, outcome)
-}
-
-/// A truncated file whose header (with TLM) survived indexes cleanly, yet every read of its
-/// lost tile-parts would fail: catch it here, where the object's size is at hand.
-fn past_the_end(indexed: &Indexed) -> Option<String> {
-    let end = indexed
-        .index
-        .tile_parts
-        .iter()
-        .map(|tp| tp.offset.saturating_add(tp.length))
-        .max()?;
-    (end > indexed.size).then(|| {
-        format!(
-            "truncated: the tile-parts run to byte {end} but the object has {} bytes",
-            indexed.size
-        )
-    })
 }
 
 fn partial_or_not(index: &Jp2Index) -> Outcome {

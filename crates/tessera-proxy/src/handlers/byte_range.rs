@@ -8,23 +8,19 @@
 //! `otherwise:` (typically the orchestrate route), or, for small files, is read whole.
 
 use crate::config::ByteSize;
-use crate::imaging::index_store::Indexed;
 use crate::imaging::keys::KeyTemplate;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::request::{self, RequestTemplate};
-use crate::imaging::{IndexError, IndexStore};
+use crate::imaging::{answer, defaults, IndexStore};
 use crate::metrics::BYTE_RANGE;
-use crate::plugin::{
-    BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
-};
+use crate::plugin::{BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext};
 use async_trait::async_trait;
-use http::{header, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tessera_iiif::{ImageLimits, Version};
-use tessera_origin::{Origin, OriginError};
+use tessera_origin::Origin;
 use tokio::sync::Semaphore;
 
 #[derive(Deserialize, JsonSchema)]
@@ -35,10 +31,10 @@ pub struct ByteRangeConfig {
     /// The object key, from the route's captures, e.g. `{customer}/{space}/{image}`.
     pub key: String,
     /// What renders to `region/size/rotation/quality.format`.
-    #[serde(default = "default_request")]
+    #[serde(default = "defaults::request")]
     pub request: String,
     /// IIIF Image API version of the route: 2 or 3.
-    #[serde(default = "three")]
+    #[serde(default = "defaults::version")]
     pub version: u8,
     /// The largest output, in pixels, served here; larger requests go `otherwise`.
     #[serde(default = "default_max_pixels")]
@@ -50,15 +46,15 @@ pub struct ByteRangeConfig {
     #[serde(default)]
     pub whole_object_below: Option<ByteSize>,
     /// JPEG quality, 1–100.
-    #[serde(default = "default_jpeg_quality")]
+    #[serde(default = "defaults::jpeg_quality")]
     pub jpeg_quality: u8,
-    #[serde(default = "default_cache_control_fn")]
+    #[serde(default = "defaults::cache_control")]
     pub cache_control: String,
     /// The most bytes one request may fetch; a plan needing more goes `otherwise`.
     #[serde(default = "default_max_fetch")]
     pub max_fetch_bytes: ByteSize,
     /// Decodes (with their fetches) running at once for this route; more wait.
-    #[serde(default = "default_decodes")]
+    #[serde(default = "defaults::decodes")]
     pub max_concurrent_decodes: usize,
 }
 
@@ -66,27 +62,14 @@ fn default_max_fetch() -> ByteSize {
     ByteSize(32 << 20)
 }
 
-fn default_request() -> String {
-    "{iiif}".into()
-}
-fn three() -> u8 {
-    3
-}
 fn default_max_pixels() -> u64 {
     1_000_000
-}
-fn default_jpeg_quality() -> u8 {
-    85
-}
-pub(crate) fn default_cache_control_fn() -> String {
-    "public, max-age=86400".into()
-}
-fn default_decodes() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 pub struct ByteRange {
     origin: Arc<dyn Origin>,
+    /// `origin.describe()`, for logs and ETags.
+    origin_name: String,
     key: KeyTemplate,
     request: RequestTemplate,
     version: Version,
@@ -102,13 +85,11 @@ pub struct ByteRange {
 
 impl ByteRange {
     pub fn build(cfg: ByteRangeConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let cache_control = HeaderValue::from_str(&cfg.cache_control)
-            .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?;
-        if !(1..=100).contains(&cfg.jpeg_quality) {
-            return Err(BuildError::new("must be between 1 and 100").at("jpeg_quality"));
-        }
+        let cache_control = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
+        let origin = ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?;
         Ok(Self {
-            origin: ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?,
+            origin_name: origin.describe(),
+            origin,
             key: KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?,
             request: RequestTemplate::build(&cfg.request, ctx)?,
             version: request::version(cfg.version)?,
@@ -135,47 +116,6 @@ impl ByteRange {
             None => Err(HttpError::new(StatusCode::NOT_IMPLEMENTED, why)),
         }
     }
-
-    fn etag(&self, key: &str, indexed: &Indexed, canonical: &str) -> String {
-        let mut h = Sha256::new();
-        for part in [
-            self.origin.describe().as_str(),
-            key,
-            indexed.etag.as_deref().unwrap_or(""),
-            canonical,
-        ] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        let digest = h.finalize();
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        format!("\"{hex}\"")
-    }
-}
-
-pub(crate) fn index_error(e: IndexError, key: &str, origin: &str) -> HttpError {
-    match e {
-        IndexError::NotFound => HttpError::new(StatusCode::NOT_FOUND, "no such image"),
-        IndexError::Origin(OriginError::Timeout(_)) => {
-            tracing::error!(origin, key, error = %e, "byte_range: origin timed out reading the header");
-            HttpError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the image store did not answer in time",
-            )
-        }
-        e => {
-            tracing::error!(origin, key, error = %e, "byte_range: cannot read the image header");
-            HttpError::new(StatusCode::BAD_GATEWAY, "the image cannot be read")
-        }
-    }
-}
-
-pub(crate) fn matches_etag(req: &RequestContext<'_>, etag: &str) -> bool {
-    req.header_str("if-none-match").is_some_and(|v| {
-        v.split(',')
-            .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == etag || t == "*")
-    })
 }
 
 #[async_trait]
@@ -183,12 +123,12 @@ impl Handler for ByteRange {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
         let iiif = self.request.parse(self.version, req.captures)?;
         let key = self.key.key(req.captures)?;
-        let origin_name = self.origin.describe();
+        let origin_name = &self.origin_name;
         let indexed = self
             .index
             .get(&self.origin, &key)
             .await
-            .map_err(|e| index_error(e, &key, &origin_name))?;
+            .map_err(|e| answer::index_error(e, &key, origin_name))?;
         let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
         let resolved = iiif
             .resolve(self.version, &limits)
@@ -204,18 +144,18 @@ impl Handler for ByteRange {
             Err(e) => return self.elsewhere(&e.to_string()),
         };
         let canonical = resolved.canonical(self.version, &limits);
-        let etag = self.etag(&key, &indexed, &canonical);
-        if matches_etag(req, &etag) {
+        let etag = answer::etag(&[
+            origin_name,
+            &key,
+            indexed.etag.as_deref().unwrap_or(""),
+            &canonical,
+        ]);
+        if answer::matches_etag(req, &etag) {
             BYTE_RANGE
                 .requests
                 .with_label_values(&["not_modified"])
                 .inc();
-            return Ok(HandlerAction::Respond(
-                LocalResponse::new(StatusCode::NOT_MODIFIED).with_header(
-                    header::ETAG,
-                    HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
-                ),
-            ));
+            return Ok(HandlerAction::Respond(answer::not_modified(&etag)));
         }
 
         // The decoded image is at most about 4× the output (the next resolution up); a file
@@ -253,7 +193,7 @@ impl Handler for ByteRange {
                         .origin
                         .read_range(&key, 0..indexed.size)
                         .await
-                        .map_err(|e| view_error(ViewError::Origin(e), &key, &origin_name))?;
+                        .map_err(|e| answer::view_error(ViewError::Origin(e), &key, origin_name))?;
                     BYTE_RANGE.fetched_bytes.inc_by(indexed.size);
                     whole.to_vec()
                 }
@@ -276,38 +216,13 @@ impl Handler for ByteRange {
             Err(e) => return Err(self.view_failed(e, &key).await),
         };
         BYTE_RANGE.requests.with_label_values(&["served"]).inc();
-        let profile = match self.version {
-            Version::V2 => "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"",
-            Version::V3 => "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
-        };
-        let mut resp = LocalResponse::new(StatusCode::OK)
-            .with_body(resolved.format.mime_type(), body.into())
-            .with_header(header::CACHE_CONTROL, self.cache_control.clone())
-            .with_header(header::LINK, HeaderValue::from_static(profile));
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            resp = resp.with_header(header::ETAG, v);
-        }
-        Ok(HandlerAction::Respond(resp))
-    }
-}
-
-pub(crate) fn view_error(e: ViewError, key: &str, origin: &str) -> HttpError {
-    match &e {
-        ViewError::Origin(OriginError::Timeout(_)) => {
-            tracing::error!(origin, key, error = %e, "byte_range: origin timed out");
-            HttpError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the image store did not answer in time",
-            )
-        }
-        ViewError::Origin(OriginError::NotFound) => {
-            HttpError::new(StatusCode::NOT_FOUND, "no such image")
-        }
-        ViewError::NotSupported(m) => HttpError::new(StatusCode::NOT_IMPLEMENTED, m.clone()),
-        _ => {
-            tracing::error!(origin, key, error = %e, "byte_range: cannot serve the image");
-            HttpError::new(StatusCode::BAD_GATEWAY, "the image cannot be read")
-        }
+        Ok(HandlerAction::Respond(answer::image(
+            body,
+            resolved.format,
+            self.version,
+            &self.cache_control,
+            &etag,
+        )))
     }
 }
 
@@ -318,6 +233,6 @@ impl ByteRange {
         if matches!(e, ViewError::Corrupt(_)) {
             self.index.forget(&self.origin, key).await;
         }
-        view_error(e, key, &self.origin.describe())
+        answer::view_error(e, key, &self.origin_name)
     }
 }

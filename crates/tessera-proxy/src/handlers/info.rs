@@ -4,7 +4,7 @@
 
 use crate::imaging::keys::KeyTemplate;
 use crate::imaging::request;
-use crate::imaging::{IndexError, IndexStore};
+use crate::imaging::{answer, defaults, IndexStore};
 use crate::plugin::{
     BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
 };
@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
 use tessera_iiif::{scale_factors, Format, ImageInfo, TileSpec, Version};
-use tessera_origin::{Origin, OriginError};
+use tessera_origin::Origin;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +24,7 @@ pub struct InfoConfig {
     /// The object key, from the route's captures, e.g. `{customer}/{space}/{image}`.
     pub key: String,
     /// IIIF Image API version: 2 or 3.
-    #[serde(default = "three")]
+    #[serde(default = "defaults::version")]
     pub version: u8,
     /// Compliance level claimed in `profile` (what the routes serving this image support).
     #[serde(default = "two")]
@@ -35,13 +35,10 @@ pub struct InfoConfig {
     /// Formats beyond `jpg` to list, e.g. `[png, webp]`.
     #[serde(default)]
     pub extra_formats: Vec<String>,
-    #[serde(default = "crate::handlers::byte_range::default_cache_control_fn")]
+    #[serde(default = "defaults::cache_control")]
     pub cache_control: String,
 }
 
-fn three() -> u8 {
-    3
-}
 fn two() -> u8 {
     2
 }
@@ -115,17 +112,11 @@ impl Handler for Info {
             ));
         };
         let key = self.key.key(req.captures)?;
-        let indexed = self.index.get(&self.origin, &key).await.map_err(|e| match e {
-            IndexError::NotFound => HttpError::new(StatusCode::NOT_FOUND, "no such image"),
-            IndexError::Origin(OriginError::Timeout(_)) => {
-                tracing::error!(origin = %self.origin.describe(), key, error = %e, "info: origin timed out");
-                HttpError::new(StatusCode::GATEWAY_TIMEOUT, "the image store did not answer in time")
-            }
-            e => {
-                tracing::error!(origin = %self.origin.describe(), key, error = %e, "info: cannot read the image header");
-                HttpError::new(StatusCode::BAD_GATEWAY, "the image cannot be read")
-            }
-        })?;
+        let indexed = self
+            .index
+            .get(&self.origin, &key)
+            .await
+            .map_err(|e| answer::index_error(e, &key, &self.origin.describe()))?;
         let ix = &indexed.index;
         let id = format!("{}://{host}{base}", req.scheme());
         let mut info = ImageInfo::new(id, ix.width, ix.height, self.level);

@@ -8,10 +8,10 @@
 //! `{local_path}` standing for the file.
 
 use crate::cluster::Cluster;
+use crate::imaging::keys::KeyTemplate;
 use crate::plugin::{
     BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext, UpstreamTarget,
 };
-use crate::route::Captures;
 use crate::safety::has_dot_segment;
 use crate::storage::HotCacheSlot;
 use crate::template::Template;
@@ -20,8 +20,8 @@ use http::StatusCode;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use tessera_hotcache::{CopyError, Lease};
-use tessera_origin::{decode_key_part, validate_key, Origin, OriginError};
+use tessera_hotcache::Lease;
+use tessera_origin::Origin;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +52,7 @@ pub struct HotCacheLease(pub Lease);
 
 pub struct Orchestrate {
     origin: Arc<dyn Origin>,
-    key: Template,
+    key: KeyTemplate,
     cache: Arc<HotCacheSlot>,
     cluster: Arc<Cluster>,
     upstream_path: Template,
@@ -64,7 +64,7 @@ impl Orchestrate {
         let origin = ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?;
         let cache = ctx.hot_cache()?;
         let cluster = ctx.cluster(&cfg.cluster).map_err(|e| e.at("cluster"))?;
-        let key = ctx.template(&cfg.key).map_err(|e| e.at("key"))?;
+        let key = KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?;
         let upstream_path = Template::parse(&cfg.upstream_path)
             .map_err(|e| BuildError::new(e).at("upstream_path"))?;
         if ctx.captures.contains("local_path") {
@@ -101,39 +101,6 @@ impl Orchestrate {
             suffix: cfg.local_suffix,
         })
     }
-
-    /// The object key for this request, or 400 with the reason.
-    fn object_key(&self, captures: &Captures) -> Result<String, HttpError> {
-        let bad = |e: tessera_origin::KeyError| HttpError::new(StatusCode::BAD_REQUEST, e.0);
-        let mut decoded = Captures::default();
-        for name in self.key.captures() {
-            let raw = captures.get(name).unwrap_or_default();
-            decoded.push(name, &decode_key_part(raw).map_err(bad)?);
-        }
-        let key = self.key.render(&decoded);
-        validate_key(&key).map_err(bad)?;
-        Ok(key)
-    }
-}
-
-/// How a failed copy is answered. The copy task has already logged it, naming origin and key.
-pub(crate) fn copy_error(e: &CopyError) -> HttpError {
-    let (status, message) = match e {
-        CopyError::NotFound => (StatusCode::NOT_FOUND, "no such image"),
-        CopyError::Origin(OriginError::Timeout(_)) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "the image store did not answer in time",
-        ),
-        CopyError::Origin(_) | CopyError::Truncated { .. } => {
-            (StatusCode::BAD_GATEWAY, "the image store failed")
-        }
-        CopyError::DiskFull | CopyError::TooLarge { .. } | CopyError::Io(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the image cannot be cached locally right now",
-        ),
-        CopyError::Aborted => (StatusCode::BAD_GATEWAY, "the copy of the image failed"),
-    };
-    HttpError::new(status, message)
 }
 
 #[async_trait]
@@ -151,17 +118,8 @@ impl Handler for Orchestrate {
                 "'.' and '..' path segments are not allowed here",
             ));
         }
-        let key = self.object_key(req.captures)?;
-        let Some(cache) = self.cache.get() else {
-            return Err(HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the hot cache is not open",
-            ));
-        };
-        let lease = cache
-            .ensure(&self.origin, &key, &self.suffix)
-            .await
-            .map_err(|e| copy_error(&e))?;
+        let key = self.key.key(req.captures)?;
+        let lease = self.cache.lease(&self.origin, &key, &self.suffix).await?;
 
         let mut captures = req.captures.clone();
         captures.push("local_path", &lease.path().to_string_lossy());

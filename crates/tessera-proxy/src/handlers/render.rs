@@ -7,21 +7,16 @@
 //! a tile of a large tiled image reads only the pages of the tiles it needs. Work is bounded: a
 //! limit on output pixels and on decodes running at once.
 
-use crate::handlers::byte_range::{index_error, matches_etag, view_error};
-use crate::handlers::orchestrate::copy_error;
 use crate::imaging::keys::KeyTemplate;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::request::{self, RequestTemplate};
-use crate::imaging::IndexStore;
-use crate::plugin::{
-    BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
-};
+use crate::imaging::{answer, defaults, IndexStore};
+use crate::plugin::{BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext};
 use crate::storage::HotCacheSlot;
 use async_trait::async_trait;
-use http::{header, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tessera_iiif::{ImageLimits, Resolved, Version};
 use tessera_origin::Origin;
@@ -35,10 +30,10 @@ pub struct RenderConfig {
     /// The object key, from the route's captures.
     pub key: String,
     /// What renders to `region/size/rotation/quality.format`.
-    #[serde(default = "default_request")]
+    #[serde(default = "defaults::request")]
     pub request: String,
     /// IIIF Image API version: 2 or 3.
-    #[serde(default = "three")]
+    #[serde(default = "defaults::version")]
     pub version: u8,
     /// The largest output, in pixels (also published as `maxArea` by nothing yet: keep it in
     /// line with what viewers ask).
@@ -49,34 +44,22 @@ pub struct RenderConfig {
     #[serde(default = "default_max_decode_pixels")]
     pub max_decode_pixels: u64,
     /// Decodes running at once for this route; more wait.
-    #[serde(default = "default_decodes")]
+    #[serde(default = "defaults::decodes")]
     pub max_concurrent_decodes: usize,
-    #[serde(default = "default_jpeg_quality")]
+    #[serde(default = "defaults::jpeg_quality")]
     pub jpeg_quality: u8,
-    #[serde(default = "crate::handlers::byte_range::default_cache_control_fn")]
+    #[serde(default = "defaults::cache_control")]
     pub cache_control: String,
     /// The cached file's suffix.
     #[serde(default = "default_suffix")]
     pub local_suffix: String,
 }
 
-fn default_request() -> String {
-    "{iiif}".into()
-}
-fn three() -> u8 {
-    3
-}
 fn default_max_pixels() -> u64 {
     16_000_000
 }
 fn default_max_decode_pixels() -> u64 {
     64_000_000
-}
-fn default_decodes() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-fn default_jpeg_quality() -> u8 {
-    85
 }
 fn default_suffix() -> String {
     ".jp2".into()
@@ -84,6 +67,8 @@ fn default_suffix() -> String {
 
 pub struct Render {
     origin: Arc<dyn Origin>,
+    /// `origin.describe()`, for logs and ETags.
+    origin_name: String,
     key: KeyTemplate,
     request: RequestTemplate,
     version: Version,
@@ -99,19 +84,18 @@ pub struct Render {
 
 impl Render {
     pub fn build(cfg: RenderConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        if !(1..=100).contains(&cfg.jpeg_quality) {
-            return Err(BuildError::new("must be between 1 and 100").at("jpeg_quality"));
-        }
+        let cache_control = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
+        let origin = ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?;
         Ok(Self {
-            origin: ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?,
+            origin_name: origin.describe(),
+            origin,
             key: KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?,
             request: RequestTemplate::build(&cfg.request, ctx)?,
             version: request::version(cfg.version)?,
             max_pixels: cfg.max_pixels,
             max_decode_pixels: cfg.max_decode_pixels,
             jpeg_quality: cfg.jpeg_quality,
-            cache_control: HeaderValue::from_str(&cfg.cache_control)
-                .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
+            cache_control,
             suffix: cfg.local_suffix,
             decodes: Arc::new(Semaphore::new(cfg.max_concurrent_decodes.max(1))),
             cache: ctx.hot_cache()?,
@@ -124,11 +108,9 @@ impl Render {
 fn reduce_for(r: &Resolved, levels: u8) -> u8 {
     let mut reduce = 0u8;
     while reduce < levels {
-        let next = u32::from(reduce) + 1;
-        let (w, h) = (
-            r.region.w.div_ceil(1 << next),
-            r.region.h.div_ceil(1 << next),
-        );
+        // NL may be 32: a plain `1 << 32` would overflow.
+        let div = 1u32.checked_shl(u32::from(reduce) + 1).unwrap_or(u32::MAX);
+        let (w, h) = (r.region.w.div_ceil(div), r.region.h.div_ceil(div));
         if w < r.width || h < r.height {
             break;
         }
@@ -137,30 +119,17 @@ fn reduce_for(r: &Resolved, levels: u8) -> u8 {
     reduce
 }
 
-fn etag(origin: &str, key: &str, version: Option<&str>, canonical: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [origin, key, version.unwrap_or(""), canonical, "render"] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    let hex: String = h.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("\"{hex}\"")
-}
-
 #[async_trait]
 impl Handler for Render {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
         let iiif = self.request.parse(self.version, req.captures)?;
         let key = self.key.key(req.captures)?;
-        let origin_name = self.origin.describe();
+        let origin_name = &self.origin_name;
         let indexed = self
             .index
             .get(&self.origin, &key)
             .await
-            .map_err(|e| index_error(e, &key, &origin_name))?;
+            .map_err(|e| answer::index_error(e, &key, origin_name))?;
         // `max` (and `!w,h`) shrink to the largest output this route serves.
         let limits = ImageLimits {
             max_area: Some(self.max_pixels),
@@ -179,27 +148,19 @@ impl Handler for Render {
             ));
         }
         let out = pipeline::output(&resolved, self.jpeg_quality)
-            .map_err(|e| view_error(e, &key, &origin_name))?;
+            .map_err(|e| answer::view_error(e, &key, origin_name))?;
         let canonical = resolved.canonical(self.version, &limits);
-        let tag = etag(&origin_name, &key, indexed.etag.as_deref(), &canonical);
-        if matches_etag(req, &tag) {
-            return Ok(HandlerAction::Respond(
-                LocalResponse::new(StatusCode::NOT_MODIFIED).with_header(
-                    header::ETAG,
-                    HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"\"")),
-                ),
-            ));
+        let tag = answer::etag(&[
+            origin_name,
+            &key,
+            indexed.etag.as_deref().unwrap_or(""),
+            &canonical,
+            "render",
+        ]);
+        if answer::matches_etag(req, &tag) {
+            return Ok(HandlerAction::Respond(answer::not_modified(&tag)));
         }
-        let Some(cache) = self.cache.get() else {
-            return Err(HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the hot cache is not open",
-            ));
-        };
-        let lease = cache
-            .ensure(&self.origin, &key, &self.suffix)
-            .await
-            .map_err(|e| copy_error(&e))?;
+        let lease = self.cache.lease(&self.origin, &key, &self.suffix).await?;
 
         let reduce = reduce_for(&resolved, indexed.index.levels);
         let region = resolved.region;
@@ -238,20 +199,15 @@ impl Handler for Render {
                     // The file may have changed under its index: rebuild it next time.
                     self.index.forget(&self.origin, &key).await;
                 }
-                return Err(view_error(e, &key, &origin_name));
+                return Err(answer::view_error(e, &key, origin_name));
             }
         };
-        let profile = match self.version {
-            Version::V2 => "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"",
-            Version::V3 => "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
-        };
-        let mut resp = LocalResponse::new(StatusCode::OK)
-            .with_body(resolved.format.mime_type(), body.into())
-            .with_header(header::CACHE_CONTROL, self.cache_control.clone())
-            .with_header(header::LINK, HeaderValue::from_static(profile));
-        if let Ok(v) = HeaderValue::from_str(&tag) {
-            resp = resp.with_header(header::ETAG, v);
-        }
-        Ok(HandlerAction::Respond(resp))
+        Ok(HandlerAction::Respond(answer::image(
+            body,
+            resolved.format,
+            self.version,
+            &self.cache_control,
+            &tag,
+        )))
     }
 }

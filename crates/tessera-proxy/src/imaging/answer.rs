@@ -1,0 +1,104 @@
+//! How the image handlers answer: errors mapped to statuses (with a log line naming the
+//! object), ETags and `If-None-Match`, and the image response with its IIIF headers.
+
+use crate::imaging::pipeline::ViewError;
+use crate::imaging::IndexError;
+use crate::plugin::{HttpError, LocalResponse, RequestContext};
+use http::{header, HeaderValue, StatusCode};
+use sha2::{Digest, Sha256};
+use tessera_iiif::{Format, Version};
+use tessera_origin::OriginError;
+
+fn timed_out() -> HttpError {
+    HttpError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "the image store did not answer in time",
+    )
+}
+
+/// Reading the header index failed: 404, 504, or 502 with a log line.
+pub fn index_error(e: IndexError, key: &str, origin: &str) -> HttpError {
+    match e {
+        IndexError::NotFound => HttpError::new(StatusCode::NOT_FOUND, "no such image"),
+        IndexError::Origin(OriginError::Timeout(_)) => {
+            tracing::error!(origin, key, error = %e, "origin timed out reading the image header");
+            timed_out()
+        }
+        e => {
+            tracing::error!(origin, key, error = %e, "cannot read the image header");
+            HttpError::new(StatusCode::BAD_GATEWAY, "the image cannot be read")
+        }
+    }
+}
+
+/// Fetching, decoding or rendering failed: 404, 501, 504, or 502 with a log line.
+pub fn view_error(e: ViewError, key: &str, origin: &str) -> HttpError {
+    match &e {
+        ViewError::Origin(OriginError::Timeout(_)) => {
+            tracing::error!(origin, key, error = %e, "origin timed out reading the image");
+            timed_out()
+        }
+        ViewError::Origin(OriginError::NotFound) => {
+            HttpError::new(StatusCode::NOT_FOUND, "no such image")
+        }
+        ViewError::NotSupported(m) => HttpError::new(StatusCode::NOT_IMPLEMENTED, m.clone()),
+        _ => {
+            tracing::error!(origin, key, error = %e, "cannot serve the image");
+            HttpError::new(StatusCode::BAD_GATEWAY, "the image cannot be read")
+        }
+    }
+}
+
+/// A strong ETag from the parts that decide the bytes of an answer.
+pub fn etag(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let hex: String = h.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether the client already holds `etag` (`If-None-Match`).
+pub fn matches_etag(req: &RequestContext<'_>, etag: &str) -> bool {
+    req.header_str("if-none-match").is_some_and(|v| {
+        v.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag || t == "*")
+    })
+}
+
+fn with_etag(resp: LocalResponse, etag: &str) -> LocalResponse {
+    match HeaderValue::from_str(etag) {
+        Ok(v) => resp.with_header(header::ETAG, v),
+        Err(_) => resp,
+    }
+}
+
+/// 304 Not Modified, with the ETag.
+pub fn not_modified(etag: &str) -> LocalResponse {
+    with_etag(LocalResponse::new(StatusCode::NOT_MODIFIED), etag)
+}
+
+/// 200 with an encoded image and its IIIF headers.
+pub fn image(
+    body: Vec<u8>,
+    format: Format,
+    version: Version,
+    cache_control: &HeaderValue,
+    etag: &str,
+) -> LocalResponse {
+    let profile = match version {
+        Version::V2 => "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"",
+        Version::V3 => "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
+    };
+    let resp = LocalResponse::new(StatusCode::OK)
+        .with_body(format.mime_type(), body.into())
+        .with_header(header::CACHE_CONTROL, cache_control.clone())
+        .with_header(header::LINK, HeaderValue::from_static(profile));
+    with_etag(resp, etag)
+}
