@@ -19,9 +19,20 @@ pub fn jp2(width: u32, height: u32, tiled: bool) -> PathBuf {
 
 /// A JP2 of `width`×`height` made with these `opj_compress` arguments.
 pub fn jp2_with(width: u32, height: u32, args: &[&str]) -> PathBuf {
+    encode(width, height, args, false)
+}
+
+/// As [`jp2_with`], from a picture with fine noise that compresses about as badly as a
+/// photograph (the plain picture compresses 16:1 even losslessly, so its tiles are tiny).
+pub fn photo_like_jp2_with(width: u32, height: u32, args: &[&str]) -> PathBuf {
+    encode(width, height, args, true)
+}
+
+fn encode(width: u32, height: u32, args: &[&str], noisy: bool) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jp2-fixtures");
     let name = format!(
-        "{width}x{height}{}.jp2",
+        "{width}x{height}{}{}.jp2",
+        if noisy { "-photo" } else { "" },
         args.join("").replace([',', ' '], "_")
     );
     let path = dir.join(&name);
@@ -31,7 +42,7 @@ pub fn jp2_with(width: u32, height: u32, args: &[&str]) -> PathBuf {
     }
     std::fs::create_dir_all(&dir).unwrap();
     let ppm = dir.join(format!("{name}.ppm"));
-    std::fs::write(&ppm, picture(width, height)).unwrap();
+    std::fs::write(&ppm, picture(width, height, noisy)).unwrap();
     let tmp = dir.join(format!("{name}.part.jp2"));
     let mut cmd = Command::new("opj_compress");
     cmd.arg("-i").arg(&ppm).arg("-o").arg(&tmp);
@@ -49,14 +60,23 @@ pub fn jp2_with(width: u32, height: u32, args: &[&str]) -> PathBuf {
     path
 }
 
-/// A binary PPM with gradients and fine detail, so every tile differs.
-fn picture(width: u32, height: u32) -> Vec<u8> {
+/// A binary PPM with gradients and fine detail, so every tile differs; with `noisy`, each
+/// sample also gets up to 15 levels of deterministic noise.
+fn picture(width: u32, height: u32, noisy: bool) -> Vec<u8> {
     let mut out = format!("P6\n{width} {height}\n255\n").into_bytes();
     for y in 0..height {
         for x in 0..width {
-            out.push((x * 255 / width) as u8);
-            out.push((y * 255 / height) as u8);
-            out.push(((x / 7) ^ (y / 5)) as u8);
+            let noise = |c: u32| -> u8 {
+                if !noisy {
+                    return 0;
+                }
+                let h = (x.wrapping_mul(0x9E37_79B1) ^ y.wrapping_mul(0x85EB_CA77) ^ c)
+                    .wrapping_mul(0xC2B2_AE3D);
+                (h >> 28) as u8
+            };
+            out.push(((x * 255 / width) as u8).wrapping_add(noise(1)));
+            out.push(((y * 255 / height) as u8).wrapping_add(noise(2)));
+            out.push((((x / 7) ^ (y / 5)) as u8).wrapping_add(noise(3)));
         }
     }
     out

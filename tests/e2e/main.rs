@@ -10,6 +10,7 @@ mod cli;
 mod clusters;
 mod filters;
 mod index_cli;
+mod large_views;
 mod observability;
 mod reload;
 mod routing;

@@ -15,7 +15,7 @@ fn rpcl(w: u32, h: u32) -> std::path::PathBuf {
     )
 }
 
-fn config(s3: &S3Server, extra: &str) -> String {
+pub fn config(s3: &S3Server, extra: &str) -> String {
     format!(
         r#"origins:
 {origin}{extra}routes:
@@ -39,7 +39,7 @@ fn config(s3: &S3Server, extra: &str) -> String {
     )
 }
 
-fn png_pixels(body: &[u8]) -> (u32, u32, Vec<u8>) {
+pub fn png_pixels(body: &[u8]) -> (u32, u32, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::Cursor::new(body));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
@@ -48,7 +48,7 @@ fn png_pixels(body: &[u8]) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, buf)
 }
 
-fn ranged_bytes(s3: &S3Server, key: &str) -> u64 {
+pub fn ranged_bytes(s3: &S3Server, key: &str) -> u64 {
     s3.gets_for(key)
         .iter()
         .map(|g| {
@@ -275,6 +275,31 @@ fn render_decodes_regions_from_the_hot_cache_like_opj_decompress() {
     // Bounded work.
     let r = t.get("/iiif/tiled/full/^5000,5000/0/default.jpg");
     assert_eq!(r.status, 400, "{}", r.text());
+}
+
+/// A decode that overruns `decode_timeout` answers 504 with a log line; a later request whose
+/// decode fits the limit is served.
+#[test]
+fn decodes_over_the_time_limit_answer_504() {
+    let s3 = S3Server::start();
+    s3.put_file("big", &rpcl(2000, 1500));
+    let cache = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "origins:\n{}hot_cache: {{ dir: \"{}\", capacity: 1GiB }}\nroutes:\n  - name: render\n    match: {{ path: \"/iiif/{{image}}/{{iiif*}}\" }}\n    handler: {{ render: {{ origin: masters, key: \"{{image}}\", decode_timeout: 1ms }} }}\n  - name: patient\n    match: {{ path: \"/patient/{{image}}/{{iiif*}}\" }}\n    handler: {{ render: {{ origin: masters, key: \"{{image}}\" }} }}\n",
+        s3.origin_yaml("masters"),
+        cache.path().display()
+    );
+    let t = Tessera::start(&yaml);
+    // A full-resolution decode of 3 MP takes far longer than a millisecond.
+    let r = t.get("/iiif/big/full/max/0/default.jpg");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(t.wait_log("decoding the image timed out"), "{}", t.log());
+    assert!(
+        t.log().contains("\"key\":\"big\""),
+        "the log names the object"
+    );
+    let r = t.get("/patient/big/full/max/0/default.jpg");
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 /// With `image_index.beside_image`, the index is written as an object beside the image, and a

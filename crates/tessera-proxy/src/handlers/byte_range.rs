@@ -7,7 +7,7 @@
 //! a region, a large output, a file laid out another way — goes to the route named in
 //! `otherwise:` (typically the orchestrate route), or, for small files, is read whole.
 
-use crate::config::ByteSize;
+use crate::config::{ByteSize, Dur};
 use crate::imaging::keys::KeyTemplate;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::request::{self, RequestTemplate};
@@ -19,6 +19,7 @@ use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_iiif::{ImageLimits, Version};
 use tessera_origin::Origin;
 use tokio::sync::Semaphore;
@@ -56,6 +57,9 @@ pub struct ByteRangeConfig {
     /// Decodes (with their fetches) running at once for this route; more wait.
     #[serde(default = "defaults::decodes")]
     pub max_concurrent_decodes: usize,
+    /// How long one decode (with resize and encode) may take before the request answers 504.
+    #[serde(default = "defaults::decode_timeout")]
+    pub decode_timeout: Dur,
 }
 
 fn default_max_fetch() -> ByteSize {
@@ -80,6 +84,7 @@ pub struct ByteRange {
     jpeg_quality: u8,
     cache_control: HeaderValue,
     decodes: Arc<Semaphore>,
+    decode_timeout: Duration,
     index: Arc<IndexStore>,
 }
 
@@ -104,6 +109,7 @@ impl ByteRange {
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
             decodes: Arc::new(Semaphore::new(cfg.max_concurrent_decodes.max(1))),
+            decode_timeout: cfg.decode_timeout.0,
             index: ctx.image_index(),
         })
     }
@@ -205,12 +211,10 @@ impl Handler for ByteRange {
             },
         };
 
-        let body = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let body = pipeline::run_decode(permit, self.decode_timeout, move || {
             pipeline::decode_and_render(&codestream, reduce, None, &out, max_pixels)
         })
-        .await
-        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoder failed"))?;
+        .await;
         let body = match body {
             Ok(b) => b,
             Err(e) => return Err(self.view_failed(e, &key).await),

@@ -7,6 +7,7 @@
 //! a tile of a large tiled image reads only the pages of the tiles it needs. Work is bounded: a
 //! limit on output pixels and on decodes running at once.
 
+use crate::config::Dur;
 use crate::imaging::keys::KeyTemplate;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::request::{self, RequestTemplate};
@@ -18,6 +19,7 @@ use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_iiif::{ImageLimits, Resolved, Version};
 use tessera_origin::Origin;
 use tokio::sync::Semaphore;
@@ -46,6 +48,9 @@ pub struct RenderConfig {
     /// Decodes running at once for this route; more wait.
     #[serde(default = "defaults::decodes")]
     pub max_concurrent_decodes: usize,
+    /// How long one decode (with resize and encode) may take before the request answers 504.
+    #[serde(default = "defaults::decode_timeout")]
+    pub decode_timeout: Dur,
     #[serde(default = "defaults::jpeg_quality")]
     pub jpeg_quality: u8,
     #[serde(default = "defaults::cache_control")]
@@ -78,6 +83,7 @@ pub struct Render {
     cache_control: HeaderValue,
     suffix: String,
     decodes: Arc<Semaphore>,
+    decode_timeout: Duration,
     cache: Arc<HotCacheSlot>,
     index: Arc<IndexStore>,
 }
@@ -98,6 +104,7 @@ impl Render {
             cache_control,
             suffix: cfg.local_suffix,
             decodes: Arc::new(Semaphore::new(cfg.max_concurrent_decodes.max(1))),
+            decode_timeout: cfg.decode_timeout.0,
             cache: ctx.hot_cache()?,
             index: ctx.image_index(),
         })
@@ -177,8 +184,7 @@ impl Handler for Render {
             .await
             .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
         let max_pixels = self.max_decode_pixels;
-        let body = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let body = pipeline::run_decode(permit, self.decode_timeout, move || {
             let file = std::fs::File::open(lease.path())
                 .map_err(|e| ViewError::Corrupt(format!("cannot open the cached file: {e}")))?;
             // SAFETY: the lease pins the file, so the cache neither deletes nor replaces it
@@ -190,8 +196,7 @@ impl Handler for Render {
             drop(lease);
             result
         })
-        .await
-        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the decoder failed"))?;
+        .await;
         let body = match body {
             Ok(b) => b,
             Err(e) => {

@@ -42,6 +42,13 @@ pub fn view_error(e: ViewError, key: &str, origin: &str) -> HttpError {
             HttpError::new(StatusCode::NOT_FOUND, "no such image")
         }
         ViewError::NotSupported(m) => HttpError::new(StatusCode::NOT_IMPLEMENTED, m.clone()),
+        ViewError::TimedOut(_) => {
+            tracing::error!(origin, key, error = %e, "decoding the image timed out");
+            HttpError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the image took too long to decode",
+            )
+        }
         _ => {
             tracing::error!(origin, key, error = %e, "cannot serve the image");
             HttpError::new(StatusCode::BAD_GATEWAY, "the image cannot be read")

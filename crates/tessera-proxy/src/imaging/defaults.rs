@@ -1,5 +1,6 @@
 //! Defaults and checks the image handlers' configs share.
 
+use crate::config::Dur;
 use crate::plugin::BuildError;
 use http::HeaderValue;
 
@@ -17,6 +18,10 @@ pub fn jpeg_quality() -> u8 {
 
 pub fn cache_control() -> String {
     "public, max-age=86400".into()
+}
+
+pub fn decode_timeout() -> Dur {
+    Dur::secs(30)
 }
 
 pub fn decodes() -> usize {

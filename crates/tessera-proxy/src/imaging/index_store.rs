@@ -17,6 +17,10 @@ use tessera_origin::{Origin, OriginError};
 
 /// Tile-parts a SOT walk may find before the file is refused (bounds the reads per image).
 const MAX_WALKED_TILE_PARTS: usize = 200_000;
+/// Bytes read per step of a SOT walk. A ranged GET costs its latency whether it returns 12
+/// bytes or 16 KiB, and every SOT header inside the window is consumed at once, so the small
+/// tile-parts of low resolutions are found several per read.
+const WALK_WINDOW: u64 = 16 << 10;
 /// The most bytes read to find a header; boxes or headers larger than this are refused.
 const MAX_HEADER_BYTES: u64 = 8 << 20;
 
@@ -263,15 +267,17 @@ async fn walk(
 ) -> Result<Jp2Index, IndexError> {
     let corrupt = |e: Jp2Error| IndexError::Corrupt(e.to_string());
     let mut walker = SotWalker::new(header, size);
+    let end = header.codestream_end.map_or(size, |e| e.min(size));
     while let Some(range) = walker.next_read() {
         if walker.tile_parts().len() > MAX_WALKED_TILE_PARTS {
             return Err(IndexError::Corrupt("too many tile-parts".into()));
         }
+        let window = range.start..range.end.max(range.start + WALK_WINDOW).min(end);
         let bytes = origin
-            .read_range(key, range.clone())
+            .read_range(key, window.clone())
             .await
             .map_err(origin_error)?;
-        walker.feed(range.start, &bytes).map_err(corrupt)?;
+        walker.feed(window.start, &bytes).map_err(corrupt)?;
     }
     let parts = walker.finish().map_err(corrupt)?;
     Jp2Index::from_tile_parts(header, parts).map_err(corrupt)

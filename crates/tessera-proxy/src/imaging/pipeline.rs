@@ -3,11 +3,15 @@
 //!
 //! Decoding is CPU work: it runs on Tokio's blocking pool, behind a per-handler limit on
 //! concurrent decodes, and OpenJPEG is told the largest output it may produce before it starts.
+//! OpenJPEG cannot be interrupted, so a decode that overruns its time limit is answered with
+//! 504 at once while it finishes in the background, still holding its permit: a flood of slow
+//! images cannot start more decodes than the limit.
 
 use crate::imaging::index_store::Indexed;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
+use std::time::Duration;
 use tessera_iiif::{Format, Quality, Resolved};
 use tessera_jp2::{assemble, Plan, Unsupported};
 use tessera_openjpeg::{decode, DecodeOptions};
@@ -29,6 +33,33 @@ pub enum ViewError {
     /// Tessera cannot produce this output (format, rotation).
     #[error("{0}")]
     NotSupported(String),
+    /// Decoding and rendering took longer than the route allows.
+    #[error("decoding took longer than {0:?}")]
+    TimedOut(Duration),
+    /// The decode task ended without an answer (it panicked).
+    #[error("the decoder failed")]
+    DecoderFailed,
+}
+
+/// Run `work` (a decode and render) on the blocking pool holding `permit`, waiting at most
+/// `limit` for it.
+pub async fn run_decode<F>(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    limit: Duration,
+    work: F,
+) -> Result<Vec<u8>, ViewError>
+where
+    F: FnOnce() -> Result<Vec<u8>, ViewError> + Send + 'static,
+{
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(ViewError::DecoderFailed),
+        Err(_) => Err(ViewError::TimedOut(limit)),
+    }
 }
 
 /// What a partial read will fetch for a request of `width`×`height`.
