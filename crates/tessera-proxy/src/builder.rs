@@ -3,8 +3,8 @@
 
 use crate::admin::Admin;
 use crate::config::{Config, ConfigErrors};
-use crate::filters::{cors, headers, ip_filter, rate_limit};
-use crate::handlers::{byte_range, info, orchestrate, proxy, redirect, render, respond};
+use crate::filters::{auth, cors, headers, ip_filter, rate_limit};
+use crate::handlers::{byte_range, info, orchestrate, proxy, redirect, render, respond, thumbs};
 use crate::metrics;
 use crate::plugin::factory::{FnFactory, FnHandlerFactory};
 use crate::plugin::{BuildContext, BuildError, Filter, Handler, Registry};
@@ -56,11 +56,13 @@ impl Builder {
             .filter("cors", cors::Cors::build)
             .filter("rate_limit", rate_limit::RateLimit::build)
             .filter("ip_filter", ip_filter::IpFilter::build)
+            .filter("auth", auth::Auth::build)
             .handler("proxy", proxy::Proxy::build)
             .handler("orchestrate", orchestrate::Orchestrate::build)
             .handler("byte_range", byte_range::ByteRange::build)
             .handler("info", info::Info::build)
             .handler("render", render::Render::build)
+            .handler("thumbs", thumbs::Thumbs::build)
             .handler("redirect", redirect::Redirect::build)
             .handler("respond", respond::Respond::build)
     }

@@ -24,6 +24,7 @@ pub mod state;
 pub mod storage;
 mod supervisor;
 pub mod template;
+pub mod thumbs;
 
 pub use builder::{Builder, RunError};
 pub use state::ConfigSource;

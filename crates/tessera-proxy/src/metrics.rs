@@ -171,6 +171,17 @@ pub(crate) static BYTE_RANGE: LazyLock<ByteRangeMetrics> = LazyLock::new(|| {
     }
 });
 
+/// The `thumbs` handler's requests by route and outcome.
+pub(crate) static THUMBS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec_with_registry!(
+        "tessera_thumbs_requests_total",
+        "thumbs requests by route and outcome: exact (a thumbnail served as it is), resized (made from a larger one), upscaled, info, not_modified, otherwise (handed on, or 404 without an otherwise route), unauthorised.",
+        &["route", "outcome"],
+        registry()
+    )
+    .expect("metric registers")
+});
+
 /// The request metrics of one route, resolved once: looking series up by label values hashes
 /// and locks, which would cost every request. Series outlive reloads (same labels, same series).
 pub(crate) struct RouteMetrics {

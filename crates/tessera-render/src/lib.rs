@@ -6,9 +6,11 @@
 //! `png` and `image-webp` — small, pure-Rust crates, so no C image library is linked for output.
 //! WebP is written lossless (the only mode `image-webp` encodes).
 
+mod decode;
 mod encode;
 mod transform;
 
+pub use decode::decode_jpeg;
 pub use encode::{encode, Format};
 pub use transform::{transform, Quality, Rect};
 

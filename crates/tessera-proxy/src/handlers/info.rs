@@ -137,29 +137,11 @@ impl Handler for Info {
         }];
         info.sizes = (1..=ix.levels).rev().map(|r| ix.size_at(r)).collect();
         info.extra_formats = self.extra_formats.clone();
-        let body = serde_json::to_vec_pretty(&info.to_json(self.version))
-            .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "info.json"))?;
-        let content_type = match self.version {
-            Version::V3 => {
-                "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\""
-            }
-            Version::V2
-                if req
-                    .header_str("accept")
-                    .is_some_and(|a| a.contains("application/ld+json")) =>
-            {
-                "application/ld+json"
-            }
-            Version::V2 => "application/json",
-        };
-        Ok(HandlerAction::Respond(
-            LocalResponse::new(StatusCode::OK)
-                .with_body(content_type, body.into())
-                .with_header(header::CACHE_CONTROL, self.cache_control.clone())
-                .with_header(
-                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                    HeaderValue::from_static("*"),
-                ),
-        ))
+        Ok(HandlerAction::Respond(answer::info_json(
+            &info,
+            self.version,
+            req,
+            &self.cache_control,
+        )?))
     }
 }

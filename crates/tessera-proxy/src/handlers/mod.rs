@@ -7,3 +7,4 @@ pub mod proxy;
 pub mod redirect;
 pub mod render;
 pub mod respond;
+pub mod thumbs;

@@ -4,9 +4,10 @@
 use crate::imaging::pipeline::ViewError;
 use crate::imaging::IndexError;
 use crate::plugin::{HttpError, LocalResponse, RequestContext};
+use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
-use tessera_iiif::{Format, Version};
+use tessera_iiif::{Format, ImageInfo, Version};
 use tessera_origin::OriginError;
 
 fn timed_out() -> HttpError {
@@ -91,7 +92,7 @@ pub fn not_modified(etag: &str) -> LocalResponse {
     with_etag(LocalResponse::new(StatusCode::NOT_MODIFIED), etag)
 }
 
-/// 200 with an encoded image and its IIIF headers.
+/// 200 with an encoded image and its IIIF headers (a level 2 service).
 pub fn image(
     body: Vec<u8>,
     format: Format,
@@ -99,13 +100,54 @@ pub fn image(
     cache_control: &HeaderValue,
     etag: &str,
 ) -> LocalResponse {
-    let profile = match version {
-        Version::V2 => "<http://iiif.io/api/image/2/level2.json>;rel=\"profile\"",
-        Version::V3 => "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
-    };
-    let resp = LocalResponse::new(StatusCode::OK)
-        .with_body(format.mime_type(), body.into())
-        .with_header(header::CACHE_CONTROL, cache_control.clone())
-        .with_header(header::LINK, HeaderValue::from_static(profile));
+    image_at_level(body.into(), format, version, 2, cache_control, etag)
+}
+
+/// [`image`] for a service of compliance `level` (0–2).
+pub fn image_at_level(
+    body: Bytes,
+    format: Format,
+    version: Version,
+    level: u8,
+    cache_control: &HeaderValue,
+    etag: &str,
+) -> LocalResponse {
+    let link = format!("<{}>;rel=\"profile\"", version.level_uri(level));
+    let mut resp = LocalResponse::new(StatusCode::OK)
+        .with_body(format.mime_type(), body)
+        .with_header(header::CACHE_CONTROL, cache_control.clone());
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        resp = resp.with_header(header::LINK, v);
+    }
     with_etag(resp, etag)
+}
+
+/// 200 with an info.json document, its content type for `version` (and for IIIF 2, what the
+/// client accepts) and CORS.
+pub fn info_json(
+    info: &ImageInfo,
+    version: Version,
+    req: &RequestContext<'_>,
+    cache_control: &HeaderValue,
+) -> Result<LocalResponse, HttpError> {
+    let body = serde_json::to_vec_pretty(&info.to_json(version))
+        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "info.json"))?;
+    let content_type = match version {
+        Version::V3 => "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\"",
+        Version::V2
+            if req
+                .header_str("accept")
+                .is_some_and(|a| a.contains("application/ld+json")) =>
+        {
+            "application/ld+json"
+        }
+        Version::V2 => "application/json",
+    };
+    Ok(LocalResponse::new(StatusCode::OK)
+        .with_body(content_type, body.into())
+        .with_header(header::CACHE_CONTROL, cache_control.clone())
+        .with_header(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ))
 }

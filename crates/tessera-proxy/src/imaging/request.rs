@@ -24,6 +24,11 @@ impl RequestTemplate {
         Ok(Self(ctx.template(text).map_err(|e| e.at("request"))?))
     }
 
+    /// The rendered text, before parsing (`info.json` for a thumbs route's info request).
+    pub fn text(&self, captures: &Captures) -> String {
+        self.0.render(captures)
+    }
+
     /// Parse the request, or 400 with the IIIF reason. More than four segments mean the
     /// identifier before them had an unescaped `/`: no image has that name, so 404 (as the
     /// IIIF validator expects).

@@ -49,6 +49,16 @@ pub trait Filter: Send + Sync + 'static {
     fn response(&self, _req: &RequestInfo<'_>, _response: &mut ResponseHeader) {}
 }
 
+/// The mark a filter leaves in [`RequestContext::extensions`] when it has authenticated the
+/// request. Handlers that hold access-controlled content (the `thumbs` handler's auth-only
+/// sizes) serve it only when the mark is there. Tessera's `auth` filter sets it; a plugin's own
+/// filter (OAuth, signed cookies, IIIF Auth) sets it the same way.
+#[derive(Clone, Debug)]
+pub struct Authorised {
+    /// Who or what vouched for the request, for logs (e.g. `bearer`, `cookie`).
+    pub by: String,
+}
+
 /// Where a proxying handler sends the request.
 pub struct UpstreamTarget {
     pub cluster: Arc<Cluster>,

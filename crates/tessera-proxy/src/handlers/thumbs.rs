@@ -1,0 +1,430 @@
+//! `thumbs`: IIIF requests answered from pre-made thumbnails in the origin, never from a JP2.
+//!
+//! Thumbnails live under a key prefix, by default in DLCS's layout: `{prefix}/s.json` lists
+//! the sizes, `{prefix}/open/{longest_edge}.jpg` (and `auth/…` for auth-only sizes) holds them.
+//! A request for the full image, unrotated, in colour, as JPEG is answered with a listed
+//! thumbnail when one has the size asked for, or by resizing the next larger one (see
+//! [`crate::thumbs::choice`] for the rules). Any other request is handed to the `otherwise`
+//! route, or answered 404, before the origin is asked anything. `{iiif}` = `info.json` answers
+//! a level 0 info.json listing the sizes.
+
+use crate::config::{ByteSize, Dur};
+use crate::imaging::keys::KeyTemplate;
+use crate::imaging::request::{self, RequestTemplate};
+use crate::imaging::{answer, defaults};
+use crate::metrics::THUMBS;
+use crate::plugin::{
+    Authorised, BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse,
+    RequestContext,
+};
+use crate::thumbs::{choose, Choice, ListingError, Listings, Thumb};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tessera_iiif::{Format, ImageInfo, ImageRequest, Quality, Region, Version};
+use tessera_origin::{Origin, OriginError};
+use tessera_render::{decode_jpeg, render, Output};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+
+/// Where an object name puts the thumbnail's longest side.
+const EDGE: &str = "{longest_edge}";
+/// The largest thumbnail decoded for a resize, in pixels.
+const MAX_DECODE_PIXELS: u64 = 64_000_000;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThumbsConfig {
+    /// The origin (under `origins:`) holding the thumbnails.
+    pub origin: String,
+    /// The key prefix of one image's thumbnails, e.g. `thumbs/{customer}/{space}/{image}`.
+    pub key: String,
+    /// What renders to `region/size/rotation/quality.format` (or `info.json`).
+    #[serde(default = "defaults::request")]
+    pub request: String,
+    /// IIIF Image API version: 2 or 3.
+    #[serde(default = "defaults::version")]
+    pub version: u8,
+    /// The size listing, under the prefix.
+    #[serde(default = "default_sizes_object")]
+    pub sizes_object: String,
+    /// An open thumbnail, under the prefix; `{longest_edge}` is its longest side.
+    #[serde(default = "default_open_object")]
+    pub open_object: String,
+    /// An auth-only thumbnail, under the prefix.
+    #[serde(default = "default_auth_object")]
+    pub auth_object: String,
+    /// How much larger than the largest thumbnail an answer may be, made by upscaling it
+    /// (1.0: never upscale).
+    #[serde(default = "default_max_upscale")]
+    pub max_upscale: f64,
+    /// The route to hand requests to that no thumbnail answers; without it they get 404.
+    #[serde(default)]
+    pub otherwise: Option<String>,
+    /// How long a size listing is kept before it is read again.
+    #[serde(default = "default_sizes_ttl")]
+    pub sizes_ttl: Dur,
+    /// The most size listings kept.
+    #[serde(default = "default_sizes_capacity")]
+    pub sizes_capacity: u64,
+    /// The largest thumbnail read; larger objects answer 502.
+    #[serde(default = "default_max_thumbnail")]
+    pub max_thumbnail_bytes: ByteSize,
+    /// JPEG quality of resized answers, 1–100.
+    #[serde(default = "defaults::jpeg_quality")]
+    pub jpeg_quality: u8,
+    /// For open sizes; auth-only sizes are sent with `private` instead of `public`.
+    #[serde(default = "defaults::cache_control")]
+    pub cache_control: String,
+    /// Resizes running at once for this route; more wait.
+    #[serde(default = "defaults::decodes")]
+    pub max_concurrent_resizes: usize,
+}
+
+fn default_sizes_object() -> String {
+    "s.json".into()
+}
+fn default_open_object() -> String {
+    format!("open/{EDGE}.jpg")
+}
+fn default_auth_object() -> String {
+    format!("auth/{EDGE}.jpg")
+}
+fn default_max_upscale() -> f64 {
+    1.1
+}
+fn default_sizes_ttl() -> Dur {
+    Dur::secs(300)
+}
+fn default_sizes_capacity() -> u64 {
+    100_000
+}
+fn default_max_thumbnail() -> ByteSize {
+    ByteSize(16 << 20)
+}
+
+pub struct Thumbs {
+    origin: Arc<dyn Origin>,
+    origin_name: String,
+    key: KeyTemplate,
+    request: RequestTemplate,
+    version: Version,
+    sizes_object: String,
+    open_object: String,
+    auth_object: String,
+    max_upscale: f64,
+    otherwise: Option<String>,
+    max_bytes: u64,
+    jpeg_quality: u8,
+    public: HeaderValue,
+    private: HeaderValue,
+    resizes: Arc<Semaphore>,
+    listings: Listings,
+}
+
+fn object_name(text: &str, field: &str) -> Result<String, BuildError> {
+    if !text.contains(EDGE) {
+        return Err(BuildError::new(format!("must contain {EDGE}")).at(field));
+    }
+    tessera_origin::validate_key(&text.replace(EDGE, "1"))
+        .map_err(|e| BuildError::new(e.0).at(field))?;
+    Ok(text.to_string())
+}
+
+impl Thumbs {
+    pub fn build(cfg: ThumbsConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        let public = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
+        let private = HeaderValue::from_str(&cfg.cache_control.replace("public", "private"))
+            .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?;
+        if !(1.0..=4.0).contains(&cfg.max_upscale) {
+            return Err(BuildError::new("must be between 1.0 and 4.0").at("max_upscale"));
+        }
+        tessera_origin::validate_key(&cfg.sizes_object)
+            .map_err(|e| BuildError::new(e.0).at("sizes_object"))?;
+        let origin = ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?;
+        Ok(Self {
+            origin_name: origin.describe(),
+            origin,
+            key: KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?,
+            request: RequestTemplate::build(&cfg.request, ctx)?,
+            version: request::version(cfg.version)?,
+            sizes_object: cfg.sizes_object,
+            open_object: object_name(&cfg.open_object, "open_object")?,
+            auth_object: object_name(&cfg.auth_object, "auth_object")?,
+            max_upscale: cfg.max_upscale,
+            otherwise: cfg
+                .otherwise
+                .as_deref()
+                .map(|r| ctx.route(r).map_err(|e| e.at("otherwise")))
+                .transpose()?,
+            max_bytes: cfg.max_thumbnail_bytes.0,
+            jpeg_quality: cfg.jpeg_quality,
+            public,
+            private,
+            resizes: Arc::new(Semaphore::new(cfg.max_concurrent_resizes.max(1))),
+            listings: Listings::new(cfg.sizes_ttl.0, cfg.sizes_capacity),
+        })
+    }
+
+    fn count(&self, req: &RequestContext<'_>, outcome: &str) {
+        THUMBS.with_label_values(&[req.route, outcome]).inc();
+    }
+
+    /// Hand the request on, or 404 saying why.
+    fn elsewhere(&self, req: &RequestContext<'_>, why: &str) -> Result<HandlerAction, HttpError> {
+        self.count(req, "otherwise");
+        match &self.otherwise {
+            Some(route) => Ok(HandlerAction::Route(route.clone())),
+            None => Err(HttpError::new(StatusCode::NOT_FOUND, why)),
+        }
+    }
+
+    fn thumb_key(&self, prefix: &str, t: &Thumb) -> String {
+        let name = if t.auth {
+            &self.auth_object
+        } else {
+            &self.open_object
+        };
+        format!(
+            "{prefix}/{}",
+            name.replace(EDGE, &t.longest_edge().to_string())
+        )
+    }
+
+    /// Read a whole thumbnail (they are small), up to `max_thumbnail_bytes`.
+    async fn read(&self, key: &str) -> Result<Bytes, ReadError> {
+        let mut reader = self.origin.get(key, None, None).await?;
+        let mut body = Vec::new();
+        (&mut reader)
+            .take(self.max_bytes + 1)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| OriginError::Unavailable(e.to_string()))?;
+        if body.len() as u64 > self.max_bytes {
+            return Err(ReadError::TooLarge(self.max_bytes));
+        }
+        Ok(body.into())
+    }
+
+    fn read_failed(&self, e: ReadError, key: &str) -> HttpError {
+        if let ReadError::Origin(OriginError::Timeout(_)) = e {
+            tracing::error!(origin = %self.origin_name, key, error = %e, "origin timed out reading a thumbnail");
+            return HttpError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the thumbnail store did not answer in time",
+            );
+        }
+        tracing::error!(origin = %self.origin_name, key, error = %e, "cannot read a thumbnail");
+        HttpError::new(StatusCode::BAD_GATEWAY, "the thumbnail cannot be read")
+    }
+
+    async fn listing(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<Arc<crate::thumbs::ThumbSizes>>, HttpError> {
+        let key = format!("{prefix}/{}", self.sizes_object);
+        match self.listings.get(&self.origin, &key).await {
+            Ok(sizes) => Ok(Some(sizes)),
+            Err(ListingError::Missing) => Ok(None),
+            Err(ListingError::Origin(e)) => Err(self.read_failed(e.into(), &key)),
+            Err(e @ ListingError::Malformed(_)) => {
+                tracing::error!(origin = %self.origin_name, key, error = %e, "cannot read a thumbnail size listing");
+                Err(HttpError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "the thumbnail sizes cannot be read",
+                ))
+            }
+        }
+    }
+
+    async fn info(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        let prefix = self.key.key(req.captures)?;
+        let authorised = req.extensions.get::<Authorised>().is_some();
+        let Some(sizes) = self.listing(&prefix).await? else {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "no thumbnails for this image",
+            ));
+        };
+        let visible = sizes.visible(authorised);
+        let Some(largest) = visible.last() else {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "no thumbnails for this image",
+            ));
+        };
+        let path = req.header.uri.path();
+        let base = path.strip_suffix("/info.json").unwrap_or(path);
+        let host = req.authority().unwrap_or("localhost");
+        let id = format!("{}://{host}{base}", req.scheme());
+        let mut info = ImageInfo::new(id, largest.width, largest.height, 0);
+        info.sizes = visible.iter().map(|t| (t.width, t.height)).collect();
+        let cache_control = if visible.iter().any(|t| t.auth) {
+            &self.private
+        } else {
+            &self.public
+        };
+        let resp = answer::info_json(&info, self.version, req, cache_control)?;
+        self.count(req, "info");
+        Ok(HandlerAction::Respond(resp))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("origin: {0}")]
+    Origin(#[from] OriginError),
+    #[error("larger than max_thumbnail_bytes ({0} bytes)")]
+    TooLarge(u64),
+}
+
+/// Why a request is not for a thumbnail, if it is not.
+fn not_a_thumbnail(r: &ImageRequest) -> Option<&'static str> {
+    if r.region != Region::Full {
+        Some("thumbnails are of the full region only")
+    } else if !r.rotation.is_identity() {
+        Some("thumbnails are not rotated")
+    } else if !matches!(r.quality, Quality::Default | Quality::Color) {
+        Some("thumbnails are in colour only")
+    } else if r.format != Format::Jpg {
+        Some("thumbnails are JPEGs only")
+    } else {
+        None
+    }
+}
+
+/// A strong ETag for an answer made from `source` (its bytes) at `width`×`height`.
+fn etag_for(source: &[u8], width: u32, height: u32, quality: u8) -> String {
+    let digest = Sha256::digest(source);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    answer::etag(&[
+        &hex,
+        &width.to_string(),
+        &height.to_string(),
+        &quality.to_string(),
+    ])
+}
+
+#[async_trait]
+impl Handler for Thumbs {
+    async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        if self.request.text(req.captures) == "info.json" {
+            return self.info(req).await;
+        }
+        let iiif = self.request.parse(self.version, req.captures)?;
+        if let Some(why) = not_a_thumbnail(&iiif) {
+            return self.elsewhere(req, why);
+        }
+        let prefix = self.key.key(req.captures)?;
+        let Some(sizes) = self.listing(&prefix).await? else {
+            return self.elsewhere(req, "no thumbnails for this image");
+        };
+        let authorised = req.extensions.get::<Authorised>().is_some();
+        let choice = choose(
+            &sizes,
+            &iiif.size,
+            self.version,
+            authorised,
+            self.max_upscale,
+        )
+        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let (from, target) = match choice {
+            Choice::Exact(t) => (t, None),
+            Choice::Resize {
+                from,
+                width,
+                height,
+            } => (from, Some((width, height))),
+            Choice::Beyond => return self.elsewhere(req, "no thumbnail of this size"),
+            Choice::NeedsAuth => {
+                self.count(req, "unauthorised");
+                return Ok(HandlerAction::Respond(
+                    LocalResponse::text(StatusCode::UNAUTHORIZED, "this size needs authorisation")
+                        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+                ));
+            }
+        };
+        let key = self.thumb_key(&prefix, &from);
+        let source = match self.read(&key).await {
+            Ok(b) => b,
+            Err(ReadError::Origin(OriginError::NotFound)) => {
+                tracing::warn!(origin = %self.origin_name, key, "a listed thumbnail is missing");
+                return self.elsewhere(req, "no thumbnail of this size");
+            }
+            Err(e) => return Err(self.read_failed(e, &key)),
+        };
+        let (width, height) = target.unwrap_or((from.width, from.height));
+        let etag = etag_for(&source, width, height, self.jpeg_quality);
+        if answer::matches_etag(req, &etag) {
+            self.count(req, "not_modified");
+            return Ok(HandlerAction::Respond(answer::not_modified(&etag)));
+        }
+        let body = match target {
+            None => {
+                self.count(req, "exact");
+                source
+            }
+            Some((width, height)) => {
+                let body = self.resize(source, width, height, &key).await?;
+                let upscaled = width > from.width || height > from.height;
+                self.count(req, if upscaled { "upscaled" } else { "resized" });
+                body
+            }
+        };
+        let cache_control = if from.auth {
+            &self.private
+        } else {
+            &self.public
+        };
+        Ok(HandlerAction::Respond(answer::image_at_level(
+            body,
+            Format::Jpg,
+            self.version,
+            0,
+            cache_control,
+            &etag,
+        )))
+    }
+}
+
+impl Thumbs {
+    /// Decode `source` and resize it to `width`×`height` (Lanczos3), on the blocking pool.
+    async fn resize(
+        &self,
+        source: Bytes,
+        width: u32,
+        height: u32,
+        key: &str,
+    ) -> Result<Bytes, HttpError> {
+        let permit = self
+            .resizes
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let out = Output {
+            width,
+            height,
+            rotate: 0,
+            mirror: false,
+            quality: tessera_render::Quality::Color,
+            format: tessera_render::Format::Jpeg,
+            jpeg_quality: self.jpeg_quality,
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let bitmap = decode_jpeg(&source, MAX_DECODE_PIXELS)?;
+            render(&bitmap, None, &out)
+        })
+        .await
+        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the resizer failed"))?;
+        result.map(Bytes::from).map_err(|e| {
+            tracing::error!(origin = %self.origin_name, key, error = %e, "cannot resize a thumbnail");
+            HttpError::new(StatusCode::BAD_GATEWAY, "the thumbnail cannot be read")
+        })
+    }
+}
