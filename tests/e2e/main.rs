@@ -14,6 +14,7 @@ mod large_views;
 mod observability;
 mod reload;
 mod routing;
+mod thumbs;
 mod tiles;
 mod tls;
 mod validator;
