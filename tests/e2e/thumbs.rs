@@ -170,8 +170,8 @@ fn sizes_in_between_are_resized_from_the_next_larger() {
                     (f64::from(y) + 0.5) / f64::from(h),
                 );
                 let at = ((y * w + x) * 3) as usize;
-                for c in 0..3 {
-                    worst = worst.max((f64::from(img.pixels[at + c]) - want[c]).abs());
+                for (got, want) in img.pixels[at..at + 3].iter().zip(want) {
+                    worst = worst.max((f64::from(*got) - want).abs());
                 }
             }
         }
