@@ -126,6 +126,18 @@ pub struct Thumbs {
     listings: Listings,
 }
 
+/// `cache_control` for answers only authorised requests may see: never stored by shared
+/// caches.
+fn private_cache_control(cache_control: &str) -> String {
+    if cache_control.contains("public") {
+        cache_control.replace("public", "private")
+    } else if cache_control.contains("private") || cache_control.contains("no-store") {
+        cache_control.to_string()
+    } else {
+        format!("private, {cache_control}")
+    }
+}
+
 fn object_name(text: &str, field: &str) -> Result<String, BuildError> {
     if !text.contains(EDGE) {
         return Err(BuildError::new(format!("must contain {EDGE}")).at(field));
@@ -138,7 +150,7 @@ fn object_name(text: &str, field: &str) -> Result<String, BuildError> {
 impl Thumbs {
     pub fn build(cfg: ThumbsConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let public = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
-        let private = HeaderValue::from_str(&cfg.cache_control.replace("public", "private"))
+        let private = HeaderValue::from_str(&private_cache_control(&cfg.cache_control))
             .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?;
         if !(1.0..=4.0).contains(&cfg.max_upscale) {
             return Err(BuildError::new("must be between 1.0 and 4.0").at("max_upscale"));
@@ -426,5 +438,20 @@ impl Thumbs {
             tracing::error!(origin = %self.origin_name, key, error = %e, "cannot resize a thumbnail");
             HttpError::new(StatusCode::BAD_GATEWAY, "the thumbnail cannot be read")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::private_cache_control;
+
+    #[test]
+    fn auth_only_answers_are_never_public() {
+        assert_eq!(
+            private_cache_control("public, max-age=60"),
+            "private, max-age=60"
+        );
+        assert_eq!(private_cache_control("max-age=60"), "private, max-age=60");
+        assert_eq!(private_cache_control("no-store"), "no-store");
     }
 }
