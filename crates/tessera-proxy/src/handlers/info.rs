@@ -93,7 +93,7 @@ impl Handler for Info {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
         let path = req.header.uri.path().to_string();
         let host = req.authority().unwrap_or("localhost").to_string();
-        let Some(base) = path.strip_suffix("/info.json") else {
+        if !path.ends_with("/info.json") {
             // The image's base URI: send the client to its info.json.
             let location = format!(
                 "{}://{host}{}/info.json",
@@ -110,7 +110,7 @@ impl Handler for Info {
                         HeaderValue::from_static("*"),
                     ),
             ));
-        };
+        }
         let key = self.key.key(req.captures)?;
         let indexed = self
             .index
@@ -118,8 +118,7 @@ impl Handler for Info {
             .await
             .map_err(|e| answer::index_error(e, &key, &self.origin.describe()))?;
         let ix = &indexed.index;
-        let id = format!("{}://{host}{base}", req.scheme());
-        let mut info = ImageInfo::new(id, ix.width, ix.height, self.level);
+        let mut info = ImageInfo::new(answer::image_id(req), ix.width, ix.height, self.level);
         // NL decomposition levels give NL + 1 resolutions: scale factors 1 … 2^NL.
         let factors = scale_factors(u32::from(ix.levels) + 1);
         info.tiles = vec![if ix.tiles_x * ix.tiles_y > 1 {

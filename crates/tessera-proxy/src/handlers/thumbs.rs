@@ -23,12 +23,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tessera_iiif::{Format, ImageInfo, ImageRequest, Quality, Region, Version};
 use tessera_origin::{Origin, OriginError};
 use tessera_render::{decode_jpeg, render, Output};
-use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 /// Where an object name puts the thumbnail's longest side.
@@ -209,17 +207,11 @@ impl Thumbs {
 
     /// Read a whole thumbnail (they are small), up to `max_thumbnail_bytes`.
     async fn read(&self, key: &str) -> Result<Bytes, ReadError> {
-        let mut reader = self.origin.get(key, None, None).await?;
-        let mut body = Vec::new();
-        (&mut reader)
-            .take(self.max_bytes + 1)
-            .read_to_end(&mut body)
-            .await
-            .map_err(|e| OriginError::Unavailable(e.to_string()))?;
+        let body = self.origin.read_range(key, 0..self.max_bytes + 1).await?;
         if body.len() as u64 > self.max_bytes {
             return Err(ReadError::TooLarge(self.max_bytes));
         }
-        Ok(body.into())
+        Ok(body)
     }
 
     fn read_failed(&self, e: ReadError, key: &str) -> HttpError {
@@ -269,11 +261,7 @@ impl Thumbs {
                 "no thumbnails for this image",
             ));
         };
-        let path = req.header.uri.path();
-        let base = path.strip_suffix("/info.json").unwrap_or(path);
-        let host = req.authority().unwrap_or("localhost");
-        let id = format!("{}://{host}{base}", req.scheme());
-        let mut info = ImageInfo::new(id, largest.width, largest.height, 0);
+        let mut info = ImageInfo::new(answer::image_id(req), largest.width, largest.height, 0);
         info.sizes = visible.iter().map(|t| (t.width, t.height)).collect();
         let cache_control = if visible.iter().any(|t| t.auth) {
             &self.private
@@ -311,14 +299,8 @@ fn not_a_thumbnail(r: &ImageRequest) -> Option<&'static str> {
 
 /// A strong ETag for an answer made from `source` (its bytes) at `width`×`height`.
 fn etag_for(source: &[u8], width: u32, height: u32, quality: u8) -> String {
-    let digest = Sha256::digest(source);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    answer::etag(&[
-        &hex,
-        &width.to_string(),
-        &height.to_string(),
-        &quality.to_string(),
-    ])
+    let size = format!("{width}x{height}q{quality}");
+    answer::etag_of(&[source, size.as_bytes()])
 }
 
 #[async_trait]

@@ -59,9 +59,15 @@ pub fn view_error(e: ViewError, key: &str, origin: &str) -> HttpError {
 
 /// A strong ETag from the parts that decide the bytes of an answer.
 pub fn etag(parts: &[&str]) -> String {
+    let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+    etag_of(&bytes)
+}
+
+/// [`etag`] of raw parts, e.g. the bytes of the object an answer is made from.
+pub fn etag_of(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for part in parts {
-        h.update(part.as_bytes());
+        h.update(part);
         h.update([0]);
     }
     let hex: String = h.finalize()[..12]
@@ -69,6 +75,15 @@ pub fn etag(parts: &[&str]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("\"{hex}\"")
+}
+
+/// The IIIF id of the image a request addresses: the request's scheme, host (or HTTP/2
+/// authority) and path without `/info.json`.
+pub fn image_id(req: &RequestContext<'_>) -> String {
+    let path = req.header.uri.path();
+    let base = path.strip_suffix("/info.json").unwrap_or(path);
+    let host = req.authority().unwrap_or("localhost");
+    format!("{}://{host}{base}", req.scheme())
 }
 
 /// Whether the client already holds `etag` (`If-None-Match`).
