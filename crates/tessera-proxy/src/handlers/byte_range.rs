@@ -19,10 +19,8 @@ use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 use tessera_iiif::{ImageLimits, Version};
 use tessera_origin::Origin;
-use tokio::sync::Semaphore;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,8 +81,7 @@ pub struct ByteRange {
     max_fetch: u64,
     jpeg_quality: u8,
     cache_control: HeaderValue,
-    decodes: Arc<Semaphore>,
-    decode_timeout: Duration,
+    decodes: pipeline::Decodes,
     index: Arc<IndexStore>,
 }
 
@@ -108,8 +105,7 @@ impl ByteRange {
             max_fetch: cfg.max_fetch_bytes.0,
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
-            decodes: Arc::new(Semaphore::new(cfg.max_concurrent_decodes.max(1))),
-            decode_timeout: cfg.decode_timeout.0,
+            decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
             index: ctx.image_index(),
         })
     }
@@ -172,13 +168,8 @@ impl Handler for ByteRange {
         if u64::from(dw) * u64::from(dh) > max_pixels {
             return self.elsewhere("the image has too few resolution levels for a small view");
         }
-        // Fetch and decode under one permit, so memory is bounded by the decode limit.
-        let permit = self
-            .decodes
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        // Fetch and decode in one decode slot, so memory is bounded by the decode limit.
+        let slot = self.decodes.slot().await?;
         let codestream = match pipeline::plan(&indexed, resolved.width, resolved.height) {
             Ok((_, plan)) if plan.bytes() > self.max_fetch => {
                 return self.elsewhere("a partial read of this image would fetch too much");
@@ -211,10 +202,9 @@ impl Handler for ByteRange {
             },
         };
 
-        let body = pipeline::run_decode(permit, self.decode_timeout, move || {
-            pipeline::decode_and_render(&codestream, reduce, None, &out, max_pixels)
-        })
-        .await;
+        let body = slot
+            .run(move || pipeline::decode_and_render(&codestream, reduce, None, &out, max_pixels))
+            .await;
         let body = match body {
             Ok(b) => b,
             Err(e) => return Err(self.view_failed(e, &key).await),

@@ -19,10 +19,8 @@ use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 use tessera_iiif::{ImageLimits, Resolved, Version};
 use tessera_origin::Origin;
-use tokio::sync::Semaphore;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,8 +80,7 @@ pub struct Render {
     jpeg_quality: u8,
     cache_control: HeaderValue,
     suffix: String,
-    decodes: Arc<Semaphore>,
-    decode_timeout: Duration,
+    decodes: pipeline::Decodes,
     cache: Arc<HotCacheSlot>,
     index: Arc<IndexStore>,
 }
@@ -103,8 +100,7 @@ impl Render {
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
             suffix: cfg.local_suffix,
-            decodes: Arc::new(Semaphore::new(cfg.max_concurrent_decodes.max(1))),
-            decode_timeout: cfg.decode_timeout.0,
+            decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
             cache: ctx.hot_cache()?,
             index: ctx.image_index(),
         })
@@ -177,26 +173,23 @@ impl Handler for Render {
             indexed.index.x0 + region.x + region.w,
             indexed.index.y0 + region.y + region.h,
         );
-        let permit = self
-            .decodes
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let slot = self.decodes.slot().await?;
         let max_pixels = self.max_decode_pixels;
-        let body = pipeline::run_decode(permit, self.decode_timeout, move || {
-            let file = std::fs::File::open(lease.path())
-                .map_err(|e| ViewError::Corrupt(format!("cannot open the cached file: {e}")))?;
-            // SAFETY: the lease pins the file, so the cache neither deletes nor replaces it
-            // while it is mapped, and cached files are never written in place (a copy is
-            // written to a temporary file and renamed).
-            let map = unsafe { memmap2::Mmap::map(&file) }
-                .map_err(|e| ViewError::Corrupt(format!("cannot map the cached file: {e}")))?;
-            let result = pipeline::decode_and_render(&map, reduce, Some(area), &out, max_pixels);
-            drop(lease);
-            result
-        })
-        .await;
+        let body = slot
+            .run(move || {
+                let file = std::fs::File::open(lease.path())
+                    .map_err(|e| ViewError::Corrupt(format!("cannot open the cached file: {e}")))?;
+                // SAFETY: the lease pins the file, so the cache neither deletes nor replaces it
+                // while it is mapped, and cached files are never written in place (a copy is
+                // written to a temporary file and renamed).
+                let map = unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| ViewError::Corrupt(format!("cannot map the cached file: {e}")))?;
+                let result =
+                    pipeline::decode_and_render(&map, reduce, Some(area), &out, max_pixels);
+                drop(lease);
+                result
+            })
+            .await;
         let body = match body {
             Ok(b) => b,
             Err(e) => {

@@ -8,15 +8,19 @@
 //! images cannot start more decodes than the limit.
 
 use crate::imaging::index_store::Indexed;
+use crate::plugin::HttpError;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
+use http::StatusCode;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_iiif::{Format, Quality, Resolved};
 use tessera_jp2::{assemble, Plan, Unsupported};
 use tessera_openjpeg::{decode, DecodeOptions};
 use tessera_origin::{Origin, OriginError};
 use tessera_render::{render, Bitmap, Output};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Ranges closer than this are fetched as one request.
 pub const MAX_GAP: u64 = 64 << 10;
@@ -41,24 +45,58 @@ pub enum ViewError {
     DecoderFailed,
 }
 
-/// Run `work` (a decode and render) on the blocking pool holding `permit`, waiting at most
-/// `limit` for it.
-pub async fn run_decode<F>(
-    permit: tokio::sync::OwnedSemaphorePermit,
-    limit: Duration,
-    work: F,
-) -> Result<Vec<u8>, ViewError>
-where
-    F: FnOnce() -> Result<Vec<u8>, ViewError> + Send + 'static,
-{
-    let task = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work()
-    });
-    match tokio::time::timeout(limit, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(ViewError::DecoderFailed),
-        Err(_) => Err(ViewError::TimedOut(limit)),
+/// A route's decode slots: at most `max` decodes at once, each allowed `timeout`.
+pub struct Decodes {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+/// A place among a route's decodes, taken before fetching so that fetched bytes are bounded too.
+pub struct DecodeSlot {
+    permit: OwnedSemaphorePermit,
+    timeout: Duration,
+}
+
+impl Decodes {
+    pub fn new(max: usize, timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max.max(1))),
+            timeout,
+        }
+    }
+
+    /// Wait for a slot.
+    pub async fn slot(&self) -> Result<DecodeSlot, HttpError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        Ok(DecodeSlot {
+            permit,
+            timeout: self.timeout,
+        })
+    }
+}
+
+impl DecodeSlot {
+    /// Run `work` (a decode and render) on the blocking pool, holding the slot until it ends,
+    /// and wait for it at most the route's timeout.
+    pub async fn run<F>(self, work: F) -> Result<Vec<u8>, ViewError>
+    where
+        F: FnOnce() -> Result<Vec<u8>, ViewError> + Send + 'static,
+    {
+        let DecodeSlot { permit, timeout } = self;
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        });
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ViewError::DecoderFailed),
+            Err(_) => Err(ViewError::TimedOut(timeout)),
+        }
     }
 }
 
