@@ -13,6 +13,7 @@ mod index_cli;
 mod large_views;
 mod observability;
 mod reload;
+mod response_cache;
 mod routing;
 mod thumbs;
 mod tiles;

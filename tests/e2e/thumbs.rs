@@ -6,7 +6,7 @@ use crate::harness::{get, Tessera};
 use crate::s3::S3Server;
 use tessera_render::{decode_jpeg, encode, Bitmap, Format};
 
-const TOKEN: &str = "a-token-of-16-chars-or-more";
+pub const TOKEN: &str = "a-token-of-16-chars-or-more";
 const OPEN: [(u32, u32); 4] = [(1000, 750), (400, 300), (200, 150), (100, 75)];
 const AUTH: (u32, u32) = (2000, 1500);
 
@@ -38,7 +38,7 @@ fn put(s3: &S3Server, dir: &tempfile::TempDir, key: &str, bytes: &[u8]) {
 
 /// Image `2/1/img` with open and auth-only thumbnails; `2/1/unlisted` whose listing names a
 /// thumbnail that is not there; `2/1/broken` with a malformed listing.
-fn store(s3: &S3Server) -> tempfile::TempDir {
+pub fn store(s3: &S3Server) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (w, h) in OPEN {
         put(
@@ -94,7 +94,7 @@ fn config(s3: &S3Server) -> String {
     )
 }
 
-fn stored(s3: &S3Server, key: &str) -> Vec<u8> {
+pub fn stored(s3: &S3Server, key: &str) -> Vec<u8> {
     std::fs::read(s3.object_path(key)).unwrap()
 }
 

@@ -7,7 +7,7 @@ use crate::images::{jp2_with, opj_decode};
 use crate::s3::S3Server;
 
 /// Single tile, RPCL, tile-parts by resolution, TLM: the layout read partially.
-fn rpcl(w: u32, h: u32) -> std::path::PathBuf {
+pub fn rpcl(w: u32, h: u32) -> std::path::PathBuf {
     jp2_with(
         w,
         h,

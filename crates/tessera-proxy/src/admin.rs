@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (the process answers), `/readyz`
-//! (the service is serving with a loaded config). Keep it on a private address.
+//! (the service is serving with a loaded config), `/cache/purge` (drop kept answers). Keep it on
+//! a private address.
 
 use crate::metrics;
 use crate::state::Shared;
@@ -28,11 +29,16 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let text = "text/plain; charset=utf-8";
         match session.req_header().uri.path() {
-            "/metrics" => reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                metrics::render(),
-            ),
+            "/metrics" => {
+                let (entries, bytes) = self.shared.current.load().response_cache.usage();
+                metrics::RESPONSE_CACHE.entries.set(entries as i64);
+                metrics::RESPONSE_CACHE.bytes.set(bytes as i64);
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    metrics::render(),
+                )
+            }
             "/healthz" => reply(StatusCode::OK, text, b"ok\n".to_vec()),
             "/readyz" if self.shared.ready.load(Ordering::SeqCst) => {
                 reply(StatusCode::OK, text, b"ready\n".to_vec())
@@ -42,10 +48,21 @@ impl ServeHttp for Admin {
                 text,
                 b"starting\n".to_vec(),
             ),
+            "/cache/purge" if matches!(session.req_header().method.as_str(), "POST" | "PURGE") => {
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
+                let runtime = self.shared.current.load_full();
+                let answer = crate::admin_purge::purge(&runtime, &query).await;
+                reply(answer.status, text, answer.body.into_bytes())
+            }
+            "/cache/purge" => reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                text,
+                b"purge with POST /cache/purge?url=... or ?image=...\n".to_vec(),
+            ),
             _ => reply(
                 StatusCode::NOT_FOUND,
                 text,
-                b"admin endpoints: /metrics /healthz /readyz\n".to_vec(),
+                b"admin endpoints: /metrics /healthz /readyz /cache/purge\n".to_vec(),
             ),
         }
     }

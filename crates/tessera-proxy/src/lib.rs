@@ -6,6 +6,7 @@
 //! [`runtime`] a built config, [`Builder`] the registry of factories and the way to run.
 
 pub mod admin;
+mod admin_purge;
 mod builder;
 pub mod cluster;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod handlers;
 pub mod imaging;
 pub mod metrics;
 pub mod plugin;
+pub mod response_cache;
 pub mod route;
 pub mod runtime;
 pub mod safety;

@@ -7,6 +7,7 @@ use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, Source};
 use crate::imaging::IndexStore;
 use crate::metrics::RouteMetrics;
 use crate::plugin::{BuildContext, BuildError, Registry};
+use crate::response_cache::{ResponseCache, RouteCache};
 use crate::route::{Route, RouteMatcher, RouteTable};
 use crate::storage::{build_origin, HotCacheSlot};
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,8 @@ pub struct Runtime {
     pub hot_cache: Option<Arc<HotCacheSlot>>,
     /// JP2 header indexes, kept while `image_index:` is unchanged.
     pub image_index: Arc<IndexStore>,
+    /// Kept answers of routes with `cache:`, kept while `response_cache:` is unchanged.
+    pub response_cache: Arc<ResponseCache>,
     /// Metrics of requests no route matched.
     pub(crate) no_route_metrics: RouteMetrics,
 }
@@ -110,6 +113,10 @@ impl Runtime {
                 config.image_index.first_read.0,
                 config.image_index.beside_image,
             )),
+        };
+        let response_cache = match previous {
+            Some(p) if p.config.response_cache == config.response_cache => p.response_cache.clone(),
+            _ => Arc::new(ResponseCache::new(config.response_cache.clone())),
         };
         let route_names: std::collections::BTreeSet<String> =
             config.routes.iter().map(|r| r.name.clone()).collect();
@@ -206,6 +213,7 @@ impl Runtime {
                 matcher,
                 filters,
                 handler,
+                cache: rc.cache.clone().map(|c| RouteCache::new(rc, c)),
                 metrics: RouteMetrics::new(&rc.name),
             }));
         }
@@ -220,6 +228,7 @@ impl Runtime {
             origins,
             hot_cache,
             image_index,
+            response_cache,
             no_route_metrics: RouteMetrics::new(crate::service::NO_ROUTE),
         })
     }

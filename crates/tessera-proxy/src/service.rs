@@ -13,6 +13,7 @@ use crate::metrics::METRICS;
 use crate::plugin::{
     Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, UpstreamTarget,
 };
+use crate::response_cache::{self, Fill, Lookup};
 use crate::route::{Captures, Route};
 use crate::runtime::Runtime;
 use crate::state::Shared;
@@ -57,6 +58,12 @@ pub struct RequestCtx {
     upstream_deadline: Option<Instant>,
     /// An error a filter raised in the upstream-request phase, answered as it is.
     filter_error: Option<HttpError>,
+    /// Whether the response cache was consulted (once per request, at the first cached route).
+    cache_checked: bool,
+    /// This request fetches an answer the response cache will keep.
+    fill: Option<Box<Fill>>,
+    /// `x-tessera-cache` of the answer: hit, miss, stale or bypass.
+    cache_status: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -80,6 +87,19 @@ impl RequestCtx {
             route,
             captures: &self.captures,
             extensions: &mut self.extensions,
+        }
+    }
+
+    /// A local answer on its way to the client: kept by the response cache when this request
+    /// fetches for it (and then a 304 if the client holds it, or the stale answer if it failed).
+    fn through_cache(&mut self, answer: LocalResponse) -> LocalResponse {
+        match self.fill.take() {
+            Some(fill) => {
+                let (answer, status) = fill.answer_local(answer);
+                self.cache_status = Some(status);
+                answer
+            }
+            None => answer,
         }
     }
 
@@ -115,6 +135,9 @@ impl RequestCtx {
             for f in &route.filters {
                 f.response(&info, resp);
             }
+        }
+        if let Some(status) = self.cache_status {
+            let _ = resp.insert_header("x-tessera-cache", status);
         }
         if self.runtime.config.debug_headers {
             let dest = match &self.endpoint {
@@ -298,6 +321,40 @@ impl TesseraProxy {
         .await
     }
 
+    /// At the first route with `cache:`: a kept answer to send, or `None` to go on to the
+    /// handler (which then fetches for the cache, or bypasses it).
+    async fn look_in_cache(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Arc<Route>,
+    ) -> Option<LocalResponse> {
+        let route_cache = route.cache.as_ref().filter(|_| !ctx.cache_checked)?;
+        ctx.cache_checked = true;
+        let cache = ctx.runtime.response_cache.clone();
+        let mut rc = ctx.request_context(session, &route.name);
+        let found = response_cache::lookup(
+            &cache,
+            route_cache,
+            &route.name,
+            route.handler.as_ref(),
+            &mut rc,
+        )
+        .await;
+        match found {
+            Lookup::Hit(answer) => {
+                ctx.cache_status = Some("hit");
+                return Some(answer);
+            }
+            Lookup::Fill(fill) => {
+                ctx.fill = Some(fill);
+                ctx.cache_status = Some("miss");
+            }
+            Lookup::Bypass => ctx.cache_status = Some("bypass"),
+        }
+        None
+    }
+
     fn check_total_deadline(&self, ctx: &RequestCtx) -> Result<()> {
         match ctx.upstream_deadline {
             Some(deadline) if Instant::now() > deadline => Err(Error::create(
@@ -330,6 +387,9 @@ impl ProxyHttp for TesseraProxy {
             endpoint: None,
             upstream_deadline: None,
             filter_error: None,
+            cache_checked: false,
+            fill: None,
+            cache_status: None,
         }
     }
 
@@ -375,9 +435,15 @@ impl ProxyHttp for TesseraProxy {
                 return Ok(true);
             }
 
+            if let Some(hit) = self.look_in_cache(session, ctx, &route).await {
+                self.respond(session, ctx, hit).await?;
+                return Ok(true);
+            }
+
             let mut rc = ctx.request_context(session, &route.name);
             match route.handler.handle(&mut rc).await {
                 Ok(HandlerAction::Respond(r)) => {
+                    let r = ctx.through_cache(r);
                     self.respond(session, ctx, r).await?;
                     return Ok(true);
                 }
@@ -391,6 +457,7 @@ impl ProxyHttp for TesseraProxy {
                     ctx.upstream = Some(target);
                     if fastcgi {
                         let answer = self.fastcgi(session, ctx).await;
+                        let answer = ctx.through_cache(answer);
                         self.respond(session, ctx, answer).await?;
                         return Ok(true);
                     }
@@ -419,8 +486,8 @@ impl ProxyHttp for TesseraProxy {
                     if status.is_server_error() {
                         tracing::warn!(route = %route.name, status = status.as_u16(), "handler failed: {message}");
                     }
-                    self.respond(session, ctx, LocalResponse::text(status, &message))
-                        .await?;
+                    let answer = ctx.through_cache(LocalResponse::text(status, &message));
+                    self.respond(session, ctx, answer).await?;
                     return Ok(true);
                 }
             }
@@ -577,8 +644,24 @@ impl ProxyHttp for TesseraProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.check_total_deadline(ctx)?;
+        if let Some(fill) = ctx.fill.as_mut() {
+            fill.upstream_header(resp);
+        }
         ctx.finish_response_header(session.req_header(), resp);
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(fill) = ctx.fill.as_mut() {
+            fill.upstream_body(body.as_ref(), end_of_stream);
+        }
+        Ok(None)
     }
 
     fn upstream_response_body_filter(
@@ -600,10 +683,20 @@ impl ProxyHttp for TesseraProxy {
     ) -> FailToProxy {
         // Pingora closes the connection after a failed proxy attempt; say so to the client.
         session.set_keepalive(None);
-        let answer = match ctx.filter_error.take() {
+        let mut answer = match ctx.filter_error.take() {
             Some(refusal) => Some(refusal.to_response()),
             None => error_response(e, ctx),
         };
+        if answer.as_ref().is_some_and(|a| a.status.is_server_error()) {
+            if let Some(stale) = ctx
+                .fill
+                .as_mut()
+                .and_then(|f| f.serve_stale("the upstream failed"))
+            {
+                ctx.cache_status = Some("stale");
+                answer = Some(stale);
+            }
+        }
         let code = answer.as_ref().map_or(0, |r| r.status.as_u16());
         if let Some(r) = answer.filter(|_| session.response_written().is_none()) {
             if let Err(err) = self.respond(session, ctx, r).await {

@@ -8,12 +8,14 @@
 mod load;
 mod locate;
 mod plugin_spec;
+mod response_cache;
 mod storage;
 mod units;
 
 pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source};
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;
+pub use response_cache::{ResponseCacheConfig, RouteCacheConfig};
 pub use storage::{
     HotCacheConfig, ImageIndexConfig, OriginConfig, ParallelCopy, S3OriginConfig, S3Timeouts,
 };
@@ -54,6 +56,9 @@ pub struct Config {
     /// JP2 header indexes for the `byte_range` and `info` handlers.
     #[serde(default)]
     pub image_index: ImageIndexConfig,
+    /// The memory of the response cache, which routes with `cache:` use.
+    #[serde(default)]
+    pub response_cache: ResponseCacheConfig,
     /// Named groups of upstream endpoints.
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterConfig>,
@@ -353,6 +358,9 @@ pub struct RouteConfig {
     /// What answers the request: a one-key map such as `{ proxy: { cluster: web } }`.
     #[schemars(with = "plugin_spec::HandlerSpecSchema")]
     pub handler: PluginSpec,
+    /// Keep this route's answers in the response cache (`cache: {}` for the defaults).
+    #[serde(default)]
+    pub cache: Option<RouteCacheConfig>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]

@@ -13,7 +13,10 @@ use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::request::{self, RequestTemplate};
 use crate::imaging::{answer, defaults, IndexStore};
 use crate::metrics::BYTE_RANGE;
-use crate::plugin::{BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext};
+use crate::plugin::{
+    BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
+    RequestInfo,
+};
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
@@ -218,9 +221,22 @@ impl Handler for ByteRange {
             &etag,
         )))
     }
+
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        self.canonical_name(req).await
+    }
 }
 
 impl ByteRange {
+    /// The canonical request, for an image whose index is in memory or can be read.
+    async fn canonical_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        let iiif = self.request.parse(self.version, req.captures).ok()?;
+        let key = self.key.key(req.captures).ok()?;
+        let indexed = self.index.get(&self.origin, &key).await.ok()?;
+        let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
+        answer::canonical_name(req, &iiif, self.version, &limits)
+    }
+
     /// A failure after the index was used: if the bytes did not fit it, the object may have
     /// changed, so the index is dropped and the next request rebuilds it.
     async fn view_failed(&self, e: ViewError, key: &str) -> HttpError {

@@ -6,8 +6,10 @@ use crate::imaging::keys::KeyTemplate;
 use crate::imaging::request;
 use crate::imaging::{answer, defaults, IndexStore};
 use crate::plugin::{
-    BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse, RequestContext,
+    BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, LocalResponse,
+    RequestContext, RequestInfo,
 };
+use crate::response_cache::info_base;
 use async_trait::async_trait;
 use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
@@ -142,5 +144,11 @@ impl Handler for Info {
             req,
             &self.cache_control,
         )?))
+    }
+
+    /// The request as sent (the `id` depends on the host), about its image.
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        let base = info_base(req.header.uri.path());
+        Some(CacheName::of_request_about(req, Some(base)))
     }
 }

@@ -10,8 +10,10 @@
 use crate::cluster::Cluster;
 use crate::imaging::keys::KeyTemplate;
 use crate::plugin::{
-    BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext, UpstreamTarget,
+    BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
+    RequestInfo, UpstreamTarget,
 };
+use crate::response_cache::{image_base, info_base};
 use crate::safety::has_dot_segment;
 use crate::storage::HotCacheSlot;
 use crate::template::Template;
@@ -141,5 +143,16 @@ impl Handler for Orchestrate {
             path_and_query: Some(path_and_query),
             host: None,
         }))
+    }
+
+    /// The request as sent (IIPImage's info.json `id` depends on the host), about its image.
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        let path = req.header.uri.path();
+        let base = if path.ends_with("/info.json") {
+            Some(info_base(path))
+        } else {
+            image_base(path)
+        };
+        Some(CacheName::of_request_about(req, base))
     }
 }

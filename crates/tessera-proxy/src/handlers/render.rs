@@ -12,7 +12,10 @@ use crate::imaging::keys::KeyTemplate;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::request::{self, RequestTemplate};
 use crate::imaging::{answer, defaults, IndexStore};
-use crate::plugin::{BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext};
+use crate::plugin::{
+    BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
+    RequestInfo,
+};
 use crate::storage::HotCacheSlot;
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
@@ -207,5 +210,16 @@ impl Handler for Render {
             &self.cache_control,
             &tag,
         )))
+    }
+
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        let iiif = self.request.parse(self.version, req.captures).ok()?;
+        let key = self.key.key(req.captures).ok()?;
+        let indexed = self.index.get(&self.origin, &key).await.ok()?;
+        let limits = ImageLimits {
+            max_area: Some(self.max_pixels),
+            ..ImageLimits::new(indexed.index.width, indexed.index.height)
+        };
+        answer::canonical_name(req, &iiif, self.version, &limits)
     }
 }

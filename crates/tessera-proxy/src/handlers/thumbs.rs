@@ -14,9 +14,10 @@ use crate::imaging::request::{self, RequestTemplate};
 use crate::imaging::{answer, defaults};
 use crate::metrics::THUMBS;
 use crate::plugin::{
-    Authorised, BuildContext, BuildError, Handler, HandlerAction, HttpError, LocalResponse,
-    RequestContext,
+    Authorised, BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError,
+    LocalResponse, RequestContext, RequestInfo,
 };
+use crate::response_cache::{image_base, info_base};
 use crate::thumbs::{choose, Choice, ListingError, Listings, Thumb};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use tessera_iiif::{Format, ImageInfo, ImageRequest, Quality, Region, Version};
+use tessera_iiif::{Format, ImageInfo, ImageLimits, ImageRequest, Quality, Region, Version};
 use tessera_origin::{Origin, OriginError};
 use tessera_render::{decode_jpeg, render, Output};
 use tokio::sync::Semaphore;
@@ -382,6 +383,32 @@ impl Handler for Thumbs {
             cache_control,
             &etag,
         )))
+    }
+
+    /// Thumbnail requests by their canonical form against the thumbnails this request may
+    /// see (the largest is the service's full size); anything else as sent.
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        let path = req.header.uri.path();
+        if self.request.text(req.captures) == "info.json" {
+            return Some(CacheName::of_request_about(req, Some(info_base(path))));
+        }
+        let iiif = self.request.parse(self.version, req.captures).ok()?;
+        let as_sent = || Some(CacheName::of_request_about(req, image_base(path)));
+        if not_a_thumbnail(&iiif).is_some() {
+            return as_sent();
+        }
+        let prefix = self.key.key(req.captures).ok()?;
+        // Failures are logged when the handler meets them, not here too.
+        let listing = format!("{prefix}/{}", self.sizes_object);
+        let Ok(sizes) = self.listings.get(&self.origin, &listing).await else {
+            return as_sent();
+        };
+        let authorised = req.extensions.get::<Authorised>().is_some();
+        let Some(largest) = sizes.visible(authorised).last().copied() else {
+            return as_sent();
+        };
+        let limits = ImageLimits::new(largest.width, largest.height);
+        answer::canonical_name(req, &iiif, self.version, &limits).or_else(as_sent)
     }
 }
 

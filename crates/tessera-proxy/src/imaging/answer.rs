@@ -3,11 +3,12 @@
 
 use crate::imaging::pipeline::ViewError;
 use crate::imaging::IndexError;
-use crate::plugin::{HttpError, LocalResponse, RequestContext};
+use crate::plugin::{CacheName, HttpError, LocalResponse, RequestContext, RequestInfo};
+use crate::response_cache::image_base;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
-use tessera_iiif::{Format, ImageInfo, Version};
+use tessera_iiif::{Format, ImageInfo, ImageLimits, ImageRequest, Version};
 use tessera_origin::OriginError;
 
 fn timed_out() -> HttpError {
@@ -158,11 +159,33 @@ pub fn info_json(
         }
         Version::V2 => "application/json",
     };
-    Ok(LocalResponse::new(StatusCode::OK)
+    let resp = LocalResponse::new(StatusCode::OK)
         .with_body(content_type, body.into())
         .with_header(header::CACHE_CONTROL, cache_control.clone())
         .with_header(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("*"),
-        ))
+        );
+    // The IIIF 2 content type follows Accept: caches must keep one answer per Accept.
+    Ok(match version {
+        Version::V2 => resp.with_header(header::VARY, HeaderValue::from_static("Accept")),
+        Version::V3 => resp,
+    })
+}
+
+/// The response cache's name for an image request: its canonical form for an image of
+/// `limits`, so that every spelling of one request shares an answer. `None` (not cached) when
+/// the request does not resolve: the handler answers it with its error.
+pub fn canonical_name(
+    req: &RequestInfo<'_>,
+    iiif: &ImageRequest,
+    version: Version,
+    limits: &ImageLimits,
+) -> Option<CacheName> {
+    let base = image_base(req.header.uri.path())?;
+    let resolved = iiif.resolve(version, limits).ok()?;
+    Some(CacheName::canonical(
+        base,
+        &resolved.canonical(version, limits),
+    ))
 }

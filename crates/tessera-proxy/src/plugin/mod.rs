@@ -15,6 +15,7 @@ pub use factory::{BuildContext, BuildError, FilterFactory, HandlerFactory, Regis
 pub use response::{HttpError, LocalResponse};
 
 use crate::cluster::Cluster;
+pub use crate::response_cache::CacheName;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
@@ -82,4 +83,12 @@ pub enum HandlerAction {
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError>;
+
+    /// On a route with `cache:`, the name under which this request's answer is kept; `None`:
+    /// it is not kept. Requests with equal names must get equal answers. The default is the
+    /// request as sent (scheme, host, path and query); the IIIF handlers name the canonical
+    /// request, so that equivalent spellings share one answer.
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        Some(CacheName::of_request(req))
+    }
 }

@@ -10,6 +10,7 @@ pub use pattern::PathPattern;
 
 use crate::metrics::RouteMetrics;
 use crate::plugin::{Filter, Handler};
+use crate::response_cache::RouteCache;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ pub struct Route {
     pub matcher: RouteMatcher,
     pub filters: Vec<Arc<dyn Filter>>,
     pub handler: Arc<dyn Handler>,
+    /// `cache:`: the route's answers are kept in the response cache.
+    pub cache: Option<RouteCache>,
     pub(crate) metrics: RouteMetrics,
 }
 

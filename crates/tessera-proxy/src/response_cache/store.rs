@@ -1,0 +1,147 @@
+//! The process's store of kept answers (moka, bounded by bytes, each entry dropped when its
+//! stale window ends) and the lock that makes concurrent misses for one answer wait for a
+//! single fetch (pingora-cache's `CacheLock`).
+
+use super::entry::Entry;
+use crate::config::ResponseCacheConfig;
+use moka::sync::Cache;
+use moka::Expiry;
+use pingora::cache::lock::{CacheKeyLock, CacheLock, LockStatus, Locked, WritePermit};
+use pingora::cache::CacheKey;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where an answer is kept: the route (with a digest of its config, so a changed route does
+/// not serve what its old config made), whether the request was authorised, and the name its
+/// handler gave it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntryKey {
+    pub route: Arc<str>,
+    pub authorised: bool,
+    pub name: String,
+}
+
+impl EntryKey {
+    fn lock_key(&self) -> CacheKey {
+        CacheKey::new(
+            format!(
+                "{}\0{}\0{}",
+                self.route,
+                u8::from(self.authorised),
+                self.name
+            ),
+            "",
+        )
+    }
+}
+
+struct KeepUntil;
+
+impl Expiry<EntryKey, Arc<Entry>> for KeepUntil {
+    fn expire_after_create(
+        &self,
+        _key: &EntryKey,
+        entry: &Arc<Entry>,
+        now: Instant,
+    ) -> Option<Duration> {
+        Some(entry.keep_until.saturating_duration_since(now))
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &EntryKey,
+        entry: &Arc<Entry>,
+        now: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, entry, now)
+    }
+}
+
+pub struct ResponseCache {
+    entries: Cache<EntryKey, Arc<Entry>>,
+    lock: CacheLock,
+    config: ResponseCacheConfig,
+}
+
+/// Either the right to fetch an answer, or a wait for the request that has it.
+pub enum Turn {
+    Fetch(WritePermit),
+    Wait(pingora::cache::lock::ReadLock),
+}
+
+impl ResponseCache {
+    pub fn new(config: ResponseCacheConfig) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(config.memory.0)
+            .weigher(|k: &EntryKey, e: &Arc<Entry>| e.weight(k.name.len() + k.route.len()))
+            .expire_after(KeepUntil)
+            .build();
+        Self {
+            entries,
+            lock: CacheLock::new(config.lock_timeout.0),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &ResponseCacheConfig {
+        &self.config
+    }
+
+    pub fn get(&self, key: &EntryKey) -> Option<Arc<Entry>> {
+        self.entries.get(key)
+    }
+
+    pub fn insert(&self, key: EntryKey, entry: Entry) {
+        self.entries.insert(key, Arc::new(entry));
+    }
+
+    /// Fetch, or wait for the request already fetching `key`. `stale`: the fetch replaces a
+    /// stale answer.
+    pub fn turn(&self, key: &EntryKey, stale: bool) -> Turn {
+        match self.lock.lock(&key.lock_key(), stale) {
+            Locked::Write(permit) => Turn::Fetch(permit),
+            Locked::Read(read) => Turn::Wait(read),
+        }
+    }
+
+    /// Let the requests waiting on `key` go: `Done` when an answer was kept.
+    pub fn release(&self, key: &EntryKey, permit: WritePermit, status: LockStatus) {
+        self.lock.release(&key.lock_key(), permit, status);
+    }
+
+    /// Drop the answers named `name` on `route` (authorised or not). Returns how many.
+    pub fn purge_name(&self, route: &Arc<str>, name: &str) -> usize {
+        [false, true]
+            .into_iter()
+            .filter(|&authorised| {
+                let key = EntryKey {
+                    route: route.clone(),
+                    authorised,
+                    name: name.to_string(),
+                };
+                self.entries.remove(&key).is_some()
+            })
+            .count()
+    }
+
+    /// Drop every answer about the image at IIIF base path `base`, on every route and host.
+    pub fn purge_image(&self, base: &str) -> usize {
+        let doomed: Vec<Arc<EntryKey>> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.image.as_deref() == Some(base))
+            .map(|(k, _)| k)
+            .collect();
+        doomed
+            .iter()
+            .filter(|k| self.entries.remove(k.as_ref()).is_some())
+            .count()
+    }
+
+    /// Entries and the bytes they weigh, after pending evictions are done.
+    pub fn usage(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks();
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+}
