@@ -176,7 +176,8 @@ impl Req {
 
 /// A real HTTP/1.1 server on a loopback port. It answers every request with a JSON echo of what
 /// it received (its name, method, path, headers), except:
-/// `/slow/{ms}` waits before answering; `/status/{code}` answers with that status.
+/// `/slow/{ms}` waits before answering; `/status/{code}` answers with that status;
+/// `/fail-after/{n}/{code}` answers 200 to the backend's first n requests, then `code`.
 pub struct Backend {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
@@ -316,6 +317,15 @@ fn serve_connection(
         }
         if let Some(code) = target.strip_prefix("/status/") {
             status = code.parse().unwrap_or(500);
+        }
+        // `/fail-after/{n}/{code}`: 200 for the backend's first n requests, then `code`.
+        if let Some((n, code)) = target
+            .strip_prefix("/fail-after/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            if hits.load(Ordering::SeqCst) > n.parse().unwrap_or(0) {
+                status = code.parse().unwrap_or(500);
+            }
         }
         let echo = serde_json::json!({
             "backend": name, "method": method, "path": target, "headers": headers,

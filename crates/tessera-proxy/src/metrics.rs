@@ -248,7 +248,7 @@ pub(crate) static RESPONSE_CACHE: LazyLock<ResponseCacheMetrics> = LazyLock::new
         .expect("metric registers"),
         stores: register_int_counter_vec_with_registry!(
             "tessera_cache_stores_total",
-            "Fetched answers by what the cache did with them: stored, not_cacheable (status, Cache-Control, Set-Cookie, Vary: *), too_large.",
+            "Fetched answers by what the cache did with them: stored, not_cacheable (status, Cache-Control, Set-Cookie, Vary: *, Authorization), too_large, purged (a purge ran while it was fetched).",
             &["route", "result"],
             r
         )

@@ -342,8 +342,8 @@ impl TesseraProxy {
         )
         .await;
         match found {
-            Lookup::Hit(answer) => {
-                ctx.cache_status = Some("hit");
+            Lookup::Hit(answer, status) => {
+                ctx.cache_status = Some(status);
                 return Some(answer);
             }
             Lookup::Fill(fill) => {
@@ -467,6 +467,13 @@ impl ProxyHttp for TesseraProxy {
                     match ctx.runtime.routes.named(&next, session.req_header()) {
                         Some((next_route, captures)) => {
                             tracing::debug!(from = %route.name, to = %next_route.name, "handed to another route");
+                            // The answer is the next route's to keep (under its filters and
+                            // its name for the request), not this one's.
+                            if let Some(mut fill) = ctx.fill.take() {
+                                fill.give_up();
+                            }
+                            ctx.cache_checked = false;
+                            ctx.cache_status = None;
                             ctx.route = Some(next_route.clone());
                             ctx.captures = captures;
                             route = next_route;
@@ -645,6 +652,13 @@ impl ProxyHttp for TesseraProxy {
     ) -> Result<()> {
         self.check_total_deadline(ctx)?;
         if let Some(fill) = ctx.fill.as_mut() {
+            if resp.status.is_server_error() && fill.has_stale() {
+                // `fail_to_proxy` answers with the stale answer instead.
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(resp.status.as_u16()),
+                    "the upstream answered with a server error",
+                );
+            }
             fill.upstream_header(resp);
         }
         ctx.finish_response_header(session.req_header(), resp);
@@ -688,13 +702,12 @@ impl ProxyHttp for TesseraProxy {
             None => error_response(e, ctx),
         };
         if answer.as_ref().is_some_and(|a| a.status.is_server_error()) {
-            if let Some(stale) = ctx
-                .fill
-                .as_mut()
-                .and_then(|f| f.serve_stale("the upstream failed"))
-            {
-                ctx.cache_status = Some("stale");
-                answer = Some(stale);
+            if let Some(fill) = ctx.fill.as_mut() {
+                if let Some(stale) = fill.serve_stale("the upstream failed") {
+                    ctx.cache_status = Some("stale");
+                    answer = Some(stale);
+                }
+                fill.failed();
             }
         }
         let code = answer.as_ref().map_or(0, |r| r.status.as_u16());

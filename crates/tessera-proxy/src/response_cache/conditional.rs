@@ -22,6 +22,16 @@ impl Validators {
         }
     }
 
+    /// Put the validators back into `headers`.
+    pub fn restore(&self, headers: &mut HeaderMap) {
+        if let Some(v) = &self.if_none_match {
+            headers.insert(header::IF_NONE_MATCH, v.clone());
+        }
+        if let Some(v) = &self.if_modified_since {
+            headers.insert(header::IF_MODIFIED_SINCE, v.clone());
+        }
+    }
+
     /// The validators of `headers`, left in place.
     pub fn of(headers: &HeaderMap) -> Self {
         Self {

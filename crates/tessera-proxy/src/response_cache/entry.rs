@@ -14,6 +14,8 @@ pub struct Entry {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
     stored: Instant,
+    /// The answer's `Age` when it was kept (an upstream or a cache before it may have held it).
+    age_then: u64,
     fresh_until: Instant,
     /// When the answer is dropped: `fresh_until` plus the stale-if-error window.
     pub keep_until: Instant,
@@ -21,6 +23,14 @@ pub struct Entry {
     vary: Vec<(HeaderName, Option<HeaderValue>)>,
     /// The IIIF base path of the image the answer shows, for purging by image.
     pub image: Option<String>,
+}
+
+/// The `Age` an answer arrived with, in seconds (0 without one).
+pub fn age_of(resp: &ResponseHeader) -> u64 {
+    resp.headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 impl Entry {
@@ -56,6 +66,7 @@ impl Entry {
             headers,
             body,
             stored: now,
+            age_then: age_of(resp),
             fresh_until,
             keep_until: fresh_until + lifetime.stale_if_error,
             vary,
@@ -65,6 +76,11 @@ impl Entry {
 
     pub fn is_fresh(&self, now: Instant) -> bool {
         now < self.fresh_until
+    }
+
+    /// Whether the answer, no longer fresh, may still stand in for one whose fetch failed.
+    pub fn servable_stale(&self, now: Instant) -> bool {
+        now < self.keep_until
     }
 
     /// Whether `request` sends the header values this answer was made for.
@@ -87,7 +103,7 @@ impl Entry {
 
     /// The answer as kept, with its `Age`.
     pub fn response(&self) -> LocalResponse {
-        let age = self.stored.elapsed().as_secs();
+        let age = self.age_then + self.stored.elapsed().as_secs();
         let mut r = LocalResponse::new(self.status);
         r.headers.clone_from(&self.headers);
         r.body = self.body.clone();

@@ -40,8 +40,9 @@ impl RouteCache {
 
 /// What the lookup found.
 pub enum Lookup {
-    /// A fresh answer (or the 304 for it): send it.
-    Hit(LocalResponse),
+    /// An answer to send (or the 304 for it), with its `x-tessera-cache`: `hit`, or `stale`
+    /// when the fetch this request waited for failed and an expired answer may stand in.
+    Hit(LocalResponse, &'static str),
     /// No fresh answer: this request fetches one, and keeps it if it may.
     Fill(Box<Fill>),
     /// This request is not cached; it goes on as if the route had no cache.
@@ -53,6 +54,15 @@ fn count(route: &str, outcome: &str) {
         .requests
         .with_label_values(&[route, outcome])
         .inc();
+}
+
+/// A kept answer for `headers`: the 304 if the client holds it.
+fn answer_from(entry: &Entry, headers: &HeaderMap) -> LocalResponse {
+    if Validators::of(headers).holds(entry.status, &entry.headers) {
+        not_modified(&entry.headers)
+    } else {
+        entry.response()
+    }
 }
 
 /// Look for the answer to `req` on a route with `cache:`.
@@ -78,19 +88,14 @@ pub async fn lookup(
         name: name.name,
     };
     let mut waited = false;
-    // A wait ends with the answer kept (look again), or with the writer gone or too slow
-    // (compete for the fetch again); a few rounds at most.
+    // A wait ends with the answer kept (look again), or with the writer gone before it
+    // finished (compete for the fetch again); a few rounds at most.
     for _ in 0..3 {
         let found = cache.get(&key).filter(|e| e.suits(&req.header.headers));
         let stale = match found {
             Some(entry) if entry.is_fresh(Instant::now()) => {
                 count(route, "hit");
-                let validators = Validators::of(&req.header.headers);
-                return Lookup::Hit(if validators.holds(entry.status, &entry.headers) {
-                    not_modified(&entry.headers)
-                } else {
-                    entry.response()
-                });
+                return Lookup::Hit(answer_from(&entry, &req.header.headers), "hit");
             }
             other => other,
         };
@@ -99,13 +104,14 @@ pub async fn lookup(
             count(route, "miss");
             return Lookup::Bypass;
         }
-        match cache.turn(&key, stale.is_some()) {
+        let read = match cache.turn(&key, stale.is_some()) {
             Turn::Fetch(permit) => {
                 count(route, if stale.is_some() { "expired" } else { "miss" });
                 return Lookup::Fill(Box::new(Fill {
                     cache: cache.clone(),
                     key,
                     permit: Some(permit),
+                    purges: cache.purges(),
                     config: route_cache.config.clone(),
                     route: route.to_string(),
                     validators: Validators::take(req.header),
@@ -116,18 +122,30 @@ pub async fn lookup(
                     pending: None,
                 }));
             }
-            Turn::Wait(read) => {
-                if !waited {
-                    RESPONSE_CACHE.lock_waits.with_label_values(&[route]).inc();
-                    waited = true;
+            Turn::Wait(read) => read,
+        };
+        if !waited {
+            RESPONSE_CACHE.lock_waits.with_label_values(&[route]).inc();
+            waited = true;
+        }
+        read.wait().await;
+        match read.lock_status() {
+            LockStatus::Done | LockStatus::Dangling => continue,
+            // The fetch failed: an expired answer still in its stale window stands in.
+            LockStatus::TransientError | LockStatus::AgeTimeout => {
+                if let Some(stale) = stale.filter(|e| e.servable_stale(Instant::now())) {
+                    count(route, "expired");
+                    RESPONSE_CACHE
+                        .stale_served
+                        .with_label_values(&[route])
+                        .inc();
+                    return Lookup::Hit(answer_from(&stale, &req.header.headers), "stale");
                 }
-                read.wait().await;
-                match read.lock_status() {
-                    LockStatus::Done | LockStatus::AgeTimeout | LockStatus::Dangling => continue,
-                    // The answer could not be kept: fetch it without waiting again.
-                    _ => break,
-                }
+                break;
             }
+            // The answer could not be kept (or its fetch is too slow): fetch it without
+            // waiting again.
+            _ => break,
         }
     }
     count(route, "bypass");
@@ -140,6 +158,8 @@ struct Pending {
     lifetime: super::freshness::Lifetime,
     body: Vec<Bytes>,
     len: usize,
+    /// `Content-Length`, when the upstream gave one.
+    declared: Option<u64>,
 }
 
 /// The request that fetches an answer for the cache. Requests for the same answer wait until
@@ -148,6 +168,9 @@ pub struct Fill {
     cache: Arc<ResponseCache>,
     key: EntryKey,
     permit: Option<WritePermit>,
+    /// The cache's purge count when the fetch began: an answer fetched across a purge is not
+    /// kept.
+    purges: u64,
     config: RouteCacheConfig,
     route: String,
     /// The client's validators, taken off the request so the fetch gets a whole answer.
@@ -169,7 +192,9 @@ impl Fill {
         answer: LocalResponse,
     ) -> (LocalResponse, &'static str) {
         if answer.status.is_server_error() {
-            if let Some(stale) = self.serve_stale("the handler failed") {
+            let stale = self.serve_stale("the handler failed");
+            self.failed();
+            if let Some(stale) = stale {
                 return (stale, "stale");
             }
         }
@@ -182,18 +207,44 @@ impl Fill {
         }
     }
 
+    /// Whether an expired answer could stand in if this fetch fails.
+    pub fn has_stale(&self) -> bool {
+        self.stale
+            .as_ref()
+            .is_some_and(|e| e.servable_stale(Instant::now()))
+    }
+
     /// The expired answer, when fetching a fresh one failed and it may still be served.
     pub fn serve_stale(&mut self, why: &str) -> Option<LocalResponse> {
         let stale = self
             .stale
             .take()
-            .filter(|e| Instant::now() < e.keep_until)?;
+            .filter(|e| e.servable_stale(Instant::now()))?;
         RESPONSE_CACHE
             .stale_served
             .with_label_values(&[&self.route])
             .inc();
         tracing::warn!(route = %self.route, name = %self.key.name, "serving a stale answer: {why}");
-        Some(stale.response())
+        Some(answer_from(&stale, &self.request_with_validators()))
+    }
+
+    /// The request's headers with the client's validators put back, for a stale answer's 304.
+    fn request_with_validators(&self) -> HeaderMap {
+        let mut headers = self.request.clone();
+        self.validators.restore(&mut headers);
+        headers
+    }
+
+    /// The fetch failed: waiting requests serve the stale answer if they have one, else fetch
+    /// for themselves.
+    pub fn failed(&mut self) {
+        self.release(LockStatus::TransientError);
+    }
+
+    /// The answer is not this route's to keep (the request was handed to another route): the
+    /// waiting requests go on without the cache.
+    pub fn give_up(&mut self) {
+        self.release(LockStatus::GiveUp);
     }
 
     /// An upstream answer's header: decide whether to keep the body that follows.
@@ -204,26 +255,33 @@ impl Fill {
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.cache.config().max_object_bytes.0) {
             self.stored("too_large");
-            self.release(LockStatus::GiveUp);
+            self.give_up();
             return;
         }
         match verdict(resp, self.authorization, &self.config) {
             Verdict::Keep(lifetime) => {
+                let bodiless = resp.status == http::StatusCode::NO_CONTENT || declared == Some(0);
                 self.pending = Some(Pending {
                     header: resp.clone(),
                     lifetime,
                     body: Vec::new(),
                     len: 0,
+                    declared,
                 });
+                if bodiless {
+                    // No body follows, so no end of one may be signalled.
+                    self.upstream_body(None, true);
+                }
             }
             Verdict::Skip(_) => {
                 self.stored("not_cacheable");
-                self.release(LockStatus::GiveUp);
+                self.give_up();
             }
         }
     }
 
-    /// A piece of the upstream answer's body on its way to the client.
+    /// A piece of the upstream answer's body on its way to the client. The answer is kept at
+    /// the end of the body: when `end` says so, or when the declared length has arrived.
     pub fn upstream_body(&mut self, chunk: Option<&Bytes>, end: bool) {
         let max = self.cache.config().max_object_bytes.0;
         let Some(pending) = self.pending.as_mut() else {
@@ -236,10 +294,11 @@ impl Fill {
         if pending.len as u64 > max {
             self.pending = None;
             self.stored("too_large");
-            self.release(LockStatus::GiveUp);
+            self.give_up();
             return;
         }
-        if end {
+        let complete = end || pending.declared == Some(pending.len as u64);
+        if complete {
             let Some(p) = self.pending.take() else { return };
             let mut body = BytesMut::with_capacity(p.len);
             for c in &p.body {
@@ -252,19 +311,31 @@ impl Fill {
     fn keep(&mut self, resp: &ResponseHeader, body: Bytes) {
         if body.len() as u64 > self.cache.config().max_object_bytes.0 {
             self.stored("too_large");
+            self.give_up();
             return;
         }
         match verdict(resp, self.authorization, &self.config) {
             Verdict::Keep(lifetime) => self.insert(resp, body, lifetime),
-            Verdict::Skip(_) => self.stored("not_cacheable"),
+            Verdict::Skip(_) => {
+                self.stored("not_cacheable");
+                self.give_up();
+            }
         }
     }
 
     fn insert(&mut self, resp: &ResponseHeader, body: Bytes, lifetime: super::freshness::Lifetime) {
         let entry = Entry::new(resp, body, lifetime, &self.request, self.image.clone());
-        self.cache.insert(self.key.clone(), entry);
-        self.stored("stored");
-        self.release(LockStatus::Done);
+        if self
+            .cache
+            .insert_unless_purged(self.key.clone(), entry, self.purges)
+        {
+            self.stored("stored");
+            self.release(LockStatus::Done);
+        } else {
+            // A purge ran while this answer was being fetched: it may be what was purged.
+            self.stored("purged");
+            self.give_up();
+        }
     }
 
     fn stored(&self, result: &str) {
@@ -283,7 +354,7 @@ impl Fill {
 
 impl Drop for Fill {
     fn drop(&mut self) {
-        // The fetch failed or was abandoned: the waiting requests fetch for themselves.
-        self.release(LockStatus::TransientError);
+        // Abandoned midway (the client went away): a waiting request takes over the fetch.
+        self.release(LockStatus::Dangling);
     }
 }

@@ -81,15 +81,24 @@ pub fn verdict(resp: &ResponseHeader, authorization: bool, route: &RouteCacheCon
     let Some(fresh) = fresh else {
         return Verdict::Skip("no lifetime");
     };
+    // Time already spent in an upstream cache counts against the lifetime.
+    let fresh = fresh.saturating_sub(Duration::from_secs(super::entry::age_of(resp)));
     if fresh.is_zero() {
         // `no-cache`, `max-age=0` or a past `Expires`: the answer must be revalidated every
         // time, which this cache does not do.
         return Verdict::Skip("already stale");
     }
-    let stale_if_error = cc
+    let must_revalidate = cc
         .as_ref()
-        .and_then(|cc| cc.stale_if_error().ok().flatten())
-        .map_or(route.stale_if_error.0, |s| Duration::from_secs(s.into()));
+        .is_some_and(|cc| cc.must_revalidate() || cc.proxy_revalidate());
+    let stale_if_error = if must_revalidate {
+        // Never served stale, whatever stale-if-error says (RFC 9111 §5.2.2.2).
+        Duration::ZERO
+    } else {
+        cc.as_ref()
+            .and_then(|cc| cc.stale_if_error().ok().flatten())
+            .map_or(route.stale_if_error.0, |s| Duration::from_secs(s.into()))
+    };
     Verdict::Keep(Lifetime {
         fresh,
         stale_if_error,
@@ -131,6 +140,24 @@ mod tests {
         assert_eq!(verdict(&r, false, &route()), keep(20, 30));
         let r = resp(200, &[("cache-control", "max-age=600, stale-if-error=5")]);
         assert_eq!(verdict(&r, false, &route()), keep(600, 5));
+    }
+
+    #[test]
+    fn age_counts_against_the_lifetime_and_must_revalidate_is_never_stale() {
+        let r = resp(200, &[("cache-control", "max-age=600"), ("age", "590")]);
+        assert_eq!(verdict(&r, false, &route()), keep(10, 30));
+        let r = resp(200, &[("cache-control", "max-age=600"), ("age", "600")]);
+        assert_eq!(verdict(&r, false, &route()), Verdict::Skip("already stale"));
+        let r = resp(200, &[("cache-control", "max-age=60, must-revalidate")]);
+        assert_eq!(verdict(&r, false, &route()), keep(60, 0));
+        let r = resp(
+            200,
+            &[(
+                "cache-control",
+                "s-maxage=60, proxy-revalidate, stale-if-error=9",
+            )],
+        );
+        assert_eq!(verdict(&r, false, &route()), keep(60, 0));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use moka::sync::Cache;
 use moka::Expiry;
 use pingora::cache::lock::{CacheKeyLock, CacheLock, LockStatus, Locked, WritePermit};
 use pingora::cache::CacheKey;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,8 @@ pub struct ResponseCache {
     entries: Cache<EntryKey, Arc<Entry>>,
     lock: CacheLock,
     config: ResponseCacheConfig,
+    /// Bumped by every purge.
+    purges: AtomicU64,
 }
 
 /// Either the right to fetch an answer, or a wait for the request that has it.
@@ -81,6 +84,7 @@ impl ResponseCache {
             entries,
             lock: CacheLock::new(config.lock_timeout.0),
             config,
+            purges: AtomicU64::new(0),
         }
     }
 
@@ -92,8 +96,18 @@ impl ResponseCache {
         self.entries.get(key)
     }
 
-    pub fn insert(&self, key: EntryKey, entry: Entry) {
+    /// How many purges have run: a fetch notes it when it begins.
+    pub fn purges(&self) -> u64 {
+        self.purges.load(Ordering::SeqCst)
+    }
+
+    /// Keep `entry`, unless a purge ran since the fetch that made it began (`purges_then`).
+    pub fn insert_unless_purged(&self, key: EntryKey, entry: Entry, purges_then: u64) -> bool {
+        if self.purges() != purges_then {
+            return false;
+        }
         self.entries.insert(key, Arc::new(entry));
+        true
     }
 
     /// Fetch, or wait for the request already fetching `key`. `stale`: the fetch replaces a
@@ -112,6 +126,7 @@ impl ResponseCache {
 
     /// Drop the answers named `name` on `route` (authorised or not). Returns how many.
     pub fn purge_name(&self, route: &Arc<str>, name: &str) -> usize {
+        self.purges.fetch_add(1, Ordering::SeqCst);
         [false, true]
             .into_iter()
             .filter(|&authorised| {
@@ -127,6 +142,7 @@ impl ResponseCache {
 
     /// Drop every answer about the image at IIIF base path `base`, on every route and host.
     pub fn purge_image(&self, base: &str) -> usize {
+        self.purges.fetch_add(1, Ordering::SeqCst);
         let doomed: Vec<Arc<EntryKey>> = self
             .entries
             .iter()
