@@ -13,6 +13,7 @@
 # the ratio is the point. Rounds alternate between the targets to spread out noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
@@ -21,7 +22,6 @@ WRK_THREADS=${WRK_THREADS:-2}
 PROXY_THREADS=${PROXY_THREADS:-2}
 BODY_BYTES=${BODY_BYTES:-1024}
 
-need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk
 need nginx nginx-light
 need curl curl
@@ -31,14 +31,8 @@ CARGO_TARGET_DIR=target cargo build --release --manifest-path bench/pingora-mini
 TESSERA=target/release/tessera
 MINIMAL=target/release/pingora-minimal
 
-WORK=$(mktemp -d)
-chmod 755 "$WORK"   # nginx workers run as www-data
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap "for p in \"\${PIDS[@]}\"; do kill \$p 2>/dev/null || true; done; echo kept \$WORK >&2" EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(port); NGX=$(port); TES=$(port); ADM=$(port); MIN=$(port)
 
 mkdir -p "$WORK/www/bench" "$WORK/tmp"
@@ -113,11 +107,11 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
-median() { sort -n -k1 | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }'; }
+median_row() { sort -n -k1 | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }'; }
 echo "| target | req/s (median of $ROUNDS) | p50 ms | p99 ms |"
 echo "|---|---:|---:|---:|"
 for name in "${TARGETS[@]}"; do
-  read -r rps p50 p99 <<<"$(printf '%s' "${RESULTS[$name]}" | median)"
+  read -r rps p50 p99 <<<"$(printf '%s' "${RESULTS[$name]}" | median_row)"
   case $name in
     upstream) label="upstream direct (no proxy)";;
     pingora) label="minimal Pingora proxy";;

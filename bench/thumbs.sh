@@ -14,13 +14,13 @@
 #   ROUNDS=5 DURATION=10s CONNECTIONS=8 bench/thumbs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-8}
 IMAGES=${IMAGES:-48}
 
-need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk; need curl curl
 python3 -c 'import boto3, PIL' 2>/dev/null || { echo "missing boto3 or Pillow: pip install boto3 pillow" >&2; exit 1; }
 
@@ -28,15 +28,7 @@ cargo build --release -p tessera -p tessera-s3-fixture >&2
 TESSERA=$PWD/target/release/tessera
 S3FIX=$PWD/target/release/tessera-s3-fixture
 
-WORK=$(mktemp -d); chmod 755 "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 S3P=$(port); TES=$(port); ADM=$(port)
-AK=tessera-test; SK=tessera-test-secret
-export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
 
 "$S3FIX" "$S3P" > /dev/null & PIDS+=($!)
 wait_port "$S3P"
@@ -128,7 +120,6 @@ RAW=$WORK/presigned.txt
 # s.json and the thumbnail from S3 (and keeps the answer); the same request again is a hit. The
 # second size finds the listing already read: its miss is the thumbnail GET and the resize.
 ms() { curl -s -o /dev/null -w "%{http_code} %{time_total}\n" "$1" | awk '{ if ($1 != 200) { print "HTTP " $1 > "/dev/stderr"; exit 1 } printf "%.2f\n", $2 * 1000 }'; }
-median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
 for size in 400, 300,; do
   : > "$WORK/cold"; : > "$WORK/hit"; : > "$WORK/rawcurl"
   for i in $(seq 0 $((IMAGES - 1))); do

@@ -22,6 +22,7 @@
 # never does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 FLOOD=${FLOOD:-200}
@@ -32,7 +33,6 @@ IMAGE=${IMAGE:-4000x3000}
 SECTIONS=" ${SECTIONS:-flood copy warm} "
 section() { [[ "$SECTIONS" == *" $1 "* ]]; }
 
-need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk
 need nginx nginx-light
 need curl curl
@@ -44,16 +44,7 @@ cargo build --release -p tessera -p tessera-s3-fixture >&2
 TESSERA=$PWD/target/release/tessera
 S3FIX=$PWD/target/release/tessera-s3-fixture
 
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 S3P=$(port); IIP=$(port); NGX=$(port); TES=$(port); ADM=$(port)
-AK=tessera-test; SK=tessera-test-secret
-export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
 
 # --- the image: a tiled RPCL JP2 made by opj_compress from a generated picture
 W=${IMAGE%x*}; H=${IMAGE#*x}
@@ -128,7 +119,6 @@ flood() {
   printf "%s %s %s\n" "$ok" "$(sed -n "$(( (n+1)/2 ))p" "$WORK/lat")" "$(sed -n "$(( (n*99+99)/100 ))p" "$WORK/lat")"
 }
 s3_gets() { sleep 0.2; grep -c "^GET /images/$1 " "$WORK/s3.log" || true; }
-median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
 put() {  # key file
   curl -sf -o /dev/null -T "$2" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$S3P/images/$1"

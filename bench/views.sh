@@ -12,6 +12,7 @@
 #   ROUNDS=5 IMAGE=10000x7500 DURATION=10s bench/views.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 IMAGE=${IMAGE:-10000x7500}
@@ -19,7 +20,6 @@ TILED=${TILED:-4000x3000}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-8}
 
-need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk; need nginx nginx-light; need curl curl; need opj_compress libopenjp2-tools
 IIPSRV=/usr/lib/iipimage-server/iipsrv.fcgi
 [ -x $IIPSRV ] || { echo "missing iipsrv: apt-get install -y iipimage-server" >&2; exit 1; }
@@ -28,15 +28,7 @@ cargo build --release -p tessera -p tessera-s3-fixture >&2
 TESSERA=$PWD/target/release/tessera
 S3FIX=$PWD/target/release/tessera-s3-fixture
 
-WORK=$(mktemp -d); chmod 755 "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 S3P=$(port); IIP=$(port); NGX=$(port); TES=$(port); ADM=$(port)
-AK=tessera-test; SK=tessera-test-secret
-export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
 
 make_jp2() {  # WxH out.jp2 opj_compress-args...
   local size=$1 out=$2; shift 2
@@ -113,7 +105,6 @@ ranged_bytes() {  # key → bytes of ranged GETs so far
   sleep 0.2
   { grep "^GET /images/$1 bytes=" "$WORK/s3.log" || true; } | sed -E 's/.*bytes=([0-9]+)-([0-9]+)/\1 \2/' | awk '{ s += $2 - $1 + 1 } END { print s + 0 }'
 }
-median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
 
 echo "image: $IMAGE single tile, RPCL, -TP R -TLM, $BIG bytes; $ROUNDS rounds" >&2
 echo "## byte_range: a $IMAGE JP2 ($BIG bytes)"; echo

@@ -327,3 +327,47 @@ fn what_thumbnails_cannot_answer_goes_elsewhere_without_asking_s3() {
         "the log names the listing"
     );
 }
+
+#[test]
+fn exact_thumbnails_are_streamed_whatever_their_size_and_a_cut_one_is_not_passed_off_whole() {
+    let s3 = S3Server::start();
+    let _files = store(&s3);
+    // Sources read into memory (to resize) may be 1 KiB at most; exact ones are streamed.
+    let yaml = format!(
+        r#"origins:
+{origin}routes:
+  - name: thumbs
+    match: {{ path: "/thumbs/{{customer}}/{{space}}/{{image}}/{{iiif*}}" }}
+    handler: {{ thumbs: {{ origin: masters, key: "thumbs/{{customer}}/{{space}}/{{image}}", max_thumbnail_bytes: 1KiB }} }}
+"#,
+        origin = s3.origin_yaml("masters"),
+    );
+    let t = Tessera::start(&yaml);
+    let stored_400 = stored(&s3, "thumbs/2/1/img/open/400.jpg");
+    assert!(stored_400.len() > 1024);
+
+    let r = t.get("/thumbs/2/1/img/full/400,/0/default.jpg");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == stored_400);
+    let length = stored_400.len().to_string();
+    assert_eq!(r.header("content-length"), Some(length.as_str()));
+    // One GET answers both the length and the bytes.
+    assert_eq!(s3.requests_for("thumbs/2/1/img/open/400.jpg").len(), 1);
+    // A size made from that thumbnail must read it into memory: over the limit, 502.
+    assert_eq!(t.get("/thumbs/2/1/img/full/300,/0/default.jpg").status, 502);
+
+    // The object is cut after 1000 bytes. If the cut is seen before the answer starts, 502;
+    // if after, the status and length are already sent and the connection closes: either way
+    // the client sees a failure, never a short answer that looks whole.
+    s3.cut_after("thumbs/2/1/img/open/400.jpg", Some(1000));
+    let cut = t.get("/thumbs/2/1/img/full/400,/0/default.jpg");
+    match cut.status {
+        200 => {
+            assert_eq!(cut.header("content-length"), Some(length.as_str()));
+            assert!(cut.body.len() < stored_400.len());
+            assert!(t.wait_log("a streamed answer was cut"));
+        }
+        502 => assert!(t.wait_log("cannot read a thumbnail")),
+        other => panic!("a cut thumbnail answered {other}"),
+    }
+}

@@ -73,6 +73,21 @@ impl Origin for DirOrigin {
         })
     }
 
+    async fn open(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), OriginError> {
+        let file = tokio::fs::File::open(self.path(key)?)
+            .await
+            .map_err(|e| fs_error(key, e))?;
+        let meta = file.metadata().await.map_err(|e| fs_error(key, e))?;
+        if !meta.is_file() {
+            return Err(OriginError::NotFound);
+        }
+        let object = ObjectMeta {
+            size: meta.len(),
+            etag: Some(etag(&meta)),
+        };
+        Ok((object, Box::new(file)))
+    }
+
     async fn get(
         &self,
         key: &str,
@@ -237,6 +252,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(all, b"0123456789");
+
+        let (meta, mut reader) = origin.open("a/b.jp2").await.unwrap();
+        assert_eq!(meta, origin.head("a/b.jp2").await.unwrap());
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"0123456789");
+        assert!(matches!(
+            origin.open("a/none.jp2").await,
+            Err(OriginError::NotFound)
+        ));
     }
 
     #[tokio::test]

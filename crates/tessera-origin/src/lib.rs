@@ -81,6 +81,15 @@ pub trait Origin: Send + Sync + 'static {
         version: Option<&str>,
     ) -> Result<ObjectReader, OriginError>;
 
+    /// The whole object as it arrives, with its size and tag: one request where the origin can
+    /// (S3's GET answers both), so an answer can be streamed with its length and ETag. The
+    /// default asks [`Origin::head`], then reads that version.
+    async fn open(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), OriginError> {
+        let meta = self.head(key).await?;
+        let reader = self.get(key, None, meta.etag.as_deref()).await?;
+        Ok((meta, reader))
+    }
+
     /// Read the half-open byte range `range` into memory. A range running past the end of the
     /// object is cut at the end.
     async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, OriginError> {

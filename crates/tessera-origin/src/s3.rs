@@ -154,6 +154,28 @@ impl Origin for S3Origin {
         Ok(Box::new(out.body.into_async_read()))
     }
 
+    async fn open(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), OriginError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GET", key, e))?;
+        let size = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                OriginError::Unavailable(format!("GET {key}: no Content-Length in the answer"))
+            })?;
+        let meta = ObjectMeta {
+            size,
+            etag: out.e_tag().map(str::to_string),
+        };
+        Ok((meta, Box::new(out.body.into_async_read())))
+    }
+
     async fn put(&self, key: &str, body: Bytes) -> Result<(), OriginError> {
         self.client
             .put_object()

@@ -11,7 +11,8 @@
 use crate::config::Protocol;
 use crate::metrics::METRICS;
 use crate::plugin::{
-    Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, UpstreamTarget,
+    Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, StreamedResponse,
+    UpstreamTarget,
 };
 use crate::response_cache::{self, Fill, Lookup};
 use crate::route::{Captures, Route};
@@ -27,11 +28,14 @@ use pingora_load_balancing::Backend;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
 
 /// Route label for requests no route matched.
 pub(crate) const NO_ROUTE: &str = "(none)";
 const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total timeout");
 const NO_ENDPOINT: ErrorType = ErrorType::Custom("no healthy endpoint");
+/// The most bytes of a streamed body read and sent at a time.
+const STREAM_CHUNK: u64 = 64 << 10;
 /// How many times one request may be handed from route to route.
 const MAX_HANDOFFS: usize = 4;
 
@@ -156,6 +160,44 @@ impl RequestCtx {
     }
 }
 
+/// Read `length` bytes of `body` in chunks, each to the response cache's fill (if this request
+/// has one) and to the client (if `session` is given).
+async fn stream_body(
+    ctx: &mut RequestCtx,
+    body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+    length: u64,
+    mut session: Option<&mut Session>,
+) -> Result<()> {
+    let mut sent = 0u64;
+    while sent < length {
+        let want = (length - sent).min(STREAM_CHUNK);
+        let mut buf = bytes::BytesMut::with_capacity(want as usize);
+        let n = match body.take(want).read_buf(&mut buf).await {
+            Ok(n) if n > 0 => n as u64,
+            read => {
+                let why = read
+                    .err()
+                    .map_or_else(|| "it ended early".to_string(), |e| e.to_string());
+                tracing::error!(route = %ctx.route_name(), sent, length, "a streamed answer was cut: {why}");
+                if let Some(mut fill) = ctx.fill.take() {
+                    fill.failed();
+                }
+                return Error::e_explain(ErrorType::ReadError, "the streamed body was cut");
+            }
+        };
+        sent += n;
+        let chunk = buf.freeze();
+        let end = sent >= length;
+        if let Some(fill) = ctx.fill.as_mut() {
+            fill.streamed_body(Some(&chunk), end);
+        }
+        if let Some(session) = session.as_mut() {
+            session.write_response_body(Some(chunk), end).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Bytes of the request line and headers, as a client sent them (approximately).
 fn request_header_bytes(req: &RequestHeader) -> usize {
     let uri = req.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
@@ -275,6 +317,45 @@ impl TesseraProxy {
             session.write_response_body(Some(r.body), true).await?;
         }
         Ok(())
+    }
+
+    /// Write a response whose body is read as it is sent, keeping it for the response cache
+    /// when this request fetches for it (and then, if the client already holds it, reading it
+    /// whole for the cache and answering 304). A body that fails or ends before its length
+    /// closes the connection (the status is already sent), with a log line.
+    async fn respond_streamed(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        s: StreamedResponse,
+    ) -> Result<()> {
+        let StreamedResponse {
+            head,
+            length,
+            mut body,
+        } = s;
+        let mut header = head.header();
+        header.insert_header(http::header::CONTENT_LENGTH, length)?;
+        let mut held = None;
+        if let Some(fill) = ctx.fill.as_mut() {
+            fill.streamed_header(&header);
+            held = fill.client_holds(&head);
+        }
+        if let Some(not_modified) = held {
+            if ctx.fill.as_ref().is_some_and(|f| f.is_keeping()) {
+                stream_body(ctx, &mut body, length, None).await?;
+            }
+            return self.respond(session, ctx, not_modified).await;
+        }
+        ctx.finish_response_header(session.req_header(), &mut header);
+        let head_only = session.req_header().method == http::Method::HEAD || length == 0;
+        session
+            .write_response_header(Box::new(header), head_only)
+            .await?;
+        if head_only {
+            return Ok(());
+        }
+        stream_body(ctx, &mut body, length, Some(session)).await
     }
 
     /// The upstream exchange for a FastCGI cluster: the same request rewrite and filter phase
@@ -445,6 +526,10 @@ impl ProxyHttp for TesseraProxy {
                 Ok(HandlerAction::Respond(r)) => {
                     let r = ctx.through_cache(r);
                     self.respond(session, ctx, r).await?;
+                    return Ok(true);
+                }
+                Ok(HandlerAction::Stream(s)) => {
+                    self.respond_streamed(session, ctx, s).await?;
                     return Ok(true);
                 }
                 Ok(HandlerAction::Upstream(target)) => {
@@ -659,7 +744,7 @@ impl ProxyHttp for TesseraProxy {
                     "the upstream answered with a server error",
                 );
             }
-            fill.upstream_header(resp);
+            fill.streamed_header(resp);
         }
         ctx.finish_response_header(session.req_header(), resp);
         Ok(())
@@ -673,7 +758,7 @@ impl ProxyHttp for TesseraProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         if let Some(fill) = ctx.fill.as_mut() {
-            fill.upstream_body(body.as_ref(), end_of_stream);
+            fill.streamed_body(body.as_ref(), end_of_stream);
         }
         Ok(None)
     }

@@ -15,7 +15,7 @@ use crate::imaging::{answer, defaults};
 use crate::metrics::THUMBS;
 use crate::plugin::{
     Authorised, BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError,
-    LocalResponse, RequestContext, RequestInfo,
+    LocalResponse, RequestContext, RequestInfo, StreamedResponse,
 };
 use crate::response_cache::{image_base, info_base};
 use crate::thumbs::{choose, Choice, ListingError, Listings, Thumb};
@@ -70,7 +70,8 @@ pub struct ThumbsConfig {
     /// The most size listings kept.
     #[serde(default = "default_sizes_capacity")]
     pub sizes_capacity: u64,
-    /// The largest thumbnail read; larger objects answer 502.
+    /// The largest thumbnail read into memory to be resized; larger sources answer 502.
+    /// Thumbnails served as stored are streamed, whatever their size.
     #[serde(default = "default_max_thumbnail")]
     pub max_thumbnail_bytes: ByteSize,
     /// JPEG quality of resized answers, 1–100.
@@ -206,7 +207,7 @@ impl Thumbs {
         )
     }
 
-    /// Read a whole thumbnail (they are small), up to `max_thumbnail_bytes`.
+    /// Read a whole thumbnail to resize it, up to `max_thumbnail_bytes`.
     async fn read(&self, key: &str) -> Result<Bytes, ReadError> {
         let body = self.origin.read_range(key, 0..self.max_bytes + 1).await?;
         if body.len() as u64 > self.max_bytes {
@@ -344,6 +345,14 @@ impl Handler for Thumbs {
             }
         };
         let key = self.thumb_key(&prefix, &from);
+        let cache_control = if from.auth {
+            &self.private
+        } else {
+            &self.public
+        };
+        let Some((width, height)) = target else {
+            return self.exact(req, &key, cache_control).await;
+        };
         let source = match self.read(&key).await {
             Ok(b) => b,
             Err(ReadError::Origin(OriginError::NotFound)) => {
@@ -352,29 +361,14 @@ impl Handler for Thumbs {
             }
             Err(e) => return Err(self.read_failed(e, &key)),
         };
-        let (width, height) = target.unwrap_or((from.width, from.height));
         let etag = etag_for(&source, width, height, self.jpeg_quality);
         if answer::matches_etag(req, &etag) {
             self.count(req, "not_modified");
             return Ok(HandlerAction::Respond(answer::not_modified(&etag)));
         }
-        let body = match target {
-            None => {
-                self.count(req, "exact");
-                source
-            }
-            Some((width, height)) => {
-                let body = self.resize(source, width, height, &key).await?;
-                let upscaled = width > from.width || height > from.height;
-                self.count(req, if upscaled { "upscaled" } else { "resized" });
-                body
-            }
-        };
-        let cache_control = if from.auth {
-            &self.private
-        } else {
-            &self.public
-        };
+        let body = self.resize(source, width, height, &key).await?;
+        let upscaled = width > from.width || height > from.height;
+        self.count(req, if upscaled { "upscaled" } else { "resized" });
         Ok(HandlerAction::Respond(answer::image_at_level(
             body,
             Format::Jpg,
@@ -413,6 +407,44 @@ impl Handler for Thumbs {
 }
 
 impl Thumbs {
+    /// A thumbnail of the asked size, streamed from the origin as stored, with its length and
+    /// an ETag made from the object's: no byte is held in memory longer than it takes to send.
+    async fn exact(
+        &self,
+        req: &mut RequestContext<'_>,
+        key: &str,
+        cache_control: &HeaderValue,
+    ) -> Result<HandlerAction, HttpError> {
+        let (meta, body) = match self.origin.open(key).await {
+            Ok(opened) => opened,
+            Err(OriginError::NotFound) => {
+                tracing::warn!(origin = %self.origin_name, key, "a listed thumbnail is missing");
+                return self.elsewhere(req, "no thumbnail of this size");
+            }
+            Err(e) => return Err(self.read_failed(e.into(), key)),
+        };
+        let version = meta.etag.unwrap_or_else(|| meta.size.to_string());
+        let etag = answer::etag(&[&self.origin_name, key, &version]);
+        if answer::matches_etag(req, &etag) {
+            self.count(req, "not_modified");
+            return Ok(HandlerAction::Respond(answer::not_modified(&etag)));
+        }
+        self.count(req, "exact");
+        let head = answer::image_at_level(
+            Bytes::new(),
+            Format::Jpg,
+            self.version,
+            0,
+            cache_control,
+            &etag,
+        );
+        Ok(HandlerAction::Stream(StreamedResponse {
+            head,
+            length: meta.size,
+            body,
+        }))
+    }
+
     /// Decode `source` and resize it to `width`×`height` (Lanczos3), on the blocking pool.
     async fn resize(
         &self,

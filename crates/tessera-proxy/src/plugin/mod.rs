@@ -12,7 +12,7 @@ mod response;
 pub(crate) use context::authority;
 pub use context::{RequestContext, RequestInfo};
 pub use factory::{BuildContext, BuildError, FilterFactory, HandlerFactory, Registry};
-pub use response::{HttpError, LocalResponse};
+pub use response::{HttpError, LocalResponse, StreamedResponse};
 
 use crate::cluster::Cluster;
 pub use crate::response_cache::CacheName;
@@ -72,6 +72,8 @@ pub struct UpstreamTarget {
 /// What a handler decides.
 pub enum HandlerAction {
     Respond(LocalResponse),
+    /// Answer with a body read as it is sent (e.g. an object from an origin).
+    Stream(StreamedResponse),
     Upstream(UpstreamTarget),
     /// Hand the request to the route of this name (e.g. `otherwise:` of a handler that serves
     /// only some requests). That route's match is applied for its captures, then its filters

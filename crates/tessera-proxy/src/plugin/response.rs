@@ -80,3 +80,14 @@ impl HttpError {
         LocalResponse::text(self.status, &self.message)
     }
 }
+
+/// A response whose body is sent as it is read (an object streamed from an origin), with its
+/// length known before the first byte.
+pub struct StreamedResponse {
+    /// Status and headers; its `body` is not used.
+    pub head: LocalResponse,
+    /// The body's length, sent as `Content-Length`. A body that ends sooner is an error: the
+    /// connection is closed, so the client sees a cut answer, not a short one.
+    pub length: u64,
+    pub body: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+}

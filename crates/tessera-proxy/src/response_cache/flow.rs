@@ -152,7 +152,7 @@ pub async fn lookup(
     Lookup::Bypass
 }
 
-/// An upstream answer being kept as its body streams to the client.
+/// A streamed answer being kept as its body goes to the client.
 struct Pending {
     header: ResponseHeader,
     lifetime: super::freshness::Lifetime,
@@ -207,6 +207,19 @@ impl Fill {
         }
     }
 
+    /// The 304 to send instead of `answer` (whose body is still to come), if the client's
+    /// validators say it already holds it.
+    pub fn client_holds(&self, answer: &LocalResponse) -> Option<LocalResponse> {
+        self.validators
+            .holds(answer.status, &answer.headers)
+            .then(|| not_modified(&answer.headers))
+    }
+
+    /// Whether the streamed body that follows will be kept.
+    pub fn is_keeping(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Whether an expired answer could stand in if this fetch fails.
     pub fn has_stale(&self) -> bool {
         self.stale
@@ -247,8 +260,9 @@ impl Fill {
         self.release(LockStatus::GiveUp);
     }
 
-    /// An upstream answer's header: decide whether to keep the body that follows.
-    pub fn upstream_header(&mut self, resp: &ResponseHeader) {
+    /// The header of an answer whose body follows in pieces (from an upstream, or streamed by
+    /// a handler): decide whether to keep the body.
+    pub fn streamed_header(&mut self, resp: &ResponseHeader) {
         let declared = resp
             .headers
             .get(header::CONTENT_LENGTH)
@@ -270,7 +284,7 @@ impl Fill {
                 });
                 if bodiless {
                     // No body follows, so no end of one may be signalled.
-                    self.upstream_body(None, true);
+                    self.streamed_body(None, true);
                 }
             }
             Verdict::Skip(_) => {
@@ -280,9 +294,9 @@ impl Fill {
         }
     }
 
-    /// A piece of the upstream answer's body on its way to the client. The answer is kept at
+    /// A piece of a streamed answer's body on its way to the client. The answer is kept at
     /// the end of the body: when `end` says so, or when the declared length has arrived.
-    pub fn upstream_body(&mut self, chunk: Option<&Bytes>, end: bool) {
+    pub fn streamed_body(&mut self, chunk: Option<&Bytes>, end: bool) {
         let max = self.cache.config().max_object_bytes.0;
         let Some(pending) = self.pending.as_mut() else {
             return;

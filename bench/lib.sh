@@ -1,0 +1,20 @@
+# The set-up every benchmark script shares; `source bench/lib.sh` from the repository root.
+# It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
+# with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
+# (of numbers on stdin), and the test S3 server's credentials ($AK, $SK, and the AWS_*
+# variables Tessera reads).
+
+need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
+
+WORK=$(mktemp -d)
+chmod 755 "$WORK"   # nginx workers run as www-data
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
+
+AK=tessera-test; SK=tessera-test-secret
+export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
