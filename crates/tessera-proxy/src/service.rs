@@ -343,7 +343,8 @@ impl TesseraProxy {
         }
         if let Some(not_modified) = held {
             if ctx.fill.as_ref().is_some_and(|f| f.is_keeping()) {
-                stream_body(ctx, &mut body, length, None).await?;
+                // A failure is logged and ends the fill; the client's copy is still good.
+                let _ = stream_body(ctx, &mut body, length, None).await;
             }
             return self.respond(session, ctx, not_modified).await;
         }
@@ -554,8 +555,8 @@ impl ProxyHttp for TesseraProxy {
                             tracing::debug!(from = %route.name, to = %next_route.name, "handed to another route");
                             // The answer is the next route's to keep (under its filters and
                             // its name for the request), not this one's.
-                            if let Some(mut fill) = ctx.fill.take() {
-                                fill.give_up();
+                            if let Some(fill) = ctx.fill.take() {
+                                fill.hand_back(session.req_header_mut());
                             }
                             ctx.cache_checked = false;
                             ctx.cache_status = None;
@@ -736,6 +737,11 @@ impl ProxyHttp for TesseraProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.check_total_deadline(ctx)?;
+        if resp.status.is_informational() {
+            // 100 Continue, 103 Early Hints: the answer is still to come.
+            ctx.finish_response_header(session.req_header(), resp);
+            return Ok(());
+        }
         if let Some(fill) = ctx.fill.as_mut() {
             if resp.status.is_server_error() && fill.has_stale() {
                 // `fail_to_proxy` answers with the stale answer instead.
@@ -786,14 +792,15 @@ impl ProxyHttp for TesseraProxy {
             Some(refusal) => Some(refusal.to_response()),
             None => error_response(e, ctx),
         };
-        if answer.as_ref().is_some_and(|a| a.status.is_server_error()) {
-            if let Some(fill) = ctx.fill.as_mut() {
+        if let Some(fill) = ctx.fill.as_mut() {
+            let unwritten = session.response_written().is_none();
+            if unwritten && answer.as_ref().is_some_and(|a| a.status.is_server_error()) {
                 if let Some(stale) = fill.serve_stale("the upstream failed") {
                     ctx.cache_status = Some("stale");
                     answer = Some(stale);
                 }
-                fill.failed();
             }
+            fill.failed();
         }
         let code = answer.as_ref().map_or(0, |r| r.status.as_u16());
         if let Some(r) = answer.filter(|_| session.response_written().is_none()) {

@@ -25,7 +25,7 @@ use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use tessera_iiif::{Format, ImageInfo, ImageLimits, ImageRequest, Quality, Region, Version};
+use tessera_iiif::{Format, ImageInfo, ImageRequest, Quality, Region, Version};
 use tessera_origin::{Origin, OriginError};
 use tessera_render::{decode_jpeg, render, Output};
 use tokio::sync::Semaphore;
@@ -379,8 +379,9 @@ impl Handler for Thumbs {
         )))
     }
 
-    /// Thumbnail requests by their canonical form against the thumbnails this request may
-    /// see (the largest is the service's full size); anything else as sent.
+    /// Thumbnail requests by what answers them: the thumbnail served as stored, or the
+    /// thumbnail and the size it is resized to. Every spelling that picks the same gets the
+    /// same bytes, so they share one answer. Anything else as sent.
     async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
         let path = req.header.uri.path();
         if self.request.text(req.captures) == "info.json" {
@@ -398,11 +399,25 @@ impl Handler for Thumbs {
             return as_sent();
         };
         let authorised = req.extensions.get::<Authorised>().is_some();
-        let Some(largest) = sizes.visible(authorised).last().copied() else {
-            return as_sent();
+        let choice = choose(
+            &sizes,
+            &iiif.size,
+            self.version,
+            authorised,
+            self.max_upscale,
+        )
+        .ok()?;
+        let base = image_base(path)?;
+        let answer = match choice {
+            Choice::Exact(t) => self.thumb_key(&prefix, &t),
+            Choice::Resize {
+                from,
+                width,
+                height,
+            } => format!("{} at {width}x{height}", self.thumb_key(&prefix, &from)),
+            Choice::Beyond | Choice::NeedsAuth => return as_sent(),
         };
-        let limits = ImageLimits::new(largest.width, largest.height);
-        answer::canonical_name(req, &iiif, self.version, &limits).or_else(as_sent)
+        Some(CacheName::canonical(base, &format!("thumbnail {answer}")))
     }
 }
 

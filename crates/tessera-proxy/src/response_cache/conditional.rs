@@ -22,6 +22,14 @@ impl Validators {
         }
     }
 
+    pub fn if_none_match(&self) -> Option<&HeaderValue> {
+        self.if_none_match.as_ref()
+    }
+
+    pub fn if_modified_since(&self) -> Option<&HeaderValue> {
+        self.if_modified_since.as_ref()
+    }
+
     /// Put the validators back into `headers`.
     pub fn restore(&self, headers: &mut HeaderMap) {
         if let Some(v) = &self.if_none_match {

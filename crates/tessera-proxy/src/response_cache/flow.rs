@@ -14,7 +14,7 @@ use crate::plugin::{Authorised, Handler, LocalResponse, RequestContext};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, Method};
 use pingora::cache::lock::{LockStatus, WritePermit};
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
@@ -88,6 +88,7 @@ pub async fn lookup(
         name: name.name,
     };
     let mut waited = false;
+    let purges_then = cache.purges();
     // A wait ends with the answer kept (look again), or with the writer gone before it
     // finished (compete for the fetch again); a few rounds at most.
     for _ in 0..3 {
@@ -111,7 +112,7 @@ pub async fn lookup(
                     cache: cache.clone(),
                     key,
                     permit: Some(permit),
-                    purges: cache.purges(),
+                    purges: purges_then,
                     config: route_cache.config.clone(),
                     route: route.to_string(),
                     validators: Validators::take(req.header),
@@ -133,7 +134,9 @@ pub async fn lookup(
             LockStatus::Done | LockStatus::Dangling => continue,
             // The fetch failed: an expired answer still in its stale window stands in.
             LockStatus::TransientError | LockStatus::AgeTimeout => {
-                if let Some(stale) = stale.filter(|e| e.servable_stale(Instant::now())) {
+                let unpurged = cache.purges() == purges_then;
+                if let Some(stale) = stale.filter(|e| unpurged && e.servable_stale(Instant::now()))
+                {
                     count(route, "expired");
                     RESPONSE_CACHE
                         .stale_served
@@ -229,10 +232,11 @@ impl Fill {
 
     /// The expired answer, when fetching a fresh one failed and it may still be served.
     pub fn serve_stale(&mut self, why: &str) -> Option<LocalResponse> {
+        let unpurged = self.cache.purges() == self.purges;
         let stale = self
             .stale
             .take()
-            .filter(|e| e.servable_stale(Instant::now()))?;
+            .filter(|e| unpurged && e.servable_stale(Instant::now()))?;
         RESPONSE_CACHE
             .stale_served
             .with_label_values(&[&self.route])
@@ -254,10 +258,21 @@ impl Fill {
         self.release(LockStatus::TransientError);
     }
 
-    /// The answer is not this route's to keep (the request was handed to another route): the
-    /// waiting requests go on without the cache.
+    /// The answer is not this route's to keep: the waiting requests go on without the cache.
     pub fn give_up(&mut self) {
         self.release(LockStatus::GiveUp);
+    }
+
+    /// The request was handed to another route: give up, and put the client's validators
+    /// back on the request for whatever answers it there.
+    pub fn hand_back(mut self: Box<Self>, req: &mut RequestHeader) {
+        self.give_up();
+        if let Some(v) = self.validators.if_none_match() {
+            let _ = req.insert_header(header::IF_NONE_MATCH, v.clone());
+        }
+        if let Some(v) = self.validators.if_modified_since() {
+            let _ = req.insert_header(header::IF_MODIFIED_SINCE, v.clone());
+        }
     }
 
     /// The header of an answer whose body follows in pieces (from an upstream, or streamed by

@@ -106,7 +106,13 @@ impl ResponseCache {
         if self.purges() != purges_then {
             return false;
         }
-        self.entries.insert(key, Arc::new(entry));
+        self.entries.insert(key.clone(), Arc::new(entry));
+        // A purge that began between the check and the insert may have missed the entry:
+        // purges count first, then remove, so checking again after the insert catches it.
+        if self.purges() != purges_then {
+            self.entries.remove(&key);
+            return false;
+        }
         true
     }
 
