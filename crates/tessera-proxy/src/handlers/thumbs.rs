@@ -18,7 +18,7 @@ use crate::plugin::{
     LocalResponse, RequestContext, RequestInfo, StreamedResponse,
 };
 use crate::response_cache::{image_base, info_base};
-use crate::thumbs::{choose, Choice, ListingError, Listings, Thumb};
+use crate::thumbs::{choose, Choice, ListingError, Listings, Thumb, ThumbSizes};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
@@ -228,10 +228,7 @@ impl Thumbs {
         HttpError::new(StatusCode::BAD_GATEWAY, "the thumbnail cannot be read")
     }
 
-    async fn listing(
-        &self,
-        prefix: &str,
-    ) -> Result<Option<Arc<crate::thumbs::ThumbSizes>>, HttpError> {
+    async fn listing(&self, prefix: &str) -> Result<Option<Arc<ThumbSizes>>, HttpError> {
         let key = format!("{prefix}/{}", self.sizes_object);
         match self.listings.get(&self.origin, &key).await {
             Ok(sizes) => Ok(Some(sizes)),
@@ -319,15 +316,9 @@ impl Handler for Thumbs {
         let Some(sizes) = self.listing(&prefix).await? else {
             return self.elsewhere(req, "no thumbnails for this image");
         };
-        let authorised = req.extensions.get::<Authorised>().is_some();
-        let choice = choose(
-            &sizes,
-            &iiif.size,
-            self.version,
-            authorised,
-            self.max_upscale,
-        )
-        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        let choice = self
+            .choice(&sizes, &iiif, req.extensions)
+            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
         let (from, target) = match choice {
             Choice::Exact(t) => (t, None),
             Choice::Resize {
@@ -398,15 +389,7 @@ impl Handler for Thumbs {
         let Ok(sizes) = self.listings.get(&self.origin, &listing).await else {
             return as_sent();
         };
-        let authorised = req.extensions.get::<Authorised>().is_some();
-        let choice = choose(
-            &sizes,
-            &iiif.size,
-            self.version,
-            authorised,
-            self.max_upscale,
-        )
-        .ok()?;
+        let choice = self.choice(&sizes, &iiif, req.extensions).ok()?;
         let base = image_base(path)?;
         let answer = match choice {
             Choice::Exact(t) => self.thumb_key(&prefix, &t),
@@ -422,6 +405,23 @@ impl Handler for Thumbs {
 }
 
 impl Thumbs {
+    /// What answers `iiif` among `sizes`, for a request authorised or not.
+    fn choice(
+        &self,
+        sizes: &ThumbSizes,
+        iiif: &ImageRequest,
+        extensions: &http::Extensions,
+    ) -> Result<Choice, tessera_iiif::IiifError> {
+        let authorised = extensions.get::<Authorised>().is_some();
+        choose(
+            sizes,
+            &iiif.size,
+            self.version,
+            authorised,
+            self.max_upscale,
+        )
+    }
+
     /// A thumbnail of the asked size, streamed from the origin as stored, with its length and
     /// an ETag made from the object's: no byte is held in memory longer than it takes to send.
     async fn exact(
