@@ -288,6 +288,12 @@ routes:
     );
     // An answer never kept has nothing stale to fall back on.
     assert_eq!(t.get("/other").status, 502);
+    // Concurrent requests during the outage: the one that fetches and those that wait for it
+    // all get the stale answer.
+    for r in at_once(t.port, "/slow/300", 20) {
+        assert_eq!((r.status, cache_status(&r)), (200, "stale"));
+        assert!(r.body == answers[0].body);
+    }
 }
 
 #[test]

@@ -167,3 +167,61 @@ impl ResponseCache {
         (self.entries.entry_count(), self.entries.weighted_size())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response_cache::freshness::Lifetime;
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use pingora::http::ResponseHeader;
+
+    fn entry(image: &str) -> Entry {
+        let resp = ResponseHeader::build(200, None).unwrap();
+        let life = Lifetime {
+            fresh: Duration::from_secs(60),
+            stale_if_error: Duration::ZERO,
+        };
+        Entry::new(
+            &resp,
+            Bytes::from_static(b"x"),
+            life,
+            &HeaderMap::new(),
+            Some(image.into()),
+        )
+    }
+
+    fn key(route: &Arc<str>, authorised: bool, name: &str) -> EntryKey {
+        EntryKey {
+            route: route.clone(),
+            authorised,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn purges_drop_by_name_and_by_image_and_win_over_fetches_in_flight() {
+        let cache = ResponseCache::new(ResponseCacheConfig::default());
+        let route: Arc<str> = "r#1".into();
+        let then = cache.purges();
+        assert!(cache.insert_unless_purged(key(&route, false, "a"), entry("/img"), then));
+        assert!(cache.insert_unless_purged(key(&route, true, "a"), entry("/img"), then));
+        assert!(cache.insert_unless_purged(key(&route, false, "b"), entry("/img"), then));
+        assert!(cache.insert_unless_purged(key(&route, false, "c"), entry("/other"), then));
+
+        // A fetch that began before this purge does not keep its answer.
+        let before_purge = cache.purges();
+        assert_eq!(
+            cache.purge_name(&route, "a"),
+            2,
+            "both authorisation variants"
+        );
+        assert!(!cache.insert_unless_purged(key(&route, false, "a"), entry("/img"), before_purge));
+        assert!(cache.get(&key(&route, false, "a")).is_none());
+
+        assert_eq!(cache.purge_image("/img"), 1);
+        assert!(cache.get(&key(&route, false, "b")).is_none());
+        assert!(cache.get(&key(&route, false, "c")).is_some());
+        assert_eq!(cache.usage().0, 1);
+    }
+}
