@@ -371,3 +371,28 @@ fn exact_thumbnails_are_streamed_whatever_their_size_and_a_cut_one_is_not_passed
         other => panic!("a cut thumbnail answered {other}"),
     }
 }
+
+#[test]
+fn resizes_over_the_time_limit_answer_504() {
+    let s3 = S3Server::start();
+    let _files = store(&s3);
+    let yaml = format!(
+        r#"origins:
+{origin}routes:
+  - name: thumbs
+    match: {{ path: "/thumbs/{{customer}}/{{space}}/{{image}}/{{iiif*}}" }}
+    handler: {{ thumbs: {{ origin: masters, key: "thumbs/{{customer}}/{{space}}/{{image}}", decode_timeout: 1ms }} }}
+"#,
+        origin = s3.origin_yaml("masters"),
+    );
+    let t = Tessera::start(&yaml);
+    // Decoding a 1000×750 JPEG and resizing it takes far longer than a millisecond.
+    let r = t.get("/thumbs/2/1/img/full/800,/0/default.jpg");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(t.wait_log("decoding the image timed out"), "{}", t.log());
+    // An exact thumbnail is not decoded at all.
+    assert_eq!(
+        t.get("/thumbs/2/1/img/full/1000,/0/default.jpg").status,
+        200
+    );
+}

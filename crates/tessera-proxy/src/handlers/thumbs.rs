@@ -10,6 +10,7 @@
 
 use crate::config::{ByteSize, Dur};
 use crate::imaging::keys::KeyTemplate;
+use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::request::{self, RequestTemplate};
 use crate::imaging::{answer, defaults};
 use crate::metrics::THUMBS;
@@ -28,7 +29,6 @@ use std::sync::Arc;
 use tessera_iiif::{Format, ImageInfo, ImageRequest, Quality, Region, Version};
 use tessera_origin::{Origin, OriginError};
 use tessera_render::{decode_jpeg, render, Output};
-use tokio::sync::Semaphore;
 
 /// Where an object name puts the thumbnail's longest side.
 const EDGE: &str = "{longest_edge}";
@@ -83,6 +83,9 @@ pub struct ThumbsConfig {
     /// Resizes running at once for this route; more wait.
     #[serde(default = "defaults::decodes")]
     pub max_concurrent_resizes: usize,
+    /// How long one resize (decode, resize, encode) may take before the request answers 504.
+    #[serde(default = "defaults::decode_timeout")]
+    pub decode_timeout: Dur,
 }
 
 fn default_sizes_object() -> String {
@@ -122,7 +125,7 @@ pub struct Thumbs {
     jpeg_quality: u8,
     public: HeaderValue,
     private: HeaderValue,
-    resizes: Arc<Semaphore>,
+    resizes: pipeline::Decodes,
     listings: Listings,
 }
 
@@ -177,7 +180,7 @@ impl Thumbs {
             jpeg_quality: cfg.jpeg_quality,
             public,
             private,
-            resizes: Arc::new(Semaphore::new(cfg.max_concurrent_resizes.max(1))),
+            resizes: pipeline::Decodes::new(cfg.max_concurrent_resizes, cfg.decode_timeout.0),
             listings: Listings::new(cfg.sizes_ttl.0, cfg.sizes_capacity),
         })
     }
@@ -468,12 +471,7 @@ impl Thumbs {
         height: u32,
         key: &str,
     ) -> Result<Bytes, HttpError> {
-        let permit = self
-            .resizes
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let slot = self.resizes.slot().await?;
         let out = Output {
             width,
             height,
@@ -483,17 +481,24 @@ impl Thumbs {
             format: tessera_render::Format::Jpeg,
             jpeg_quality: self.jpeg_quality,
         };
-        let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let bitmap = decode_jpeg(&source, MAX_DECODE_PIXELS)?;
-            render(&bitmap, None, &out)
-        })
-        .await
-        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "the resizer failed"))?;
-        result.map(Bytes::from).map_err(|e| {
-            tracing::error!(origin = %self.origin_name, key, error = %e, "cannot resize a thumbnail");
-            HttpError::new(StatusCode::BAD_GATEWAY, "the thumbnail cannot be read")
-        })
+        let unreadable = |e: tessera_render::RenderError| ViewError::Corrupt(e.to_string());
+        let result = slot
+            .run(move || {
+                let bitmap = decode_jpeg(&source, MAX_DECODE_PIXELS).map_err(unreadable)?;
+                render(&bitmap, None, &out).map_err(unreadable)
+            })
+            .await;
+        match result {
+            Ok(body) => Ok(Bytes::from(body)),
+            Err(e @ ViewError::TimedOut(_)) => Err(answer::view_error(e, key, &self.origin_name)),
+            Err(e) => {
+                tracing::error!(origin = %self.origin_name, key, error = %e, "cannot resize a thumbnail");
+                Err(HttpError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "the thumbnail cannot be read",
+                ))
+            }
+        }
     }
 }
 
