@@ -1,7 +1,8 @@
 # The set-up every benchmark script shares; `source bench/lib.sh` from the repository root.
 # It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
 # with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
-# (of numbers on stdin), and the test S3 server's credentials ($AK, $SK, and the AWS_*
+# (of numbers on stdin), tiles_lua and rps (wrk over 48 distinct tiles), and the test S3
+# server's credentials ($AK, $SK, and the AWS_*
 # variables Tessera reads).
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
@@ -18,3 +19,21 @@ median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
 
 AK=tessera-test; SK=tessera-test-secret
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
+
+# A wrk script, $WORK/tiles.lua, cycling over the 48 tiles of an 8×6 grid of SIZE-pixel tiles
+# (IIIF 2 `x,y,w,h/w,/0/default.jpg`) under the path prefix given to wrk after `--`.
+tiles_lua() {
+  local t=$1
+  cat > "$WORK/tiles.lua" <<LUA
+local paths = {}
+function init(args)
+  for y = 0, 5 do for x = 0, 7 do
+    table.insert(paths, args[1] .. (x * $t) .. "," .. (y * $t) .. ",$t,$t/$t,/0/default.jpg")
+  end end
+end
+local i = 0
+function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
+LUA
+}
+# Requests per second of wrk (CONNECTIONS, DURATION) over tiles.lua against URL $1, prefix $2.
+rps() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/tiles.lua" "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'; }

@@ -192,19 +192,9 @@ fi
 # ---------------------------------------------------------------- 3. warm tiles
 if section warm; then
 echo "## Warm tiles (wrk, $CONNECTIONS connections, $DURATION, 48 distinct tiles)"; echo
-cat > "$WORK/tiles.lua" <<'LUA'
-local paths = {}
-function init(args)
-  for y = 0, 5 do for x = 0, 7 do
-    table.insert(paths, args[1] .. (x * 256) .. "," .. (y * 256) .. ",256,256/256,/0/default.jpg")
-  end end
-end
-local i = 0
-function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
-LUA
+tiles_lua 256
 put warm "$WORK/local.jp2"
 curl -s -o /dev/null "http://127.0.0.1:$TES/iiif/warm/info.json"
-rps() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/tiles.lua" "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'; }
 : > "$WORK/w.direct"; : > "$WORK/w.fcgi"; : > "$WORK/w.http"
 for r in $(seq "$ROUNDS"); do
   rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/local.jp2/" >> "$WORK/w.direct"

@@ -133,19 +133,9 @@ if [ -n "${NO_RENDER:-}" ]; then exit 0; fi
 echo
 
 echo "## render: tiles of a $TILED tiled JP2 (wrk, $CONNECTIONS connections, $DURATION, 48 distinct 512-px tiles)"; echo
-cat > "$WORK/tiles.lua" <<'LUA'
-local paths = {}
-function init(args)
-  for y = 0, 5 do for x = 0, 7 do
-    table.insert(paths, args[1] .. (x * 512) .. "," .. (y * 512) .. ",512,512/512,/0/default.jpg")
-  end end
-end
-local i = 0
-function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
-LUA
+tiles_lua 512
 put tiled "$WORK/tiled.jp2"
 curl -s -o /dev/null "http://127.0.0.1:$TES/render/tiled/0,0,512,512/512,/0/default.jpg"
-rps() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/tiles.lua" "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'; }
 : > "$WORK/w.iip"; : > "$WORK/w.render"
 for r in $(seq "$ROUNDS"); do
   rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/tiled.jp2/" >> "$WORK/w.iip"

@@ -160,6 +160,27 @@ impl RequestCtx {
     }
 }
 
+/// Send the header of an answer Tessera writes itself, after the route's filters have seen it.
+/// Returns whether its `body_len` bytes of body should follow (not for HEAD or an empty body).
+async fn write_head(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    mut header: ResponseHeader,
+    body_len: u64,
+) -> Result<bool> {
+    if request_has_body(session.req_header()) {
+        // The body was never read: do not let the client stream it into a kept-alive
+        // connection that we would have to drain.
+        session.set_keepalive(None);
+    }
+    ctx.finish_response_header(session.req_header(), &mut header);
+    let head_only = session.req_header().method == http::Method::HEAD || body_len == 0;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    Ok(!head_only)
+}
+
 /// Read `length` bytes of `body` in chunks, each to the response cache's fill (if this request
 /// has one) and to the client (if `session` is given).
 async fn stream_body(
@@ -302,18 +323,7 @@ impl TesseraProxy {
         ctx: &RequestCtx,
         r: LocalResponse,
     ) -> Result<()> {
-        if request_has_body(session.req_header()) {
-            // The body was never read: do not let the client stream it into a kept-alive
-            // connection that we would have to drain.
-            session.set_keepalive(None);
-        }
-        let mut header = r.header();
-        ctx.finish_response_header(session.req_header(), &mut header);
-        let head_only = session.req_header().method == http::Method::HEAD || r.body.is_empty();
-        session
-            .write_response_header(Box::new(header), head_only)
-            .await?;
-        if !head_only {
+        if write_head(session, ctx, r.header(), r.body.len() as u64).await? {
             session.write_response_body(Some(r.body), true).await?;
         }
         Ok(())
@@ -348,15 +358,10 @@ impl TesseraProxy {
             }
             return self.respond(session, ctx, not_modified).await;
         }
-        ctx.finish_response_header(session.req_header(), &mut header);
-        let head_only = session.req_header().method == http::Method::HEAD || length == 0;
-        session
-            .write_response_header(Box::new(header), head_only)
-            .await?;
-        if head_only {
-            return Ok(());
+        if write_head(session, ctx, header, length).await? {
+            stream_body(ctx, &mut body, length, Some(session)).await?;
         }
-        stream_body(ctx, &mut body, length, Some(session)).await
+        Ok(())
     }
 
     /// The upstream exchange for a FastCGI cluster: the same request rewrite and filter phase

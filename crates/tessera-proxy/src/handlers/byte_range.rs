@@ -8,10 +8,8 @@
 //! `otherwise:` (typically the orchestrate route), or, for small files, is read whole.
 
 use crate::config::{ByteSize, Dur};
-use crate::imaging::keys::KeyTemplate;
 use crate::imaging::pipeline::{self, ViewError};
-use crate::imaging::request::{self, RequestTemplate};
-use crate::imaging::{answer, defaults, IndexStore};
+use crate::imaging::{answer, defaults, Found, IndexedImages};
 use crate::metrics::BYTE_RANGE;
 use crate::plugin::{
     BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
@@ -21,9 +19,7 @@ use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::sync::Arc;
-use tessera_iiif::{ImageLimits, Version};
-use tessera_origin::Origin;
+use tessera_iiif::ImageLimits;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -72,12 +68,7 @@ fn default_max_pixels() -> u64 {
 }
 
 pub struct ByteRange {
-    origin: Arc<dyn Origin>,
-    /// `origin.describe()`, for logs and ETags.
-    origin_name: String,
-    key: KeyTemplate,
-    request: RequestTemplate,
-    version: Version,
+    images: IndexedImages,
     max_pixels: u64,
     otherwise: Option<String>,
     whole_below: Option<u64>,
@@ -85,19 +76,13 @@ pub struct ByteRange {
     jpeg_quality: u8,
     cache_control: HeaderValue,
     decodes: pipeline::Decodes,
-    index: Arc<IndexStore>,
 }
 
 impl ByteRange {
     pub fn build(cfg: ByteRangeConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let cache_control = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
-        let origin = ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?;
         Ok(Self {
-            origin_name: origin.describe(),
-            origin,
-            key: KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?,
-            request: RequestTemplate::build(&cfg.request, ctx)?,
-            version: request::version(cfg.version)?,
+            images: IndexedImages::build(&cfg.origin, &cfg.key, &cfg.request, cfg.version, ctx)?,
             max_pixels: cfg.max_pixels,
             otherwise: cfg
                 .otherwise
@@ -109,7 +94,6 @@ impl ByteRange {
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
             decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
-            index: ctx.image_index(),
         })
     }
 
@@ -126,17 +110,11 @@ impl ByteRange {
 #[async_trait]
 impl Handler for ByteRange {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
-        let iiif = self.request.parse(self.version, req.captures)?;
-        let key = self.key.key(req.captures)?;
-        let origin_name = &self.origin_name;
-        let indexed = self
-            .index
-            .get(&self.origin, &key)
-            .await
-            .map_err(|e| answer::index_error(e, &key, origin_name))?;
+        let Found { iiif, key, indexed } = self.images.find(req.captures).await?;
+        let (origin_name, version) = (&self.images.origin_name, self.images.version);
         let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
         let resolved = iiif
-            .resolve(self.version, &limits)
+            .resolve(version, &limits)
             .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
         if !resolved.is_full_region(&limits) {
             return self.elsewhere("this route serves only the full region");
@@ -148,7 +126,7 @@ impl Handler for ByteRange {
             Ok(out) => out,
             Err(e) => return self.elsewhere(&e.to_string()),
         };
-        let canonical = resolved.canonical(self.version, &limits);
+        let canonical = resolved.canonical(version, &limits);
         let etag = answer::etag(&[
             origin_name,
             &key,
@@ -178,7 +156,8 @@ impl Handler for ByteRange {
                 return self.elsewhere("a partial read of this image would fetch too much");
             }
             Ok((_, plan)) => {
-                let fetched = pipeline::fetch(self.origin.as_ref(), &key, &indexed, &plan).await;
+                let origin = self.images.origin.as_ref();
+                let fetched = pipeline::fetch(origin, &key, &indexed, &plan).await;
                 match fetched {
                     Ok(c) => {
                         BYTE_RANGE.fetched_bytes.inc_by(plan.bytes());
@@ -190,6 +169,7 @@ impl Handler for ByteRange {
             Err(unsupported) => match self.whole_below {
                 Some(limit) if indexed.size < limit => {
                     let whole = self
+                        .images
                         .origin
                         .read_range(&key, 0..indexed.size)
                         .await
@@ -216,33 +196,26 @@ impl Handler for ByteRange {
         Ok(HandlerAction::Respond(answer::image(
             body,
             resolved.format,
-            self.version,
+            version,
             &self.cache_control,
             &etag,
         )))
     }
 
     async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
-        self.canonical_name(req).await
+        self.images
+            .canonical_name(req, |i| ImageLimits::new(i.index.width, i.index.height))
+            .await
     }
 }
 
 impl ByteRange {
-    /// The canonical request, for an image whose index is in memory or can be read.
-    async fn canonical_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
-        let iiif = self.request.parse(self.version, req.captures).ok()?;
-        let key = self.key.key(req.captures).ok()?;
-        let indexed = self.index.get(&self.origin, &key).await.ok()?;
-        let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
-        answer::canonical_name(req, &iiif, self.version, &limits)
-    }
-
     /// A failure after the index was used: if the bytes did not fit it, the object may have
     /// changed, so the index is dropped and the next request rebuilds it.
     async fn view_failed(&self, e: ViewError, key: &str) -> HttpError {
         if matches!(e, ViewError::Corrupt(_)) {
-            self.index.forget(&self.origin, key).await;
+            self.images.index.forget(&self.images.origin, key).await;
         }
-        answer::view_error(e, key, &self.origin_name)
+        answer::view_error(e, key, &self.images.origin_name)
     }
 }

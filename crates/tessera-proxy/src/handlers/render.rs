@@ -8,10 +8,8 @@
 //! limit on output pixels and on decodes running at once.
 
 use crate::config::Dur;
-use crate::imaging::keys::KeyTemplate;
 use crate::imaging::pipeline::{self, ViewError};
-use crate::imaging::request::{self, RequestTemplate};
-use crate::imaging::{answer, defaults, IndexStore};
+use crate::imaging::{answer, defaults, Found, Indexed, IndexedImages};
 use crate::plugin::{
     BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
     RequestInfo,
@@ -22,8 +20,7 @@ use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use tessera_iiif::{ImageLimits, Resolved, Version};
-use tessera_origin::Origin;
+use tessera_iiif::{ImageLimits, Resolved};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -72,12 +69,7 @@ fn default_suffix() -> String {
 }
 
 pub struct Render {
-    origin: Arc<dyn Origin>,
-    /// `origin.describe()`, for logs and ETags.
-    origin_name: String,
-    key: KeyTemplate,
-    request: RequestTemplate,
-    version: Version,
+    images: IndexedImages,
     max_pixels: u64,
     max_decode_pixels: u64,
     jpeg_quality: u8,
@@ -85,19 +77,13 @@ pub struct Render {
     suffix: String,
     decodes: pipeline::Decodes,
     cache: Arc<HotCacheSlot>,
-    index: Arc<IndexStore>,
 }
 
 impl Render {
     pub fn build(cfg: RenderConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let cache_control = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
-        let origin = ctx.origin(&cfg.origin).map_err(|e| e.at("origin"))?;
         Ok(Self {
-            origin_name: origin.describe(),
-            origin,
-            key: KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?,
-            request: RequestTemplate::build(&cfg.request, ctx)?,
-            version: request::version(cfg.version)?,
+            images: IndexedImages::build(&cfg.origin, &cfg.key, &cfg.request, cfg.version, ctx)?,
             max_pixels: cfg.max_pixels,
             max_decode_pixels: cfg.max_decode_pixels,
             jpeg_quality: cfg.jpeg_quality,
@@ -105,8 +91,18 @@ impl Render {
             suffix: cfg.local_suffix,
             decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
             cache: ctx.hot_cache()?,
-            index: ctx.image_index(),
         })
+    }
+}
+
+impl Render {
+    /// The image's limits for this route: `max` (and `!w,h`) shrink to the largest output it
+    /// serves.
+    fn limits(&self, indexed: &Indexed) -> ImageLimits {
+        ImageLimits {
+            max_area: Some(self.max_pixels),
+            ..ImageLimits::new(indexed.index.width, indexed.index.height)
+        }
     }
 }
 
@@ -128,21 +124,11 @@ fn reduce_for(r: &Resolved, levels: u8) -> u8 {
 #[async_trait]
 impl Handler for Render {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
-        let iiif = self.request.parse(self.version, req.captures)?;
-        let key = self.key.key(req.captures)?;
-        let origin_name = &self.origin_name;
-        let indexed = self
-            .index
-            .get(&self.origin, &key)
-            .await
-            .map_err(|e| answer::index_error(e, &key, origin_name))?;
-        // `max` (and `!w,h`) shrink to the largest output this route serves.
-        let limits = ImageLimits {
-            max_area: Some(self.max_pixels),
-            ..ImageLimits::new(indexed.index.width, indexed.index.height)
-        };
+        let Found { iiif, key, indexed } = self.images.find(req.captures).await?;
+        let (origin_name, version) = (&self.images.origin_name, self.images.version);
+        let limits = self.limits(&indexed);
         let resolved = iiif
-            .resolve(self.version, &limits)
+            .resolve(version, &limits)
             .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
         if u64::from(resolved.width) * u64::from(resolved.height) > self.max_pixels {
             return Err(HttpError::new(
@@ -155,7 +141,7 @@ impl Handler for Render {
         }
         let out = pipeline::output(&resolved, self.jpeg_quality)
             .map_err(|e| answer::view_error(e, &key, origin_name))?;
-        let canonical = resolved.canonical(self.version, &limits);
+        let canonical = resolved.canonical(version, &limits);
         let tag = answer::etag(&[
             origin_name,
             &key,
@@ -166,7 +152,10 @@ impl Handler for Render {
         if answer::matches_etag(req, &tag) {
             return Ok(HandlerAction::Respond(answer::not_modified(&tag)));
         }
-        let lease = self.cache.lease(&self.origin, &key, &self.suffix).await?;
+        let lease = self
+            .cache
+            .lease(&self.images.origin, &key, &self.suffix)
+            .await?;
 
         let reduce = reduce_for(&resolved, indexed.index.levels);
         let region = resolved.region;
@@ -198,7 +187,7 @@ impl Handler for Render {
             Err(e) => {
                 if matches!(e, ViewError::Corrupt(_)) {
                     // The file may have changed under its index: rebuild it next time.
-                    self.index.forget(&self.origin, &key).await;
+                    self.images.index.forget(&self.images.origin, &key).await;
                 }
                 return Err(answer::view_error(e, &key, origin_name));
             }
@@ -206,20 +195,15 @@ impl Handler for Render {
         Ok(HandlerAction::Respond(answer::image(
             body,
             resolved.format,
-            self.version,
+            version,
             &self.cache_control,
             &tag,
         )))
     }
 
     async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
-        let iiif = self.request.parse(self.version, req.captures).ok()?;
-        let key = self.key.key(req.captures).ok()?;
-        let indexed = self.index.get(&self.origin, &key).await.ok()?;
-        let limits = ImageLimits {
-            max_area: Some(self.max_pixels),
-            ..ImageLimits::new(indexed.index.width, indexed.index.height)
-        };
-        answer::canonical_name(req, &iiif, self.version, &limits)
+        self.images
+            .canonical_name(req, |indexed| self.limits(indexed))
+            .await
     }
 }

@@ -403,7 +403,7 @@ impl Handler for Thumbs {
             } => format!("{} at {width}x{height}", self.thumb_key(&prefix, &from)),
             Choice::Beyond | Choice::NeedsAuth => return as_sent(),
         };
-        Some(CacheName::canonical(base, &format!("thumbnail {answer}")))
+        Some(CacheName::about_image(base, &format!("thumbnail {answer}")))
     }
 }
 

@@ -3,12 +3,11 @@
 
 use crate::imaging::pipeline::ViewError;
 use crate::imaging::IndexError;
-use crate::plugin::{CacheName, HttpError, LocalResponse, RequestContext, RequestInfo};
-use crate::response_cache::image_base;
+use crate::plugin::{HttpError, LocalResponse, RequestContext};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
-use tessera_iiif::{Format, ImageInfo, ImageLimits, ImageRequest, Version};
+use tessera_iiif::{Format, ImageInfo, Version};
 use tessera_origin::OriginError;
 
 fn timed_out() -> HttpError {
@@ -171,21 +170,4 @@ pub fn info_json(
         Version::V2 => resp.with_header(header::VARY, HeaderValue::from_static("Accept")),
         Version::V3 => resp,
     })
-}
-
-/// The response cache's name for an image request: its canonical form for an image of
-/// `limits`, so that every spelling of one request shares an answer. `None` (not cached) when
-/// the request does not resolve: the handler answers it with its error.
-pub fn canonical_name(
-    req: &RequestInfo<'_>,
-    iiif: &ImageRequest,
-    version: Version,
-    limits: &ImageLimits,
-) -> Option<CacheName> {
-    let base = image_base(req.header.uri.path())?;
-    let resolved = iiif.resolve(version, limits).ok()?;
-    Some(CacheName::canonical(
-        base,
-        &resolved.canonical(version, limits),
-    ))
 }

@@ -22,21 +22,13 @@ impl Validators {
         }
     }
 
-    pub fn if_none_match(&self) -> Option<&HeaderValue> {
-        self.if_none_match.as_ref()
-    }
-
-    pub fn if_modified_since(&self) -> Option<&HeaderValue> {
-        self.if_modified_since.as_ref()
-    }
-
-    /// Put the validators back into `headers`.
-    pub fn restore(&self, headers: &mut HeaderMap) {
-        if let Some(v) = &self.if_none_match {
-            headers.insert(header::IF_NONE_MATCH, v.clone());
+    /// Put the validators back on `req` (the reverse of [`Validators::take`]).
+    pub fn restore(self, req: &mut RequestHeader) {
+        if let Some(v) = self.if_none_match {
+            let _ = req.insert_header(header::IF_NONE_MATCH, v);
         }
-        if let Some(v) = &self.if_modified_since {
-            headers.insert(header::IF_MODIFIED_SINCE, v.clone());
+        if let Some(v) = self.if_modified_since {
+            let _ = req.insert_header(header::IF_MODIFIED_SINCE, v);
         }
     }
 

@@ -56,9 +56,9 @@ fn count(route: &str, outcome: &str) {
         .inc();
 }
 
-/// A kept answer for `headers`: the 304 if the client holds it.
-fn answer_from(entry: &Entry, headers: &HeaderMap) -> LocalResponse {
-    if Validators::of(headers).holds(entry.status, &entry.headers) {
+/// A kept answer for a client with `validators`: the 304 if it holds it.
+fn answer_from(entry: &Entry, validators: &Validators) -> LocalResponse {
+    if validators.holds(entry.status, &entry.headers) {
         not_modified(&entry.headers)
     } else {
         entry.response()
@@ -96,7 +96,8 @@ pub async fn lookup(
         let stale = match found {
             Some(entry) if entry.is_fresh(Instant::now()) => {
                 count(route, "hit");
-                return Lookup::Hit(answer_from(&entry, &req.header.headers), "hit");
+                let validators = Validators::of(&req.header.headers);
+                return Lookup::Hit(answer_from(&entry, &validators), "hit");
             }
             other => other,
         };
@@ -142,7 +143,8 @@ pub async fn lookup(
                         .stale_served
                         .with_label_values(&[route])
                         .inc();
-                    return Lookup::Hit(answer_from(&stale, &req.header.headers), "stale");
+                    let validators = Validators::of(&req.header.headers);
+                    return Lookup::Hit(answer_from(&stale, &validators), "stale");
                 }
                 break;
             }
@@ -242,14 +244,7 @@ impl Fill {
             .with_label_values(&[&self.route])
             .inc();
         tracing::warn!(route = %self.route, name = %self.key.name, "serving a stale answer: {why}");
-        Some(answer_from(&stale, &self.request_with_validators()))
-    }
-
-    /// The request's headers with the client's validators put back, for a stale answer's 304.
-    fn request_with_validators(&self) -> HeaderMap {
-        let mut headers = self.request.clone();
-        self.validators.restore(&mut headers);
-        headers
+        Some(answer_from(&stale, &self.validators))
     }
 
     /// The fetch failed: waiting requests serve the stale answer if they have one, else fetch
@@ -267,12 +262,7 @@ impl Fill {
     /// back on the request for whatever answers it there.
     pub fn hand_back(mut self: Box<Self>, req: &mut RequestHeader) {
         self.give_up();
-        if let Some(v) = self.validators.if_none_match() {
-            let _ = req.insert_header(header::IF_NONE_MATCH, v.clone());
-        }
-        if let Some(v) = self.validators.if_modified_since() {
-            let _ = req.insert_header(header::IF_MODIFIED_SINCE, v.clone());
-        }
+        std::mem::take(&mut self.validators).restore(req);
     }
 
     /// The header of an answer whose body follows in pieces (from an upstream, or streamed by

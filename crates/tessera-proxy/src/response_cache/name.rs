@@ -38,10 +38,11 @@ impl CacheName {
         }
     }
 
-    /// An image answer named by its canonical IIIF request, whatever the spelling asked.
-    pub fn canonical(base: &str, canonical_request: &str) -> Self {
+    /// An answer about the image at IIIF base path `base`, named `answer` (e.g. its canonical
+    /// IIIF request, whatever the spelling asked).
+    pub fn about_image(base: &str, answer: &str) -> Self {
         Self {
-            name: format!("{base}/{canonical_request}"),
+            name: format!("{base}/{answer}"),
             image: Some(base.to_string()),
         }
     }
