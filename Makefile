@@ -14,6 +14,7 @@ test: deps
 
 lint: deps
 	cargo fmt --all -- --check
+	python3 scripts/check-module-cycles.py
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 bench: deps

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `cache-sim`: how well does the hot cache's eviction policy keep the images that are viewed?
 //!
 //! The hot cache (`tessera-hotcache`) holds JPEG2000 masters copied from S3 on local disk

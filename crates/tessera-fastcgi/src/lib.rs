@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! A FastCGI responder client, so Tessera can ask iipsrv for tiles without an nginx in between.
 //!
 //! Hand-written: `fastcgi-client` streams take a connection cut before END_REQUEST for success.

@@ -6,15 +6,13 @@
 //! gives back the reserved bytes and removes the temporary file, so a failed copy never blocks
 //! the next request for the same image and never leaks budget.
 
-use crate::cache::Inner;
-use crate::{copy, CopyError, Lease};
+use crate::inner::{Inner, Outcome};
+use crate::{copy, CopyError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tessera_origin::{Origin, OriginError};
 use tokio::sync::watch;
-
-pub(crate) type Outcome = Result<Lease, CopyError>;
 
 pub(crate) struct Flight {
     inner: Arc<Inner>,

@@ -1,7 +1,8 @@
+#![forbid(unsafe_code)]
 //! The hot cache: the images IIPImage is reading right now, on local disk, within a budget.
 //!
 //! [`HotCache::ensure`] returns a [`Lease`] on a local copy of an origin object, copying it first
-//! if needed. The rules (see DESIGN.md, "Hot cache rules"):
+//! if needed. The rules (docs/architecture.md, "The hot cache", says why):
 //!
 //! - **Single flight.** One copy per file at a time, however many requests wait for it. The copy
 //!   runs on a task of its own, so a client that goes away does not cancel it for the others.
@@ -18,6 +19,7 @@
 mod cache;
 mod copy;
 mod flight;
+mod inner;
 mod naming;
 pub mod policy;
 mod recovery;
@@ -26,7 +28,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tessera_origin::OriginError;
 
-pub use cache::{HotCache, Lease};
+pub use cache::HotCache;
+pub use inner::Lease;
 pub use naming::file_name;
 pub use recovery::Recovered;
 

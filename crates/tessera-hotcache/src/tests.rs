@@ -57,13 +57,12 @@ impl AsyncRead for Cut {
                 "cut",
             )));
         }
-        let before = buf.filled().len();
         let max = self.left.min(buf.remaining() as u64) as usize;
-        let mut limited = buf.take(max);
+        let mut chunk = vec![0u8; max];
+        let mut limited = ReadBuf::new(&mut chunk);
         let poll = StdPin::new(&mut self.inner).poll_read(cx, &mut limited);
         let n = limited.filled().len();
-        unsafe { buf.assume_init(before + n) };
-        buf.advance(n);
+        buf.put_slice(&chunk[..n]);
         self.left -= n as u64;
         poll
     }

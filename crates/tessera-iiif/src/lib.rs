@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! IIIF Image API 2.1 and 3.0, as pure functions: parse an image request, resolve it against an
 //! image, write its canonical form, and describe an image in info.json.
 //!

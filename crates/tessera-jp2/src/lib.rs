@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! JPEG2000 headers and partial reads, as pure functions over bytes.
 //!
 //! Tessera keeps its JPEG2000 masters in object storage. To answer a small view of a large image

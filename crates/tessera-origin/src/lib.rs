@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Object stores behind one small trait.
 //!
 //! Tessera reads images from an *origin*: S3 (or any S3-compatible server) in production, a local

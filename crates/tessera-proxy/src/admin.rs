@@ -3,6 +3,7 @@
 //! a private address.
 
 use crate::metrics;
+use crate::response_cache::RESPONSE_CACHE;
 use crate::state::Shared;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -31,8 +32,8 @@ impl ServeHttp for Admin {
         match session.req_header().uri.path() {
             "/metrics" => {
                 let (entries, bytes) = self.shared.current.load().response_cache.usage();
-                metrics::RESPONSE_CACHE.entries.set(entries as i64);
-                metrics::RESPONSE_CACHE.bytes.set(bytes as i64);
+                RESPONSE_CACHE.entries.set(entries as i64);
+                RESPONSE_CACHE.bytes.set(bytes as i64);
                 reply(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",

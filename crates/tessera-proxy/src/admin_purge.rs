@@ -2,13 +2,14 @@
 //! image changed in the origin, without waiting for them to expire.
 //!
 //! A URL is named the way a request for it would be (its route, then its handler's name for
-//! it), so any spelling of an IIIF request drops the one answer they share. An image is its
-//! IIIF base path (`/iiif/2/1/abc`, or a whole URL whose path that is): every answer about it
+//! it), so any spelling of an IIIF request drops the one answer they share. `image=` is what
+//! answers are about ([`crate::plugin::CacheName::about`]; the image handlers give an image's
+//! IIIF base path, `/iiif/2/1/abc`, or a whole URL whose path that is): every answer about it
 //! on every route is dropped, info.json included.
 
-use crate::metrics::RESPONSE_CACHE;
+use crate::captures::Captures;
 use crate::plugin::RequestInfo;
-use crate::route::Captures;
+use crate::response_cache::RESPONSE_CACHE;
 use crate::runtime::Runtime;
 use http::{StatusCode, Uri};
 use pingora::http::RequestHeader;
@@ -52,7 +53,7 @@ pub async fn purge(runtime: &Runtime, query: &str) -> PurgeAnswer {
             if base.is_empty() {
                 return bad("image= must be an image's base path, e.g. /iiif/2/1/abc");
             }
-            purged(runtime.response_cache.purge_image(base))
+            purged(runtime.response_cache.purge_about(base))
         }
         _ => {
             bad("give exactly one of url= (a request URL or path) or image= (an image's base path)")

@@ -1,13 +1,16 @@
-//! [`Builder`]: the registry of filter and handler factories, and the way to run Tessera with it.
-//! A plugin crate makes its own binary by adding factories to a builder and calling `run`.
+//! [`Builder`]: the registry of filter, handler and resource factories, and the way to run
+//! Tessera with it. A plugin crate makes its own binary by adding factories to a builder and
+//! calling `run`; the image application (`tessera-images`) is added the same way.
 
 use crate::admin::Admin;
 use crate::config::{Config, ConfigErrors};
-use crate::filters::{auth, cors, headers, ip_filter, rate_limit};
-use crate::handlers::{byte_range, info, orchestrate, proxy, redirect, render, respond, thumbs};
-use crate::metrics;
+use crate::filters::{cors, headers, ip_filter, rate_limit};
+use crate::handlers::{proxy, redirect, respond};
 use crate::plugin::factory::{FnFactory, FnHandlerFactory};
-use crate::plugin::{BuildContext, BuildError, Filter, Handler, Registry};
+use crate::plugin::resources::FnResourceFactory;
+use crate::plugin::{
+    BuildContext, BuildError, BuildErrors, Filter, Handler, Registry, Resource, ResourceContext,
+};
 use crate::runtime::Runtime;
 use crate::service::TesseraProxy;
 use crate::state::{ConfigSource, Shared};
@@ -31,11 +34,6 @@ pub enum RunError {
     Config(#[from] ConfigErrors),
     #[error("listener {address}: {message}")]
     Listener { address: String, message: String },
-    #[error("hot cache {dir}: {source}")]
-    HotCache {
-        dir: String,
-        source: tessera_hotcache::OpenError,
-    },
 }
 
 #[derive(Clone, Default)]
@@ -49,20 +47,15 @@ impl Builder {
         Self::default()
     }
 
-    /// A builder with Tessera's built-in filters and handlers.
+    /// A builder with the engine's built-in filters and handlers: the generic ones, which
+    /// know nothing of images (`tessera-images` adds those).
     pub fn with_builtins() -> Self {
         Self::empty()
             .filter("headers", headers::Headers::build)
             .filter("cors", cors::Cors::build)
             .filter("rate_limit", rate_limit::RateLimit::build)
             .filter("ip_filter", ip_filter::IpFilter::build)
-            .filter("auth", auth::Auth::build)
             .handler("proxy", proxy::Proxy::build)
-            .handler("orchestrate", orchestrate::Orchestrate::build)
-            .handler("byte_range", byte_range::ByteRange::build)
-            .handler("info", info::Info::build)
-            .handler("render", render::Render::build)
-            .handler("thumbs", thumbs::Thumbs::build)
             .handler("redirect", redirect::Redirect::build)
             .handler("respond", respond::Respond::build)
     }
@@ -94,6 +87,23 @@ impl Builder {
         self
     }
 
+    /// Register a shared resource, configured by the top-level section `section` of
+    /// `proxy.yaml`: `C` is that section, `build` makes the resource (given `None` when the
+    /// section is absent). Resources are built in the order they are registered, before any
+    /// route; plugins get them with [`BuildContext::resource`]. See [`crate::plugin::resources`].
+    pub fn resource<C, R, F>(mut self, section: &str, build: F) -> Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        R: Resource,
+        F: Fn(Option<C>, &ResourceContext<'_, R>) -> Result<R, BuildErrors> + Send + Sync + 'static,
+    {
+        self.registry.resources.retain(|(s, _)| s != section);
+        self.registry
+            .resources
+            .push((section.to_string(), Arc::new(FnResourceFactory::new(build))));
+        self
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -112,15 +122,12 @@ impl Builder {
 
     /// Start Tessera with the config from `source` and serve until a shutdown signal.
     pub fn run(self, source: ConfigSource) -> Result<(), RunError> {
-        metrics::init();
+        // The engine's series that should show up before the first request.
+        crate::state::init_metrics();
+        crate::response_cache::init_metrics();
         let (config, src) = source.load()?;
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
-        if let Some(slot) = &runtime.hot_cache {
-            slot.open().map_err(|source| RunError::HotCache {
-                dir: slot.config.dir.clone(),
-                source,
-            })?;
-        }
+        runtime.open_resources(&src)?;
         let config = runtime.config.clone();
         let shared = Arc::new(Shared {
             current: ArcSwap::from_pointee(runtime),

@@ -8,7 +8,7 @@
 //! so health state survives it.
 
 use crate::config::{ClusterConfig, HealthCheckConfig, LoadBalancing, Protocol, Timeouts};
-use crate::metrics;
+use crate::metrics::registry;
 use crate::template::Template;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
@@ -16,8 +16,10 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora_load_balancing::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
 use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
 use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use prometheus::{register_int_gauge_vec_with_registry, IntGaugeVec};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 /// How many candidates a selection looks at before giving up.
 const MAX_SELECT_ITERATIONS: usize = 256;
@@ -71,7 +73,7 @@ impl HealthObserve for HealthLogger {
             return;
         }
         let endpoint = target.addr.to_string();
-        metrics::set_endpoint_health(&self.cluster, &endpoint, healthy);
+        set_endpoint_health(&self.cluster, &endpoint, healthy);
         if healthy {
             tracing::info!(cluster = %self.cluster, endpoint = %endpoint, "endpoint is healthy again; back in rotation");
         } else {
@@ -255,7 +257,7 @@ impl Cluster {
     pub fn retire(&self) {
         self.retired.store(true, Ordering::SeqCst);
         for (b, _) in self.endpoints() {
-            metrics::forget_endpoint_health(&self.name, &b.addr.to_string());
+            forget_endpoint_health(&self.name, &b.addr.to_string());
         }
     }
 
@@ -269,7 +271,7 @@ impl Cluster {
             return;
         }
         for (b, healthy) in self.endpoints() {
-            metrics::set_endpoint_health(&self.name, &b.addr.to_string(), healthy);
+            set_endpoint_health(&self.name, &b.addr.to_string(), healthy);
         }
         let interval = hc.interval.0;
         let weak = Arc::downgrade(self);
@@ -287,4 +289,24 @@ impl Cluster {
             }
         });
     }
+}
+
+static UPSTREAM_HEALTHY: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec_with_registry!(
+        "tessera_upstream_healthy",
+        "1 if the endpoint passes its health checks, else 0 (clusters with health checks only).",
+        &["cluster", "endpoint"],
+        registry()
+    )
+    .expect("metric registers")
+});
+
+fn set_endpoint_health(cluster: &str, endpoint: &str, healthy: bool) {
+    UPSTREAM_HEALTHY
+        .with_label_values(&[cluster, endpoint])
+        .set(i64::from(healthy));
+}
+
+fn forget_endpoint_health(cluster: &str, endpoint: &str) {
+    let _ = UPSTREAM_HEALTHY.remove_label_values(&[cluster, endpoint]);
 }

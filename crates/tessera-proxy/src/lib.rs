@@ -1,20 +1,27 @@
-//! Tessera's proxy: a Pingora service driven by a YAML route table.
+#![forbid(unsafe_code)]
+//! Tessera's engine: a Pingora service driven by a YAML route table, extended by plugins.
 //!
-//! The pieces, in the order a request meets them: [`route`] finds the route; the route's
-//! [`plugin::Filter`]s run; its [`plugin::Handler`] answers or picks a [`cluster::Cluster`];
-//! [`service`] drives all of that through Pingora's phases. [`config`] is the schema,
-//! [`runtime`] a built config, [`Builder`] the registry of factories and the way to run.
+//! The pieces, in the order a request meets them: [`route`] finds the route; [`pipeline`] runs
+//! its [`plugin::FilterChain`], the [`response_cache`] and its [`plugin::Handler`], which
+//! answers or picks a [`cluster::Cluster`]; [`upstream`] prepares and sends what goes to a
+//! cluster (HTTP or FastCGI); [`service`] drives all of that through Pingora's phases.
+//! [`config`] is the schema, [`runtime`] a built config, [`Builder`] the registry of factories
+//! and the way to run.
+//!
+//! The engine knows nothing of images: the IIIF handlers, their object stores and the hot cache
+//! are a plugin crate (`tessera-images`) registered through the same [`plugin`] API as any
+//! other, including the shared [`plugin::resources`] they are built from.
 
 pub mod admin;
 mod admin_purge;
 mod builder;
+pub mod captures;
 pub mod cluster;
 pub mod config;
-mod fastcgi_upstream;
 pub mod filters;
 pub mod handlers;
-pub mod imaging;
 pub mod metrics;
+pub mod pipeline;
 pub mod plugin;
 pub mod response_cache;
 pub mod route;
@@ -23,10 +30,9 @@ pub mod safety;
 mod schema;
 pub mod service;
 pub mod state;
-pub mod storage;
 mod supervisor;
 pub mod template;
-pub mod thumbs;
+pub mod upstream;
 
 pub use builder::{Builder, RunError};
 pub use state::ConfigSource;

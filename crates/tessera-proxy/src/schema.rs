@@ -1,5 +1,6 @@
 //! `tessera schema`: the JSON Schema of `proxy.yaml`, generated from the config structs, with
-//! the filter and handler placeholders filled in from the registry.
+//! the filter and handler placeholders filled in from the registry, and each registered
+//! resource's section added at the top level.
 
 use crate::config::Config;
 use crate::plugin::Registry;
@@ -28,7 +29,19 @@ pub fn generate(registry: &Registry) -> Value {
         handlers.push(one_key_object(name, h.schema(&mut generator).to_value()));
     }
 
+    let mut sections = Map::new();
+    for (section, factory) in &registry.resources {
+        sections.insert(section.clone(), factory.schema(&mut generator).to_value());
+    }
+
     let mut root = root.to_value();
+    if let Some(Value::Object(props)) = root.get_mut("properties") {
+        props.extend(sections);
+    }
+    // Keys that are neither the engine's nor a resource's are refused.
+    if let Some(obj) = root.as_object_mut() {
+        obj.insert("additionalProperties".into(), Value::Bool(false));
+    }
     let defs = root
         .as_object_mut()
         .expect("a root schema is an object")

@@ -2,13 +2,15 @@
 //! and how to rebuild it from the config file.
 
 use crate::config::{load_str, read_file, Config, ConfigErrors, Source};
-use crate::metrics::METRICS;
+use crate::metrics::registry;
 use crate::plugin::Registry;
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
+use prometheus::{register_int_counter_vec_with_registry, IntCounterVec};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 /// Where the config comes from.
 #[derive(Clone, Debug)]
@@ -37,16 +39,16 @@ impl ConfigSource {
         self.parse(&self.read()?)
     }
 
-    /// Parse config text from this source, with relative paths resolved against
+    /// Parse config text from this source; relative paths in it will resolve against
     /// [`ConfigSource::base_dir`].
     pub fn parse(&self, text: &str) -> Result<(Config, Source), ConfigErrors> {
-        let (mut config, source) = load_str(&self.name(), text)?;
-        config.resolve_paths(&self.base_dir());
+        let (config, mut source) = load_str(&self.name(), text)?;
+        source.base_dir = Some(self.base_dir());
         Ok((config, source))
     }
 
-    /// What relative paths in the config (`dir:` of origins, `hot_cache.dir`,
-    /// `image_index.dir`) are relative to: the config file's directory.
+    /// What relative paths in the config (a directory a resource reads, say) are relative to:
+    /// the config file's directory.
     pub fn base_dir(&self) -> PathBuf {
         match self {
             ConfigSource::File(path) => match path.parent() {
@@ -89,11 +91,11 @@ impl Shared {
         let result = text.and_then(|text| self.try_apply(&text));
         match &result {
             Ok(()) => {
-                METRICS.reloads.with_label_values(&["ok"]).inc();
+                RELOADS.with_label_values(&["ok"]).inc();
                 tracing::info!(config = %self.source.name(), "config reloaded");
             }
             Err(errors) => {
-                METRICS.reloads.with_label_values(&["failed"]).inc();
+                RELOADS.with_label_values(&["failed"]).inc();
                 for e in &errors.0 {
                     tracing::error!("{e}");
                 }
@@ -107,6 +109,7 @@ impl Shared {
         let (config, source) = self.source.parse(text)?;
         let old = self.current.load_full();
         let runtime = Runtime::build(config, &source, &self.registry, Some(&old))?;
+        runtime.open_resources(&source)?;
         let (new, old_cfg) = (&runtime.config, &old.config);
         if new.listen != old_cfg.listen
             || new.admin != old_cfg.admin
@@ -114,11 +117,6 @@ impl Shared {
         {
             tracing::warn!(
                 "listen, admin and server settings changed; they take effect only after a restart (routes, clusters and filters were reloaded)"
-            );
-        }
-        if new.hot_cache != old_cfg.hot_cache {
-            tracing::warn!(
-                "hot_cache settings changed; the running hot cache is kept until a restart"
             );
         }
         for (name, cluster) in &old.clusters {
@@ -133,5 +131,22 @@ impl Shared {
         runtime.start_background_tasks();
         self.current.store(Arc::new(runtime));
         Ok(())
+    }
+}
+
+static RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec_with_registry!(
+        "tessera_config_reloads_total",
+        "Config reloads, by result (ok, failed).",
+        &["result"],
+        registry()
+    )
+    .expect("metric registers")
+});
+
+/// Register the reload counter's series so they show up before the first reload.
+pub(crate) fn init_metrics() {
+    for result in ["ok", "failed"] {
+        RELOADS.with_label_values(&[result]);
     }
 }

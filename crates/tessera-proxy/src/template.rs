@@ -8,7 +8,7 @@
 //! `&`, `#`, `+` and `;` would start a new parameter or fragment: there they are
 //! percent-encoded, so `/img/x&FIF=/etc/passwd` cannot add a parameter to `?IIIF={image}`.
 
-use crate::route::Captures;
+use crate::captures::Captures;
 use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

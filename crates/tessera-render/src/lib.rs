@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The last steps of an IIIF image request, on pixels already decoded: region crop, resize to
 //! the exact output size, mirror, rotation by a multiple of 90°, quality, and encoding.
 //!

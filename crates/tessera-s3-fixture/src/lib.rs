@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! A real S3 server for tests and benchmarks: s3s-fs (objects are plain files under
 //! `root/bucket/key`), served in the caller's process so that it can see every request that
 //! reaches it, slow a GET down, or cut a response body short the way a failing connection would.

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tessera_images::resources::{ImageIndex, IndexStore, Origins};
 use tessera_jp2::Jp2Index;
 use tessera_origin::Origin;
-use tessera_proxy::imaging::IndexStore;
 use tessera_proxy::runtime::Runtime;
 use tessera_proxy::{Builder, ConfigSource};
 use tokio::task::JoinSet;
@@ -123,8 +123,13 @@ fn prepare(builder: &Builder, args: &IndexArgs) -> Result<Job, CannotRun> {
         .map_err(config_errors)?;
     let runtime =
         Runtime::build(config, &source, builder.registry(), None).map_err(config_errors)?;
-    let origin = runtime.origins.get(&args.origin).cloned().ok_or_else(|| {
-        let known: Vec<&str> = runtime.origins.keys().map(String::as_str).collect();
+    let resource = |what: &str| CannotRun(format!("this binary has no {what}"));
+    let origins = runtime
+        .resources
+        .get::<Origins>()
+        .ok_or_else(|| resource("origins"))?;
+    let origin = origins.get(&args.origin).map_err(|_| {
+        let known: Vec<&str> = origins.names().collect();
         CannotRun(format!(
             "no origin {:?} in {} (it has: {})",
             args.origin,
@@ -136,7 +141,11 @@ fn prepare(builder: &Builder, args: &IndexArgs) -> Result<Job, CannotRun> {
             }
         ))
     })?;
-    let dir = runtime.config.image_index.dir.clone().ok_or_else(|| {
+    let index = runtime
+        .resources
+        .get::<ImageIndex>()
+        .ok_or_else(|| resource("image index"))?;
+    let dir = index.config.dir.clone().ok_or_else(|| {
         CannotRun(format!(
             "{} has no image_index.dir: the indexes would be built in memory and lost when \
              this command exits; set `image_index: {{ dir: ... }}`",
@@ -148,7 +157,7 @@ fn prepare(builder: &Builder, args: &IndexArgs) -> Result<Job, CannotRun> {
     Ok(Job {
         origin_name: args.origin.clone(),
         origin,
-        store: runtime.image_index.clone(),
+        store: index.store.clone(),
         dir,
     })
 }

@@ -1,5 +1,7 @@
+#![forbid(unsafe_code)]
 //! The `tessera` command line: `run`, `check`, `schema`, `index`. A plugin crate builds its own
-//! binary with [`main_with`] and a [`tessera_proxy::Builder`] carrying its extra factories.
+//! binary with [`main_with`] and a [`tessera_proxy::Builder`] carrying its extra factories,
+//! usually [`builder`] (the engine's built-ins and the image application) plus its own.
 
 mod index;
 
@@ -8,6 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tessera_proxy::{Builder, ConfigSource};
+
+/// The engine's built-in filters and handlers, and the image application (`tessera-images`):
+/// what the `tessera` binary serves with.
+pub fn builder() -> Builder {
+    tessera_images::register(Builder::with_builtins())
+}
 
 /// The repository's `proxy.yaml`, compiled in: what `tessera run` serves when there is no
 /// `./proxy.yaml` and no `--config`.

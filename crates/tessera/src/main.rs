@@ -1,5 +1,6 @@
-//! The `tessera` binary: the command line over the built-in filters and handlers.
+#![forbid(unsafe_code)]
+//! The `tessera` binary: the command line over the engine's built-ins and the image application.
 
 fn main() -> std::process::ExitCode {
-    tessera::main_with(tessera_proxy::Builder::with_builtins())
+    tessera::main_with(tessera::builder())
 }

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! An example Tessera plugin: the `api_key` filter.
 //!
 //! Requests must carry one of the configured keys in a header (default `x-api-key`), or they
@@ -79,7 +80,7 @@ impl Filter for ApiKey {
     }
 }
 
-/// Tessera's built-ins plus this crate's filter.
+/// Tessera's built-ins and image handlers, plus this crate's filter.
 pub fn builder() -> tessera_proxy::Builder {
-    tessera_proxy::Builder::with_builtins().filter("api_key", ApiKey::build)
+    tessera::builder().filter("api_key", ApiKey::build)
 }

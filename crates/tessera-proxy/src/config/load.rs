@@ -3,13 +3,16 @@
 use super::locate::{ConfigPath, Locator, Position};
 use super::Config;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The text a config came from, kept so that later checks can point into it.
 pub struct Source {
     /// The file name as the operator wrote it (used in messages).
     pub name: String,
     pub text: String,
+    /// What relative paths in the config are relative to (the config file's directory);
+    /// `None`: they are left as written.
+    pub base_dir: Option<PathBuf>,
     locator: Locator,
 }
 
@@ -20,6 +23,7 @@ impl Source {
         Self {
             name: name.into(),
             text,
+            base_dir: None,
             locator,
         }
     }
@@ -83,24 +87,47 @@ fn strip_location_suffix(message: &str) -> &str {
 
 /// Parse config text. Syntax and type errors stop at the first (serde cannot go on); semantic
 /// checks, which report every problem, happen when the runtime is built from the result.
+/// Top-level keys the engine does not know are kept, unparsed, in [`Config::sections`].
 pub fn load_str(name: &str, text: &str) -> Result<(Config, Source), ConfigErrors> {
     let source = Source::new(name, text);
-    match serde_yaml_ng::from_str::<Config>(text) {
-        Ok(config) => Ok((config, source)),
-        Err(e) => {
-            let position = e.location().map(|l| Position {
-                line: l.line(),
-                column: l.column(),
-            });
-            let full = e.to_string();
-            Err(ConfigError {
-                file: name.to_string(),
-                position: position.or(Some(Position { line: 1, column: 1 })),
-                message: strip_location_suffix(&full).to_string(),
+    let syntax = |e: serde_yaml_ng::Error| -> ConfigErrors {
+        let position = e.location().map(|l| Position {
+            line: l.line(),
+            column: l.column(),
+        });
+        let full = e.to_string();
+        ConfigError {
+            file: name.to_string(),
+            position: position.or(Some(Position { line: 1, column: 1 })),
+            message: strip_location_suffix(&full).to_string(),
+        }
+        .into()
+    };
+    let mut others = Vec::new();
+    let mut config: Config =
+        serde_ignored::deserialize(serde_yaml_ng::Deserializer::from_str(text), |path| {
+            if let serde_ignored::Path::Map {
+                parent: serde_ignored::Path::Root,
+                key,
+            } = path
+            {
+                others.push(key);
             }
-            .into())
+        })
+        .map_err(syntax)?;
+    if !others.is_empty() {
+        let serde_yaml_ng::Value::Mapping(mut top) =
+            serde_yaml_ng::from_str(text).map_err(syntax)?
+        else {
+            return Ok((config, source));
+        };
+        for key in others {
+            if let Some(value) = top.remove(key.as_str()) {
+                config.sections.insert(key, value);
+            }
         }
     }
+    Ok((config, source))
 }
 
 /// Read a config file's text.

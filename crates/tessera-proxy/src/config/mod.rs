@@ -4,30 +4,29 @@
 //! from these same structs, so the schema cannot drift from the code. Filter and handler
 //! configurations are plugin-defined: they are kept as YAML values here ([`PluginSpec`]) and
 //! deserialised by the factory registered under their name, which also contributes their schema.
+//! So are the top-level sections of shared resources (`origins:`, `hot_cache:` of the image
+//! application): kept in [`Config::sections`], parsed by the resource factory registered under
+//! the section's name; a top-level key that neither the engine nor a resource knows is an error.
 
 mod load;
 mod locate;
 mod plugin_spec;
 mod response_cache;
-mod storage;
 mod units;
 
 pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source};
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;
 pub use response_cache::{ResponseCacheConfig, RouteCacheConfig};
-pub use storage::{
-    HotCacheConfig, ImageIndexConfig, OriginConfig, ParallelCopy, S3OriginConfig, S3Timeouts,
-};
 pub use units::{ByteSize, Dur, RatePerWindow, Share};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The whole configuration file.
+/// The whole configuration file. Unlike every struct below it, it accepts keys it does not
+/// know: those are kept in `sections`, and the runtime refuses any no resource reads.
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the proxy accepts requests. Changing listeners needs a restart.
     #[serde(default = "default_listen")]
@@ -47,15 +46,6 @@ pub struct Config {
     /// Add an `x-proxy-destination` response header naming the route and upstream endpoint.
     #[serde(default)]
     pub debug_headers: bool,
-    /// Object stores images are read from, by name.
-    #[serde(default)]
-    pub origins: BTreeMap<String, OriginConfig>,
-    /// The local working set of images for IIPImage. Changing it needs a restart.
-    #[serde(default)]
-    pub hot_cache: Option<HotCacheConfig>,
-    /// JP2 header indexes for the `byte_range` and `info` handlers.
-    #[serde(default)]
-    pub image_index: ImageIndexConfig,
     /// The memory of the response cache, which routes with `cache:` use.
     #[serde(default)]
     pub response_cache: ResponseCacheConfig,
@@ -65,35 +55,15 @@ pub struct Config {
     /// The route table: the first route that matches a request answers it.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// The other top-level sections, by name, unparsed: each is a registered resource's
+    /// configuration (see [`crate::plugin::resources`]).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub sections: BTreeMap<String, serde_yaml_ng::Value>,
 }
 
 fn yes() -> bool {
     true
-}
-
-impl Config {
-    /// Make relative filesystem paths (origins' `dir`, `hot_cache.dir`, `image_index.dir`)
-    /// relative to `base`, the config file's directory, so that the same file means the same
-    /// thing whatever directory Tessera is started from.
-    pub fn resolve_paths(&mut self, base: &std::path::Path) {
-        let resolve = |p: &mut String| {
-            if !p.is_empty() && std::path::Path::new(p.as_str()).is_relative() {
-                let joined = base.join(p.as_str());
-                *p = joined.to_string_lossy().into_owned();
-            }
-        };
-        for origin in self.origins.values_mut() {
-            if let Some(dir) = origin.dir.as_mut() {
-                resolve(dir);
-            }
-        }
-        if let Some(hc) = self.hot_cache.as_mut() {
-            resolve(&mut hc.dir);
-        }
-        if let Some(dir) = self.image_index.dir.as_mut() {
-            resolve(dir);
-        }
-    }
 }
 
 fn default_listen() -> Vec<ListenerConfig> {

@@ -1,10 +1,10 @@
 //! `headers`: set, append or remove request headers (before the upstream sees them) and response
 //! headers (before the client does). Values are templates over the route's captures.
 
+use crate::captures::Captures;
 use crate::plugin::{
     BuildContext, BuildError, Filter, Flow, HttpError, RequestContext, RequestInfo,
 };
-use crate::route::Captures;
 use crate::safety::is_framing_header;
 use crate::template::Template;
 use async_trait::async_trait;

@@ -1,10 +1,10 @@
 //! `proxy`: send the request to a cluster, optionally rewriting its path and Host header.
 
+use crate::captures::Captures;
 use crate::cluster::Cluster;
 use crate::plugin::{
     BuildContext, BuildError, Handler, HandlerAction, HttpError, RequestContext, UpstreamTarget,
 };
-use crate::route::Captures;
 use crate::safety::has_dot_segment;
 use crate::template::Template;
 use async_trait::async_trait;

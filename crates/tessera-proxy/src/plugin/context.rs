@@ -1,6 +1,6 @@
 //! What filters and handlers see of a request.
 
-use crate::route::Captures;
+use crate::captures::Captures;
 use http::Extensions;
 use pingora::http::RequestHeader;
 use std::net::IpAddr;
@@ -22,7 +22,7 @@ pub struct RequestContext<'a> {
 }
 
 /// The Host header, or the `:authority` of an HTTP/2 request (which has no Host header).
-pub(crate) fn authority(header: &RequestHeader) -> Option<&str> {
+pub fn authority(header: &RequestHeader) -> Option<&str> {
     header
         .headers
         .get(http::header::HOST)

@@ -4,10 +4,10 @@
 //! A factory is a config type (serde + JsonSchema) and a build function, Vector-style: the
 //! config type is both what the YAML is parsed into and what `tessera schema` describes.
 
+pub use super::parse::{parse_config, BuildError};
+use super::resources::{Resource, Resources};
 use super::{Filter, Handler};
 use crate::cluster::Cluster;
-use crate::config::{ConfigPath, PathSeg};
-use crate::storage::HotCacheSlot;
 use crate::template::Template;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
@@ -15,45 +15,22 @@ use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
-use tessera_origin::Origin;
 
-/// A problem in one plugin's configuration, at `path` relative to that configuration.
-#[derive(Clone, Debug)]
-pub struct BuildError {
-    pub path: ConfigPath,
-    pub message: String,
-}
-
-impl BuildError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            path: ConfigPath::root(),
-            message: message.into(),
-        }
-    }
-
-    /// The same error, attributed to the field `key` of the configuration.
-    pub fn at(mut self, key: &str) -> Self {
-        self.path.0.insert(0, PathSeg::Key(key.to_string()));
-        self
-    }
-}
-
-/// What a factory may consult while building: the route's captures and the clusters.
+/// What a factory may consult while building: the route's captures, the clusters, the other
+/// routes' names and the config's shared [resources](super::resources).
 pub struct BuildContext<'a> {
     /// The route being built.
     pub route: &'a str,
     /// Names the route's path pattern captures.
     pub captures: &'a BTreeSet<String>,
     pub(crate) clusters: &'a BTreeMap<String, Arc<Cluster>>,
-    pub(crate) origins: &'a BTreeMap<String, Arc<dyn Origin>>,
     /// Every route's name, for handlers that hand requests to another route.
     pub(crate) route_names: &'a BTreeSet<String>,
-    pub(crate) hot_cache: Option<&'a Arc<HotCacheSlot>>,
-    pub(crate) image_index: &'a Arc<crate::imaging::IndexStore>,
+    pub(crate) resources: &'a Resources,
 }
 
-fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
+/// The names defined, for messages: `a, b, c`, or `none`.
+pub fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
     let names: Vec<String> = names.map(|n| n.as_ref().to_string()).collect();
     if names.is_empty() {
         "none".to_string()
@@ -63,12 +40,12 @@ fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
 }
 
 impl BuildContext<'_> {
-    /// The origin called `name`.
-    pub fn origin(&self, name: &str) -> Result<Arc<dyn Origin>, BuildError> {
-        self.origins.get(name).cloned().ok_or_else(|| {
+    /// The shared resource of type `R` (registered with [`crate::Builder::resource`]).
+    pub fn resource<R: Resource>(&self) -> Result<Arc<R>, BuildError> {
+        self.resources.get::<R>().ok_or_else(|| {
             BuildError::new(format!(
-                "unknown origin {name:?} (defined: {})",
-                known(self.origins.keys())
+                "this binary registers no resource of type {}",
+                std::any::type_name::<R>()
             ))
         })
     }
@@ -86,18 +63,6 @@ impl BuildContext<'_> {
                 known(self.route_names.iter())
             )))
         }
-    }
-
-    /// The process's store of JP2 header indexes (`image_index:`).
-    pub fn image_index(&self) -> Arc<crate::imaging::IndexStore> {
-        self.image_index.clone()
-    }
-
-    /// The process's hot cache; an error if `hot_cache:` is not configured.
-    pub fn hot_cache(&self) -> Result<Arc<HotCacheSlot>, BuildError> {
-        self.hot_cache
-            .cloned()
-            .ok_or_else(|| BuildError::new("this handler needs a top-level `hot_cache:` section"))
     }
 
     /// Parse a template and check that it only uses this route's captures.
@@ -125,29 +90,6 @@ impl BuildContext<'_> {
         }
         Ok(cluster.clone())
     }
-}
-
-/// Parse a plugin configuration. The bare-name form (`cors`) parses as an empty map, so a config
-/// type whose fields all have defaults works both ways.
-pub fn parse_config<C: DeserializeOwned>(config: Value) -> Result<C, BuildError> {
-    let value = if config.is_null() {
-        Value::Mapping(Default::default())
-    } else {
-        config
-    };
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let mut path = ConfigPath::root();
-        for seg in e.path().iter() {
-            match seg {
-                serde_path_to_error::Segment::Seq { index } => path = path.index(*index),
-                serde_path_to_error::Segment::Map { key } => path = path.key(key.clone()),
-                serde_path_to_error::Segment::Enum { variant } => path = path.key(variant.clone()),
-                serde_path_to_error::Segment::Unknown => {}
-            }
-        }
-        let message = e.into_inner().to_string();
-        BuildError { path, message }
-    })
 }
 
 /// Builds filters of one kind.
@@ -216,6 +158,8 @@ where
 pub struct Registry {
     pub(crate) filters: BTreeMap<String, Arc<dyn FilterFactory>>,
     pub(crate) handlers: BTreeMap<String, Arc<dyn HandlerFactory>>,
+    /// By top-level section, built in registration order.
+    pub(crate) resources: Vec<(String, Arc<dyn super::resources::ResourceFactory>)>,
 }
 
 impl Registry {
@@ -224,5 +168,9 @@ impl Registry {
     }
     pub fn handler_names(&self) -> Vec<&str> {
         self.handlers.keys().map(String::as_str).collect()
+    }
+    /// The top-level sections registered resources read, in build order.
+    pub fn resource_sections(&self) -> Vec<&str> {
+        self.resources.iter().map(|(s, _)| s.as_str()).collect()
     }
 }

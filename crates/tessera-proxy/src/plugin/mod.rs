@@ -1,21 +1,30 @@
-//! The extension points: filters and handlers, and the factories that build them from YAML.
+//! The extension points: filters, handlers and shared resources, and the factories that build
+//! them from YAML.
 //!
 //! A **filter** takes part in a request's phases (request, upstream request, response) and may
 //! answer early. A **handler** answers a route, either with a response of its own or by choosing
-//! an upstream cluster. Both are built by factories registered under a name on the
-//! [`crate::Builder`]; the built-in ones are registered exactly as a third-party plugin's are.
+//! an upstream cluster. A **resource** is built once per config from a top-level section and
+//! shared by the filters and handlers that ask for it. All three are built by factories
+//! registered on the [`crate::Builder`]; the built-in ones, and the image application in
+//! `tessera-images`, are registered exactly as a third-party plugin's are.
 
+mod cache_name;
+mod chain;
 mod context;
 pub(crate) mod factory;
+mod parse;
+pub mod resources;
 mod response;
 
-pub(crate) use context::authority;
-pub use context::{RequestContext, RequestInfo};
-pub use factory::{BuildContext, BuildError, FilterFactory, HandlerFactory, Registry};
+pub use cache_name::{CacheName, CacheVariant};
+pub use chain::FilterChain;
+pub use context::{authority, RequestContext, RequestInfo};
+pub use factory::{known, BuildContext, FilterFactory, HandlerFactory, Registry};
+pub use parse::{parse_config, BuildError};
+pub use resources::{BuildErrors, Resource, ResourceContext, Resources};
 pub use response::{HttpError, LocalResponse, StreamedResponse};
 
 use crate::cluster::Cluster;
-pub use crate::response_cache::CacheName;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
@@ -50,16 +59,6 @@ pub trait Filter: Send + Sync + 'static {
     fn response(&self, _req: &RequestInfo<'_>, _response: &mut ResponseHeader) {}
 }
 
-/// The mark a filter leaves in [`RequestContext::extensions`] when it has authenticated the
-/// request. Handlers that hold access-controlled content (the `thumbs` handler's auth-only
-/// sizes) serve it only when the mark is there. Tessera's `auth` filter sets it; a plugin's own
-/// filter (OAuth, signed cookies, IIIF Auth) sets it the same way.
-#[derive(Clone, Debug)]
-pub struct Authorised {
-    /// Who or what vouched for the request, for logs (e.g. `bearer`, `cookie`).
-    pub by: String,
-}
-
 /// Where a proxying handler sends the request.
 pub struct UpstreamTarget {
     pub cluster: Arc<Cluster>,
@@ -88,8 +87,9 @@ pub trait Handler: Send + Sync + 'static {
 
     /// On a route with `cache:`, the name under which this request's answer is kept; `None`:
     /// it is not kept. Requests with equal names must get equal answers. The default is the
-    /// request as sent (scheme, host, path and query); the IIIF handlers name the canonical
-    /// request, so that equivalent spellings share one answer.
+    /// request as sent (scheme, host, path and query); a handler whose answers are the same
+    /// for several spellings of a request (the IIIF handlers) names the canonical one, so they
+    /// share one answer.
     async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
         Some(CacheName::of_request(req))
     }

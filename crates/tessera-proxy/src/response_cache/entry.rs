@@ -1,6 +1,6 @@
 //! One kept answer: status, headers, body, its lifetime and the request headers it varies on.
 
-use super::freshness::Lifetime;
+use super::freshness::{age_of, Lifetime};
 use crate::plugin::LocalResponse;
 use crate::safety::is_framing_header;
 use bytes::Bytes;
@@ -21,16 +21,8 @@ pub struct Entry {
     pub keep_until: Instant,
     /// The request headers `Vary` names, with the values this answer was made for.
     vary: Vec<(HeaderName, Option<HeaderValue>)>,
-    /// The IIIF base path of the image the answer shows, for purging by image.
-    pub image: Option<String>,
-}
-
-/// The `Age` an answer arrived with, in seconds (0 without one).
-pub fn age_of(resp: &ResponseHeader) -> u64 {
-    resp.headers
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
-        .unwrap_or(0)
+    /// What the answer is about ([`crate::plugin::CacheName::about`]), for purging by it.
+    pub about: Option<String>,
 }
 
 impl Entry {
@@ -39,7 +31,7 @@ impl Entry {
         body: Bytes,
         lifetime: Lifetime,
         request: &HeaderMap,
-        image: Option<String>,
+        about: Option<String>,
     ) -> Self {
         let now = Instant::now();
         let fresh_until = now + lifetime.fresh;
@@ -70,7 +62,7 @@ impl Entry {
             fresh_until,
             keep_until: fresh_until + lifetime.stale_if_error,
             vary,
-            image,
+            about,
         }
     }
 

@@ -1,16 +1,17 @@
 //! The cache's part in a request: a lookup after the route's filters and before its handler,
 //! then keeping what the handler (or the upstream it chose) answers.
 //!
-//! The lookup runs once per request, at the first route with `cache:`; if that route hands the
-//! request on (`otherwise:`), the final answer is kept under the first route's name for it.
+//! The lookup runs at each route with `cache:` that the request reaches; a route that hands
+//! the request on (`otherwise:`) gives up its fetch, and the answering route keeps the answer
+//! under its own name for it (see [`super::CacheState::handed_on`]).
 
 use super::conditional::{not_modified, Validators};
 use super::entry::Entry;
 use super::freshness::{verdict, Verdict};
+use super::metrics::RESPONSE_CACHE;
 use super::store::{EntryKey, ResponseCache, Turn};
 use crate::config::{RouteCacheConfig, RouteConfig};
-use crate::metrics::RESPONSE_CACHE;
-use crate::plugin::{Authorised, Handler, LocalResponse, RequestContext};
+use crate::plugin::{CacheVariant, Handler, LocalResponse, RequestContext};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, Method};
 use pingora::cache::lock::{LockStatus, WritePermit};
@@ -69,10 +70,10 @@ fn answer_from(entry: &Entry, validators: &Validators) -> LocalResponse {
 pub async fn lookup(
     cache: &Arc<ResponseCache>,
     route_cache: &RouteCache,
-    route: &str,
     handler: &dyn Handler,
     req: &mut RequestContext<'_>,
 ) -> Lookup {
+    let route = req.route;
     let head = req.header.method == Method::HEAD;
     if req.header.method != Method::GET && !head {
         count(route, "bypass");
@@ -84,7 +85,7 @@ pub async fn lookup(
     };
     let key = EntryKey {
         route: route_cache.tag.clone(),
-        authorised: req.extensions.get::<Authorised>().is_some(),
+        variant: req.extensions.get::<CacheVariant>().map(|v| v.0.clone()),
         name: name.name,
     };
     let mut waited = false;
@@ -119,7 +120,7 @@ pub async fn lookup(
                     validators: Validators::take(req.header),
                     request: req.header.headers.clone(),
                     authorization: req.header.headers.contains_key(header::AUTHORIZATION),
-                    image: name.image,
+                    about: name.about,
                     stale,
                     pending: None,
                 }));
@@ -183,7 +184,7 @@ pub struct Fill {
     /// The request's headers, for the values `Vary` names.
     request: HeaderMap,
     authorization: bool,
-    image: Option<String>,
+    about: Option<String>,
     /// The expired answer this fetch replaces, served if the fetch fails.
     stale: Option<Arc<Entry>>,
     pending: Option<Pending>,
@@ -343,7 +344,7 @@ impl Fill {
     }
 
     fn insert(&mut self, resp: &ResponseHeader, body: Bytes, lifetime: super::freshness::Lifetime) {
-        let entry = Entry::new(resp, body, lifetime, &self.request, self.image.clone());
+        let entry = Entry::new(resp, body, lifetime, &self.request, self.about.clone());
         if self
             .cache
             .insert_unless_purged(self.key.clone(), entry, self.purges)

@@ -8,6 +8,14 @@ use pingora::cache::filters::calculate_expires_header_time;
 use pingora::http::ResponseHeader;
 use std::time::{Duration, SystemTime};
 
+/// The `Age` an answer arrived with, in seconds (0 without one).
+pub fn age_of(resp: &ResponseHeader) -> u64 {
+    resp.headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// How long a kept answer is fresh, and how long after that it may still be served when
 /// fetching it again fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +90,7 @@ pub fn verdict(resp: &ResponseHeader, authorization: bool, route: &RouteCacheCon
         return Verdict::Skip("no lifetime");
     };
     // Time already spent in an upstream cache counts against the lifetime.
-    let fresh = fresh.saturating_sub(Duration::from_secs(super::entry::age_of(resp)));
+    let fresh = fresh.saturating_sub(Duration::from_secs(age_of(resp)));
     if fresh.is_zero() {
         // `no-cache`, `max-age=0` or a past `Expires`: the answer must be revalidated every
         // time, which this cache does not do.

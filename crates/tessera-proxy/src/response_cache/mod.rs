@@ -10,15 +10,18 @@
 //! per-entry expiry), because pingora-cache's in-memory storage is marked as for tests only.
 //!
 //! A handler names a request's answer ([`crate::plugin::Handler::cache_name`]); the IIIF
-//! handlers name the canonical request, so equivalent spellings share one entry.
+//! handlers name the canonical request, so equivalent spellings share one entry. A request
+//! carries its part in the cache as one value, [`CacheState`].
 
 mod conditional;
 mod entry;
 mod flow;
 mod freshness;
-mod name;
+mod metrics;
+mod request;
 mod store;
 
 pub use flow::{lookup, Fill, Lookup, RouteCache};
-pub use name::{image_base, info_base, CacheName};
+pub(crate) use metrics::{init_metrics, RESPONSE_CACHE};
+pub use request::CacheState;
 pub use store::ResponseCache;

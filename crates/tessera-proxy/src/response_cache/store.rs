@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where an answer is kept: the route (with a digest of its config, so a changed route does
-/// not serve what its old config made), whether the request was authorised, and the name its
-/// handler gave it.
+/// not serve what its old config made), the request's [`crate::plugin::CacheVariant`] (an
+/// authorised request's answers apart from the others), and the name its handler gave it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EntryKey {
     pub route: Arc<str>,
-    pub authorised: bool,
+    pub variant: Option<String>,
     pub name: String,
 }
 
@@ -28,7 +28,7 @@ impl EntryKey {
             format!(
                 "{}\0{}\0{}",
                 self.route,
-                u8::from(self.authorised),
+                self.variant.as_deref().unwrap_or(""),
                 self.name
             ),
             "",
@@ -130,33 +130,28 @@ impl ResponseCache {
         self.lock.release(&key.lock_key(), permit, status);
     }
 
-    /// Drop the answers named `name` on `route` (authorised or not). Returns how many.
+    /// Drop the answers named `name` on `route` (of every variant). Returns how many.
     pub fn purge_name(&self, route: &Arc<str>, name: &str) -> usize {
-        self.purges.fetch_add(1, Ordering::SeqCst);
-        [false, true]
-            .into_iter()
-            .filter(|&authorised| {
-                let key = EntryKey {
-                    route: route.clone(),
-                    authorised,
-                    name: name.to_string(),
-                };
-                self.entries.remove(&key).is_some()
-            })
-            .count()
+        self.purge_where(|k, _| k.route == *route && k.name == name)
     }
 
-    /// Drop every answer about the image at IIIF base path `base`, on every route and host.
-    pub fn purge_image(&self, base: &str) -> usize {
+    /// Drop every answer about `about` ([`crate::plugin::CacheName::about`]), on every route
+    /// and host.
+    pub fn purge_about(&self, about: &str) -> usize {
+        self.purge_where(|_, e| e.about.as_deref() == Some(about))
+    }
+
+    fn purge_where(&self, doomed: impl Fn(&EntryKey, &Entry) -> bool) -> usize {
+        // Count first, then remove: a fetch that began before this purge does not keep its
+        // answer (see `insert_unless_purged`).
         self.purges.fetch_add(1, Ordering::SeqCst);
-        let doomed: Vec<Arc<EntryKey>> = self
+        let keys: Vec<Arc<EntryKey>> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.image.as_deref() == Some(base))
+            .filter(|(k, e)| doomed(k, e))
             .map(|(k, _)| k)
             .collect();
-        doomed
-            .iter()
+        keys.iter()
             .filter(|k| self.entries.remove(k.as_ref()).is_some())
             .count()
     }
@@ -194,7 +189,7 @@ mod tests {
     fn key(route: &Arc<str>, authorised: bool, name: &str) -> EntryKey {
         EntryKey {
             route: route.clone(),
-            authorised,
+            variant: authorised.then(|| "authorised".to_string()),
             name: name.into(),
         }
     }
@@ -219,7 +214,7 @@ mod tests {
         assert!(!cache.insert_unless_purged(key(&route, false, "a"), entry("/img"), before_purge));
         assert!(cache.get(&key(&route, false, "a")).is_none());
 
-        assert_eq!(cache.purge_image("/img"), 1);
+        assert_eq!(cache.purge_about("/img"), 1);
         assert!(cache.get(&key(&route, false, "b")).is_none());
         assert!(cache.get(&key(&route, false, "c")).is_some());
         assert_eq!(cache.usage().0, 1);

@@ -1,6 +1,7 @@
 //! Everything a route can require of a request: path pattern, host, method, headers, query.
 
-use super::{Captures, PathPattern};
+use super::PathPattern;
+use crate::captures::Captures;
 use crate::config::{ConfigPath, MatchConfig, ValueCondition};
 use http::{HeaderName, Method};
 use pingora::http::RequestHeader;

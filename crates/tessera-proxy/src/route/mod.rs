@@ -1,24 +1,28 @@
 //! The route table: ordered routes, first match wins.
 
-mod captures;
 mod matcher;
+mod metrics;
 mod pattern;
 
-pub use captures::Captures;
+pub use crate::captures::Captures;
 pub use matcher::RouteMatcher;
 pub use pattern::PathPattern;
 
-use crate::metrics::RouteMetrics;
-use crate::plugin::{Filter, Handler};
+pub(crate) use metrics::RouteMetrics;
+
+use crate::plugin::{FilterChain, Handler};
 use crate::response_cache::RouteCache;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
+
+/// The route label of requests no route matched (metrics and logs).
+pub const NO_ROUTE: &str = "(none)";
 
 /// A built route.
 pub struct Route {
     pub name: String,
     pub matcher: RouteMatcher,
-    pub filters: Vec<Arc<dyn Filter>>,
+    pub filters: FilterChain,
     pub handler: Arc<dyn Handler>,
     /// `cache:`: the route's answers are kept in the response cache.
     pub cache: Option<RouteCache>,

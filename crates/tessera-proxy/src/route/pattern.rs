@@ -7,7 +7,7 @@
 //! Matching is on the raw path, before percent-decoding, so `%2F` inside an identifier stays in
 //! one segment.
 
-use super::Captures;
+use crate::captures::Captures;
 use crate::template::{is_valid_name, read_capture_name};
 use std::collections::BTreeSet;
 

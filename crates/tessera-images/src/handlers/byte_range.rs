@@ -1,0 +1,256 @@
+//! `byte_range`: small views of a whole image, from a few byte ranges of the JP2 in the origin.
+//!
+//! A JP2 written resolution-first (RPCL, tile-parts by resolution) keeps its low resolutions in
+//! its first bytes. For a full-region request whose output is small, this handler reads only
+//! the tile-parts that hold the resolutions needed (planned from the stored header index),
+//! decodes that reduced image in process, and resizes it to the exact IIIF size. Anything else —
+//! a region, a large output, a file laid out another way — goes to the route named in
+//! `otherwise:` (typically the orchestrate route), or, for small files, is read whole.
+
+use crate::imaging::pipeline::{self, ViewError};
+use crate::imaging::{answer, defaults, Failure, Found, IndexedImages};
+use async_trait::async_trait;
+use http::{HeaderValue, StatusCode};
+use prometheus::{
+    register_int_counter_vec_with_registry, register_int_counter_with_registry, IntCounter,
+    IntCounterVec,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::sync::LazyLock;
+use tessera_iiif::ImageLimits;
+use tessera_proxy::config::{ByteSize, Dur};
+use tessera_proxy::metrics::registry;
+use tessera_proxy::plugin::{
+    BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
+    RequestInfo,
+};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ByteRangeConfig {
+    /// The origin (under `origins:`) holding the JP2s.
+    pub origin: String,
+    /// The object key, from the route's captures, e.g. `{customer}/{space}/{image}`.
+    pub key: String,
+    /// What renders to `region/size/rotation/quality.format`.
+    #[serde(default = "defaults::request")]
+    pub request: String,
+    /// IIIF Image API version of the route: 2 or 3.
+    #[serde(default = "defaults::version")]
+    pub version: u8,
+    /// The largest output, in pixels, served here; larger requests go `otherwise`.
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    /// The route to hand requests to that this handler does not serve.
+    #[serde(default)]
+    pub otherwise: Option<String>,
+    /// Files that cannot be read partially but are smaller than this are read whole.
+    #[serde(default)]
+    pub whole_object_below: Option<ByteSize>,
+    /// JPEG quality, 1–100.
+    #[serde(default = "defaults::jpeg_quality")]
+    pub jpeg_quality: u8,
+    #[serde(default = "defaults::cache_control")]
+    pub cache_control: String,
+    /// The most bytes one request may fetch; a plan needing more goes `otherwise`.
+    #[serde(default = "default_max_fetch")]
+    pub max_fetch_bytes: ByteSize,
+    /// Decodes (with their fetches) running at once for this route; more wait.
+    #[serde(default = "defaults::decodes")]
+    pub max_concurrent_decodes: usize,
+    /// How long one decode (with resize and encode) may take before the request answers 504.
+    #[serde(default = "defaults::decode_timeout")]
+    pub decode_timeout: Dur,
+}
+
+fn default_max_fetch() -> ByteSize {
+    ByteSize(32 << 20)
+}
+
+fn default_max_pixels() -> u64 {
+    1_000_000
+}
+
+pub struct ByteRange {
+    images: IndexedImages,
+    max_pixels: u64,
+    otherwise: Option<String>,
+    whole_below: Option<u64>,
+    max_fetch: u64,
+    jpeg_quality: u8,
+    cache_control: HeaderValue,
+    decodes: pipeline::Decodes,
+}
+
+impl ByteRange {
+    pub fn build(cfg: ByteRangeConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        let cache_control = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
+        Ok(Self {
+            images: IndexedImages::build(&cfg.origin, &cfg.key, &cfg.request, cfg.version, ctx)?,
+            max_pixels: cfg.max_pixels,
+            otherwise: cfg
+                .otherwise
+                .as_deref()
+                .map(|r| ctx.route(r).map_err(|e| e.at("otherwise")))
+                .transpose()?,
+            whole_below: cfg.whole_object_below.map(|b| b.0),
+            max_fetch: cfg.max_fetch_bytes.0,
+            jpeg_quality: cfg.jpeg_quality,
+            cache_control,
+            decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
+        })
+    }
+
+    /// Hand the request on, or explain why it is not served here.
+    fn elsewhere(&self, why: &str) -> Result<HandlerAction, HttpError> {
+        BYTE_RANGE.requests.with_label_values(&["otherwise"]).inc();
+        match &self.otherwise {
+            Some(route) => Ok(HandlerAction::Route(route.clone())),
+            None => Err(HttpError::new(StatusCode::NOT_IMPLEMENTED, why)),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for ByteRange {
+    async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        let Found { iiif, key, indexed } = self.images.find(req.captures).await?;
+        let (origin_name, version) = (&self.images.origin_name, self.images.version);
+        let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
+        let resolved = iiif
+            .resolve(version, &limits)
+            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        if !resolved.is_full_region(&limits) {
+            return self.elsewhere("this route serves only the full region");
+        }
+        if u64::from(resolved.width) * u64::from(resolved.height) > self.max_pixels {
+            return self.elsewhere("this route serves only small views");
+        }
+        let out = match pipeline::output(&resolved, self.jpeg_quality) {
+            Ok(out) => out,
+            Err(e) => return self.elsewhere(&e.to_string()),
+        };
+        let canonical = resolved.canonical(version, &limits);
+        let etag = answer::etag(&[
+            origin_name,
+            &key,
+            indexed.etag.as_deref().unwrap_or(""),
+            &canonical,
+        ]);
+        if answer::matches_etag(req, &etag) {
+            BYTE_RANGE
+                .requests
+                .with_label_values(&["not_modified"])
+                .inc();
+            return Ok(HandlerAction::Respond(answer::not_modified(&etag)));
+        }
+
+        // The decoded image is at most about 4× the output (the next resolution up); a file
+        // with too few resolution levels would decode far more, and goes elsewhere.
+        let max_pixels = self.max_pixels.saturating_mul(16).max(1 << 22);
+        let reduce = indexed.index.reduce_for(resolved.width, resolved.height);
+        let (dw, dh) = indexed.index.size_at(reduce);
+        if u64::from(dw) * u64::from(dh) > max_pixels {
+            return self.elsewhere("the image has too few resolution levels for a small view");
+        }
+        // Fetch and decode in one decode slot, so memory is bounded by the decode limit.
+        let slot = match self.decodes.slot().await {
+            Ok(slot) => slot,
+            Err(e) => return Err(self.view_failed(e, &key).await),
+        };
+        let codestream = match pipeline::plan(&indexed, resolved.width, resolved.height) {
+            Ok((_, plan)) if plan.bytes() > self.max_fetch => {
+                return self.elsewhere("a partial read of this image would fetch too much");
+            }
+            Ok((_, plan)) => {
+                let origin = self.images.origin.as_ref();
+                let fetched = pipeline::fetch(origin, &key, &indexed, &plan).await;
+                match fetched {
+                    Ok(c) => {
+                        BYTE_RANGE.fetched_bytes.inc_by(plan.bytes());
+                        c
+                    }
+                    Err(e) => return Err(self.view_failed(e, &key).await),
+                }
+            }
+            Err(unsupported) => match self.whole_below {
+                Some(limit) if indexed.size < limit => {
+                    let whole = self
+                        .images
+                        .origin
+                        .read_range(&key, 0..indexed.size)
+                        .await
+                        .map_err(|e| {
+                            Failure::View(ViewError::Origin(e)).answer(origin_name, &key)
+                        })?;
+                    BYTE_RANGE.fetched_bytes.inc_by(indexed.size);
+                    whole.to_vec()
+                }
+                _ => {
+                    return self.elsewhere(&format!(
+                        "the image cannot be read partially: {unsupported}"
+                    ))
+                }
+            },
+        };
+
+        let body = slot
+            .run(move || pipeline::decode_and_render(&codestream, reduce, None, &out, max_pixels))
+            .await;
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return Err(self.view_failed(e, &key).await),
+        };
+        BYTE_RANGE.requests.with_label_values(&["served"]).inc();
+        Ok(HandlerAction::Respond(answer::image(
+            body,
+            resolved.format,
+            version,
+            &self.cache_control,
+            &etag,
+        )))
+    }
+
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        self.images
+            .canonical_name(req, |i| ImageLimits::new(i.index.width, i.index.height))
+            .await
+    }
+}
+
+impl ByteRange {
+    /// A failure after the index was used: if the bytes did not fit it, the object may have
+    /// changed, so the index is dropped and the next request rebuilds it.
+    async fn view_failed(&self, e: ViewError, key: &str) -> HttpError {
+        if matches!(e, ViewError::Corrupt(_)) {
+            self.images.index.forget(&self.images.origin, key).await;
+        }
+        Failure::View(e).answer(&self.images.origin_name, key)
+    }
+}
+
+/// The `byte_range` handler's metrics.
+struct ByteRangeMetrics {
+    pub requests: IntCounterVec,
+    pub fetched_bytes: IntCounter,
+}
+
+static BYTE_RANGE: LazyLock<ByteRangeMetrics> = LazyLock::new(|| {
+    let r = registry();
+    ByteRangeMetrics {
+        requests: register_int_counter_vec_with_registry!(
+            "tessera_byte_range_requests_total",
+            "byte_range requests by outcome: served (decoded from ranges), otherwise (handed on or refused), not_modified.",
+            &["outcome"],
+            r
+        )
+        .expect("metric registers"),
+        fetched_bytes: register_int_counter_with_registry!(
+            "tessera_byte_range_fetched_bytes_total",
+            "Image bytes read from origins by byte_range (headers excluded).",
+            r
+        )
+        .expect("metric registers"),
+    }
+});

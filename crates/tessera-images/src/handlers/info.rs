@@ -1,0 +1,158 @@
+//! `info`: info.json for IIIF 2 and 3 from the stored JP2 header index; no image server is
+//! asked. The image's base URI (the route's path without `/info.json`) answers 303 with the
+//! absolute info.json URL, as the spec asks.
+
+use crate::imaging::keys::KeyTemplate;
+use crate::imaging::request;
+use crate::imaging::{answer, defaults, Failure};
+use crate::names::info_base;
+use crate::resources::{ImageIndex, IndexStore, Origins};
+use async_trait::async_trait;
+use http::{header, HeaderValue, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::sync::Arc;
+use tessera_iiif::{scale_factors, Format, ImageInfo, TileSpec, Version};
+use tessera_origin::Origin;
+use tessera_proxy::plugin::{
+    BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, LocalResponse,
+    RequestContext, RequestInfo,
+};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InfoConfig {
+    /// The origin (under `origins:`) holding the JP2s.
+    pub origin: String,
+    /// The object key, from the route's captures, e.g. `{customer}/{space}/{image}`.
+    pub key: String,
+    /// IIIF Image API version: 2 or 3.
+    #[serde(default = "defaults::version")]
+    pub version: u8,
+    /// Compliance level claimed in `profile` (what the routes serving this image support).
+    #[serde(default = "two")]
+    pub level: u8,
+    /// Tile size offered for images stored as one tile (tiled images offer their own tiles).
+    #[serde(default = "default_tile")]
+    pub tile_size: u32,
+    /// Formats beyond `jpg` to list, e.g. `[png, webp]`.
+    #[serde(default)]
+    pub extra_formats: Vec<String>,
+    #[serde(default = "defaults::cache_control")]
+    pub cache_control: String,
+}
+
+fn two() -> u8 {
+    2
+}
+fn default_tile() -> u32 {
+    512
+}
+
+pub struct Info {
+    origin: Arc<dyn Origin>,
+    key: KeyTemplate,
+    version: Version,
+    level: u8,
+    tile_size: u32,
+    extra_formats: Vec<Format>,
+    cache_control: HeaderValue,
+    index: Arc<IndexStore>,
+}
+
+impl Info {
+    pub fn build(cfg: InfoConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        let extra_formats = cfg
+            .extra_formats
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                f.parse::<Format>().map_err(|e| {
+                    BuildError::new(e.to_string())
+                        .at(&i.to_string())
+                        .at("extra_formats")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if cfg.tile_size < 64 {
+            return Err(BuildError::new("must be at least 64").at("tile_size"));
+        }
+        Ok(Self {
+            origin: ctx
+                .resource::<Origins>()?
+                .get(&cfg.origin)
+                .map_err(|e| e.at("origin"))?,
+            key: KeyTemplate::build(&cfg.key, ctx).map_err(|e| e.at("key"))?,
+            version: request::version(cfg.version)?,
+            level: cfg.level.min(2),
+            tile_size: cfg.tile_size,
+            extra_formats,
+            cache_control: HeaderValue::from_str(&cfg.cache_control)
+                .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
+            index: ctx.resource::<ImageIndex>()?.store.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Handler for Info {
+    async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        let path = req.header.uri.path().to_string();
+        let host = req.authority().unwrap_or("localhost").to_string();
+        if !path.ends_with("/info.json") {
+            // The image's base URI: send the client to its info.json.
+            let location = format!(
+                "{}://{host}{}/info.json",
+                req.scheme(),
+                path.trim_end_matches('/')
+            );
+            let location = HeaderValue::from_str(&location)
+                .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad path"))?;
+            return Ok(HandlerAction::Respond(
+                LocalResponse::new(StatusCode::SEE_OTHER)
+                    .with_header(header::LOCATION, location)
+                    .with_header(
+                        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                        HeaderValue::from_static("*"),
+                    ),
+            ));
+        }
+        let key = self.key.key(req.captures)?;
+        let indexed = self
+            .index
+            .get(&self.origin, &key)
+            .await
+            .map_err(|e| Failure::Header(e).answer(&self.origin.describe(), &key))?;
+        let ix = &indexed.index;
+        let mut info = ImageInfo::new(answer::image_id(req), ix.width, ix.height, self.level);
+        // NL decomposition levels give NL + 1 resolutions: scale factors 1 … 2^NL.
+        let factors = scale_factors(u32::from(ix.levels) + 1);
+        info.tiles = vec![if ix.tiles_x * ix.tiles_y > 1 {
+            TileSpec {
+                width: ix.tile_width,
+                height: (ix.tile_height != ix.tile_width).then_some(ix.tile_height),
+                scale_factors: factors,
+            }
+        } else {
+            TileSpec {
+                width: self.tile_size,
+                height: None,
+                scale_factors: factors,
+            }
+        }];
+        info.sizes = (1..=ix.levels).rev().map(|r| ix.size_at(r)).collect();
+        info.extra_formats = self.extra_formats.clone();
+        Ok(HandlerAction::Respond(answer::info_json(
+            &info,
+            self.version,
+            req,
+            &self.cache_control,
+        )?))
+    }
+
+    /// The request as sent (the `id` depends on the host), about its image.
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        let base = info_base(req.header.uri.path());
+        Some(CacheName::of_request_about(req, Some(base)))
+    }
+}

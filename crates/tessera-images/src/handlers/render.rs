@@ -1,0 +1,216 @@
+//! `render`: any IIIF request for an image, decoded in process from the hot cache — for
+//! deployments without IIPImage.
+//!
+//! The image is copied into the hot cache once (as for `orchestrate`), then each request
+//! decodes only its region, at the lowest resolution that still covers the output size
+//! (OpenJPEG region decode), and resizes to the exact IIIF size. The file is memory-mapped, so
+//! a tile of a large tiled image reads only the pages of the tiles it needs. Work is bounded: a
+//! limit on output pixels and on decodes running at once.
+
+use crate::imaging::pipeline::{self, ViewError};
+use crate::imaging::{answer, defaults, Failure, Found, IndexedImages};
+use crate::resources::{HotCacheSection, HotCacheSlot, Indexed};
+use async_trait::async_trait;
+use http::{HeaderValue, StatusCode};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::sync::Arc;
+use tessera_iiif::{ImageLimits, Resolved};
+use tessera_proxy::config::Dur;
+use tessera_proxy::plugin::{
+    BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
+    RequestInfo,
+};
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    /// The origin (under `origins:`) the images are copied from.
+    pub origin: String,
+    /// The object key, from the route's captures.
+    pub key: String,
+    /// What renders to `region/size/rotation/quality.format`.
+    #[serde(default = "defaults::request")]
+    pub request: String,
+    /// IIIF Image API version: 2 or 3.
+    #[serde(default = "defaults::version")]
+    pub version: u8,
+    /// The largest output, in pixels (also published as `maxArea` by nothing yet: keep it in
+    /// line with what viewers ask).
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+    /// The largest image decoded for one request, in pixels (the region at the chosen
+    /// resolution); more answers 501. Bounds memory: OpenJPEG holds 4 bytes per sample.
+    #[serde(default = "default_max_decode_pixels")]
+    pub max_decode_pixels: u64,
+    /// Decodes running at once for this route; more wait.
+    #[serde(default = "defaults::decodes")]
+    pub max_concurrent_decodes: usize,
+    /// How long one decode (with resize and encode) may take before the request answers 504.
+    #[serde(default = "defaults::decode_timeout")]
+    pub decode_timeout: Dur,
+    #[serde(default = "defaults::jpeg_quality")]
+    pub jpeg_quality: u8,
+    #[serde(default = "defaults::cache_control")]
+    pub cache_control: String,
+    /// The cached file's suffix.
+    #[serde(default = "default_suffix")]
+    pub local_suffix: String,
+}
+
+fn default_max_pixels() -> u64 {
+    16_000_000
+}
+fn default_max_decode_pixels() -> u64 {
+    64_000_000
+}
+fn default_suffix() -> String {
+    ".jp2".into()
+}
+
+pub struct Render {
+    images: IndexedImages,
+    max_pixels: u64,
+    max_decode_pixels: u64,
+    jpeg_quality: u8,
+    cache_control: HeaderValue,
+    suffix: String,
+    decodes: pipeline::Decodes,
+    cache: Arc<HotCacheSlot>,
+}
+
+impl Render {
+    pub fn build(cfg: RenderConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        let cache_control = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
+        Ok(Self {
+            images: IndexedImages::build(&cfg.origin, &cfg.key, &cfg.request, cfg.version, ctx)?,
+            max_pixels: cfg.max_pixels,
+            max_decode_pixels: cfg.max_decode_pixels,
+            jpeg_quality: cfg.jpeg_quality,
+            cache_control,
+            suffix: cfg.local_suffix,
+            decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
+            cache: ctx.resource::<HotCacheSection>()?.slot()?,
+        })
+    }
+}
+
+impl Render {
+    /// The image's limits for this route: `max` (and `!w,h`) shrink to the largest output it
+    /// serves.
+    fn limits(&self, indexed: &Indexed) -> ImageLimits {
+        ImageLimits {
+            max_area: Some(self.max_pixels),
+            ..ImageLimits::new(indexed.index.width, indexed.index.height)
+        }
+    }
+}
+
+/// The largest reduction that still decodes the region at least as large as the output.
+fn reduce_for(r: &Resolved, levels: u8) -> u8 {
+    let mut reduce = 0u8;
+    while reduce < levels {
+        // NL may be 32: a plain `1 << 32` would overflow.
+        let div = 1u32.checked_shl(u32::from(reduce) + 1).unwrap_or(u32::MAX);
+        let (w, h) = (r.region.w.div_ceil(div), r.region.h.div_ceil(div));
+        if w < r.width || h < r.height {
+            break;
+        }
+        reduce += 1;
+    }
+    reduce
+}
+
+#[async_trait]
+impl Handler for Render {
+    async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        let Found { iiif, key, indexed } = self.images.find(req.captures).await?;
+        let (origin_name, version) = (&self.images.origin_name, self.images.version);
+        let limits = self.limits(&indexed);
+        let resolved = iiif
+            .resolve(version, &limits)
+            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        if u64::from(resolved.width) * u64::from(resolved.height) > self.max_pixels {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "size: the output may have at most {} pixels",
+                    self.max_pixels
+                ),
+            ));
+        }
+        let failed = |e: Failure| e.answer(origin_name, &key);
+        let out =
+            pipeline::output(&resolved, self.jpeg_quality).map_err(|e| failed(Failure::View(e)))?;
+        let canonical = resolved.canonical(version, &limits);
+        let tag = answer::etag(&[
+            origin_name,
+            &key,
+            indexed.etag.as_deref().unwrap_or(""),
+            &canonical,
+            "render",
+        ]);
+        if answer::matches_etag(req, &tag) {
+            return Ok(HandlerAction::Respond(answer::not_modified(&tag)));
+        }
+        let lease = self
+            .cache
+            .lease(&self.images.origin, &key, &self.suffix)
+            .await
+            .map_err(|e| failed(Failure::Copy(e)))?;
+
+        let reduce = reduce_for(&resolved, indexed.index.levels);
+        let region = resolved.region;
+        let area = (
+            indexed.index.x0 + region.x,
+            indexed.index.y0 + region.y,
+            indexed.index.x0 + region.x + region.w,
+            indexed.index.y0 + region.y + region.h,
+        );
+        let slot = self
+            .decodes
+            .slot()
+            .await
+            .map_err(|e| failed(Failure::View(e)))?;
+        let max_pixels = self.max_decode_pixels;
+        let body = slot
+            .run(move || {
+                let file = std::fs::File::open(lease.path())
+                    .map_err(|e| ViewError::Corrupt(format!("cannot open the cached file: {e}")))?;
+                // SAFETY: the lease pins the file, so the cache neither deletes nor replaces it
+                // while it is mapped, and cached files are never written in place (a copy is
+                // written to a temporary file and renamed).
+                #[allow(unsafe_code)]
+                let map = unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| ViewError::Corrupt(format!("cannot map the cached file: {e}")))?;
+                let result =
+                    pipeline::decode_and_render(&map, reduce, Some(area), &out, max_pixels);
+                drop(lease);
+                result
+            })
+            .await;
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                if matches!(e, ViewError::Corrupt(_)) {
+                    // The file may have changed under its index: rebuild it next time.
+                    self.images.index.forget(&self.images.origin, &key).await;
+                }
+                return Err(failed(Failure::View(e)));
+            }
+        };
+        Ok(HandlerAction::Respond(answer::image(
+            body,
+            resolved.format,
+            version,
+            &self.cache_control,
+            &tag,
+        )))
+    }
+
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        self.images
+            .canonical_name(req, |indexed| self.limits(indexed))
+            .await
+    }
+}

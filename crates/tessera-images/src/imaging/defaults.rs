@@ -1,0 +1,38 @@
+//! Defaults and checks the image handlers' configs share.
+
+use http::HeaderValue;
+use tessera_proxy::config::Dur;
+use tessera_proxy::plugin::BuildError;
+
+pub fn request() -> String {
+    "{iiif}".into()
+}
+
+pub fn version() -> u8 {
+    3
+}
+
+pub fn jpeg_quality() -> u8 {
+    85
+}
+
+pub fn cache_control() -> String {
+    "public, max-age=86400".into()
+}
+
+pub fn decode_timeout() -> Dur {
+    Dur::secs(30)
+}
+
+pub fn decodes() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Check `cache_control` and `jpeg_quality`.
+pub fn output(cache_control: &str, jpeg_quality: u8) -> Result<HeaderValue, BuildError> {
+    if !(1..=100).contains(&jpeg_quality) {
+        return Err(BuildError::new("must be between 1 and 100").at("jpeg_quality"));
+    }
+    HeaderValue::from_str(cache_control)
+        .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))
+}

@@ -1,0 +1,205 @@
+//! From an index and a resolved IIIF request to encoded bytes: plan the byte ranges, fetch them
+//! in parallel, assemble a codestream, decode the reduced resolution, resize and encode.
+//!
+//! Decoding is CPU work: it runs on Tokio's blocking pool, behind a per-handler limit on
+//! concurrent decodes, and OpenJPEG is told the largest output it may produce before it starts.
+//! OpenJPEG cannot be interrupted, so a decode that overruns its time limit is answered with
+//! 504 at once while it finishes in the background, still holding its permit: a flood of slow
+//! images cannot start more decodes than the limit.
+
+use crate::resources::Indexed;
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_iiif::{Format, Quality, Resolved};
+use tessera_jp2::{assemble, Plan, Unsupported};
+use tessera_openjpeg::{decode, DecodeOptions};
+use tessera_origin::{Origin, OriginError};
+use tessera_render::{render, Bitmap, Output};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Ranges closer than this are fetched as one request.
+pub const MAX_GAP: u64 = 64 << 10;
+/// Ranged GETs in flight for one request.
+const PARALLEL_RANGES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("origin: {0}")]
+    Origin(OriginError),
+    /// The fetched bytes do not fit the index (the object changed?) or do not decode.
+    #[error("{0}")]
+    Corrupt(String),
+    /// Tessera cannot produce this output (format, rotation).
+    #[error("{0}")]
+    NotSupported(String),
+    /// Decoding and rendering took longer than the route allows.
+    #[error("decoding took longer than {0:?}")]
+    TimedOut(Duration),
+    /// The decode task ended without an answer (it panicked).
+    #[error("the decoder failed")]
+    DecoderFailed,
+    /// The decode slots are closed (the process is shutting down).
+    #[error("shutting down")]
+    Closed,
+}
+
+/// A route's decode slots: at most `max` decodes at once, each allowed `timeout`.
+pub struct Decodes {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+/// A place among a route's decodes, taken before fetching so that fetched bytes are bounded too.
+pub struct DecodeSlot {
+    permit: OwnedSemaphorePermit,
+    timeout: Duration,
+}
+
+impl Decodes {
+    pub fn new(max: usize, timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max.max(1))),
+            timeout,
+        }
+    }
+
+    /// Wait for a slot.
+    pub async fn slot(&self) -> Result<DecodeSlot, ViewError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ViewError::Closed)?;
+        Ok(DecodeSlot {
+            permit,
+            timeout: self.timeout,
+        })
+    }
+}
+
+impl DecodeSlot {
+    /// Run `work` (a decode and render) on the blocking pool, holding the slot until it ends,
+    /// and wait for it at most the route's timeout.
+    pub async fn run<F>(self, work: F) -> Result<Vec<u8>, ViewError>
+    where
+        F: FnOnce() -> Result<Vec<u8>, ViewError> + Send + 'static,
+    {
+        let DecodeSlot { permit, timeout } = self;
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        });
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ViewError::DecoderFailed),
+            Err(_) => Err(ViewError::TimedOut(timeout)),
+        }
+    }
+}
+
+/// What a partial read will fetch for a request of `width`×`height`.
+pub fn plan(indexed: &Indexed, width: u32, height: u32) -> Result<(u8, Plan), Unsupported> {
+    let reduce = indexed.index.reduce_for(width, height);
+    let plan = indexed.index.plan(reduce, MAX_GAP)?;
+    Ok((reduce, plan))
+}
+
+/// The output settings for a resolved request, or why Tessera cannot produce it.
+pub fn output(r: &Resolved, jpeg_quality: u8) -> Result<Output, ViewError> {
+    let format = match r.format {
+        Format::Jpg => tessera_render::Format::Jpeg,
+        Format::Png => tessera_render::Format::Png,
+        Format::Webp => tessera_render::Format::Webp,
+        f => {
+            return Err(ViewError::NotSupported(format!(
+                "format {f} is not available"
+            )))
+        }
+    };
+    if !r.rotation.is_multiple_of_90() {
+        return Err(ViewError::NotSupported(
+            "rotation: only multiples of 90 are available".into(),
+        ));
+    }
+    let quality = match r.quality {
+        Quality::Default | Quality::Color => tessera_render::Quality::Color,
+        Quality::Gray => tessera_render::Quality::Gray,
+        Quality::Bitonal => tessera_render::Quality::Bitonal,
+    };
+    Ok(Output {
+        width: r.width,
+        height: r.height,
+        rotate: (r.rotation.degrees.rem_euclid(360.0)) as u16,
+        mirror: r.rotation.mirror,
+        quality,
+        format,
+        jpeg_quality,
+    })
+}
+
+/// Fetch the plan's ranges in parallel and assemble the reduced codestream.
+pub async fn fetch(
+    origin: &dyn Origin,
+    key: &str,
+    indexed: &Indexed,
+    plan: &Plan,
+) -> Result<Vec<u8>, ViewError> {
+    let fetched: BTreeMap<u64, Bytes> = stream::iter(plan.ranges.iter().cloned())
+        .map(|r| async move {
+            origin
+                .read_range(key, r.clone())
+                .await
+                .map(|b| (r.start, b))
+        })
+        .buffer_unordered(PARALLEL_RANGES)
+        .try_collect()
+        .await
+        .map_err(ViewError::Origin)?;
+    assemble(&indexed.index, plan, &fetched).map_err(|e| ViewError::Corrupt(e.to_string()))
+}
+
+/// Decode `codestream` (a J2K codestream or a whole JP2 file) at `reduce`, optionally a region
+/// in full-resolution pixels, and render the answer. Blocking: call it on the blocking pool.
+pub fn decode_and_render(
+    codestream: &[u8],
+    reduce: u8,
+    region: Option<(u32, u32, u32, u32)>,
+    out: &Output,
+    max_pixels: u64,
+) -> Result<Vec<u8>, ViewError> {
+    let decoded = decode(
+        codestream,
+        &DecodeOptions {
+            reduce: u32::from(reduce),
+            region,
+            strict: false,
+            max_pixels,
+            threads: 1,
+        },
+    )
+    .map_err(|e| match e {
+        tessera_openjpeg::DecodeError::TooLarge { .. } => ViewError::NotSupported(format!(
+            "the image is too large to decode at this size ({e})"
+        )),
+        e => ViewError::Corrupt(e.to_string()),
+    })?;
+    let (channels, pixels) = match decoded.channels {
+        1 | 3 => (decoded.channels, decoded.pixels),
+        4 => (
+            3,
+            decoded
+                .pixels
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect(),
+        ),
+        n => return Err(ViewError::NotSupported(format!("images with {n} channels"))),
+    };
+    let bitmap = Bitmap::new(decoded.width, decoded.height, channels, pixels)
+        .map_err(|e| ViewError::Corrupt(e.to_string()))?;
+    render(&bitmap, None, out).map_err(|e| ViewError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,18 @@
+//! What the image handlers share, each built once per config from a top-level section of
+//! `proxy.yaml` and registered with [`tessera_proxy::Builder::resource`]:
+//!
+//! - `origins:` → [`Origins`], the object stores images are read from, by name;
+//! - `hot_cache:` → [`HotCacheSection`], the local working set IIPImage (and `render`) reads;
+//! - `image_index:` → [`ImageIndex`], the JP2 header indexes.
+
+pub mod config;
+mod hot_cache;
+mod image_index;
+mod index_store;
+mod origins;
+
+pub(crate) use hot_cache::init_metrics;
+pub use hot_cache::{HotCacheSection, HotCacheSlot, LeaseError};
+pub use image_index::ImageIndex;
+pub use index_store::{beside_key, IndexError, IndexStore, Indexed};
+pub use origins::Origins;

@@ -1,0 +1,192 @@
+//! One request's way through the route table, as one function: [`run`].
+//!
+//! 1. The request's header must fit `limits.max_request_header_bytes` (431).
+//! 2. The first route that matches takes it (404 when none does).
+//! 3. The route's filters run in order; one may answer at once (a preflight, 401, 429).
+//! 4. On a route with `cache:`, the response cache answers if it holds the answer, or makes
+//!    this request the one that fetches it (see [`crate::response_cache`]).
+//! 5. The handler answers here, streams an answer, chooses an upstream, or hands the request to
+//!    another route, which starts again at 3 (a few hops at most).
+//!
+//! The result is an [`Outcome`]; the service delivers it (or goes upstream). Nothing here
+//! touches a connection, so the whole flow is tested without a network (see `tests.rs`).
+
+#[cfg(test)]
+mod tests;
+
+use crate::captures::Captures;
+use crate::plugin::{
+    Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, StreamedResponse,
+    UpstreamTarget,
+};
+use crate::response_cache::CacheState;
+use crate::route::{Route, NO_ROUTE};
+use crate::runtime::Runtime;
+use http::{Extensions, StatusCode};
+use pingora::http::RequestHeader;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// How many times one request may be handed from route to route.
+const MAX_HANDOFFS: usize = 4;
+
+/// What the pipeline decided for a request.
+pub enum Outcome {
+    /// An answer made here — by a filter, the response cache, the handler, or an error — already
+    /// through the response cache (kept, or replaced by a 304 or a stale answer).
+    Answer(LocalResponse),
+    /// An answer whose body is read as it is sent.
+    Stream(StreamedResponse),
+    /// Send the request to a cluster.
+    Upstream(UpstreamTarget),
+}
+
+/// What the pipeline knows of one request, kept for the phases that follow it.
+pub struct Exchange {
+    /// The route that answers (after any hand-offs); `None` until one matched.
+    pub route: Option<Arc<Route>>,
+    pub captures: Captures,
+    /// Per-request values filters and handlers pass to each other (an auth mark, a lease).
+    pub extensions: Extensions,
+    pub client_ip: Option<IpAddr>,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// The response cache's part in this request.
+    pub cache: CacheState,
+}
+
+impl Exchange {
+    pub fn new(client_ip: Option<IpAddr>, tls: bool) -> Self {
+        Self {
+            route: None,
+            captures: Captures::default(),
+            extensions: Extensions::new(),
+            client_ip,
+            tls,
+            cache: CacheState::default(),
+        }
+    }
+
+    pub fn route_name(&self) -> &str {
+        self.route.as_ref().map_or(NO_ROUTE, |r| r.name.as_str())
+    }
+
+    /// What filters see of the request after the request phase.
+    pub fn info<'a>(&'a self, header: &'a RequestHeader) -> RequestInfo<'a> {
+        RequestInfo {
+            header,
+            client_ip: self.client_ip,
+            tls: self.tls,
+            route: self.route_name(),
+            captures: &self.captures,
+            extensions: &self.extensions,
+        }
+    }
+
+    fn enter(&mut self, route: Arc<Route>, captures: Captures) {
+        self.route = Some(route);
+        self.captures = captures;
+    }
+}
+
+/// What filters and handlers see of the request in the request phase. A free function, so
+/// that the cache state beside these fields can be borrowed at the same time.
+fn context<'a>(
+    header: &'a mut RequestHeader,
+    route: &'a str,
+    captures: &'a Captures,
+    extensions: &'a mut Extensions,
+    client_ip: Option<IpAddr>,
+    tls: bool,
+) -> RequestContext<'a> {
+    RequestContext {
+        header,
+        client_ip,
+        tls,
+        route,
+        captures,
+        extensions,
+    }
+}
+
+/// Take a request through the route table: see the module's steps.
+pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchange) -> Outcome {
+    if request_header_bytes(header) > runtime.config.limits.max_request_header_bytes {
+        return answer(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request header too large",
+        );
+    }
+    let Some((route, captures)) = runtime.routes.find(header) else {
+        return answer(StatusCode::NOT_FOUND, "no route matches this request");
+    };
+    ex.enter(route, captures);
+    for _hop in 0..MAX_HANDOFFS {
+        let Some(route) = ex.route.clone() else { break };
+        let (client_ip, tls) = (ex.client_ip, ex.tls);
+        let mut req = context(
+            header,
+            &route.name,
+            &ex.captures,
+            &mut ex.extensions,
+            client_ip,
+            tls,
+        );
+        if let Flow::Respond(early) = route.filters.request(&mut req).await {
+            return Outcome::Answer(early);
+        }
+        if let Some(route_cache) = &route.cache {
+            let cache = &runtime.response_cache;
+            let handler = route.handler.as_ref();
+            if let Some(kept) = ex.cache.look(cache, route_cache, handler, &mut req).await {
+                return Outcome::Answer(kept);
+            }
+        }
+        let next = match route.handler.handle(&mut req).await {
+            Ok(HandlerAction::Respond(r)) => return Outcome::Answer(ex.cache.through(r)),
+            Ok(HandlerAction::Stream(s)) => return Outcome::Stream(s),
+            Ok(HandlerAction::Upstream(target)) => return Outcome::Upstream(target),
+            Ok(HandlerAction::Route(next)) => next,
+            Err(HttpError { status, message }) => {
+                if status.is_server_error() {
+                    tracing::warn!(route = %route.name, status = status.as_u16(), "handler failed: {message}");
+                }
+                let error = LocalResponse::text(status, &message);
+                return Outcome::Answer(ex.cache.through(error));
+            }
+        };
+        let Some((next_route, captures)) = runtime.routes.named(&next, header) else {
+            tracing::error!(route = %route.name, to = %next, "the route handed the request to a route that does not match it");
+            return misconfigured();
+        };
+        tracing::debug!(from = %route.name, to = %next_route.name, "handed to another route");
+        // The answer is the next route's to keep, under its filters and its name for it.
+        ex.cache.handed_on(header);
+        ex.enter(next_route, captures);
+    }
+    tracing::error!(route = %ex.route_name(), "a request was handed from route to route more than {MAX_HANDOFFS} times");
+    misconfigured()
+}
+
+fn answer(status: StatusCode, message: &str) -> Outcome {
+    Outcome::Answer(LocalResponse::text(status, message))
+}
+
+fn misconfigured() -> Outcome {
+    answer(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "this request cannot be served (route configuration)",
+    )
+}
+
+/// Bytes of the request line and headers, as a client sent them (approximately).
+fn request_header_bytes(req: &RequestHeader) -> usize {
+    let uri = req.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + req.uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method.as_str().len() + uri + 12;
+    line + req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+}

@@ -1,0 +1,101 @@
+//! [`ExchangeState`]: what one request carries from phase to phase of the service. (The
+//! plugin API's [`crate::plugin::RequestContext`] is what filters and handlers see of it.)
+
+use crate::pipeline::Exchange;
+use crate::plugin::{HttpError, UpstreamTarget};
+use crate::runtime::Runtime;
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora_load_balancing::Backend;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-request state of the service, Pingora's `CTX`.
+pub struct ExchangeState {
+    /// The config this request started with: a reload never changes a request midway.
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) started: Instant,
+    /// The route, captures, extensions and cache state the pipeline left.
+    pub(super) exchange: Exchange,
+    /// Where the request goes, when the handler chose an upstream.
+    pub(super) upstream: Option<UpstreamTarget>,
+    /// The consistent-hash key of the upstream cluster, rendered from the captures.
+    pub(super) hash_key: Vec<u8>,
+    /// Endpoints whose connect failed during this request; not chosen again.
+    pub(super) failed: Vec<Backend>,
+    /// The endpoint of the current (or last) attempt.
+    pub(super) endpoint: Option<Backend>,
+    pub(super) upstream_deadline: Option<Instant>,
+    /// Why the upstream request was refused before it was sent (a filter, a bad rewrite),
+    /// answered as it is.
+    pub(super) refusal: Option<HttpError>,
+}
+
+impl ExchangeState {
+    pub(super) fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            started: Instant::now(),
+            exchange: Exchange::new(None, false),
+            upstream: None,
+            hash_key: Vec::new(),
+            failed: Vec::new(),
+            endpoint: None,
+            upstream_deadline: None,
+            refusal: None,
+        }
+    }
+
+    pub(super) fn route_name(&self) -> &str {
+        self.exchange.route_name()
+    }
+
+    /// The current endpoint as `ip:port`, or `-`.
+    pub(super) fn endpoint_name(&self) -> String {
+        self.endpoint
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |b| b.addr.to_string())
+    }
+
+    pub(super) fn cluster_name(&self) -> &str {
+        self.upstream
+            .as_ref()
+            .map(|u| u.cluster.name())
+            .unwrap_or("-")
+    }
+
+    /// Go upstream to `target`: remember it and its hash key.
+    pub(super) fn go_upstream(&mut self, target: UpstreamTarget) {
+        self.hash_key = target
+            .cluster
+            .hash_key()
+            .map(|t| t.render(&self.exchange.captures).into_bytes())
+            .unwrap_or_default();
+        self.upstream = Some(target);
+    }
+
+    /// Every response header, local or upstream, before it goes to the client: the route's
+    /// filters' response phase, the cache status and the debug header.
+    pub(super) fn finish_response_header(&self, req: &RequestHeader, resp: &mut ResponseHeader) {
+        if let Some(route) = &self.exchange.route {
+            route.filters.response(&self.exchange.info(req), resp);
+        }
+        if let Some(status) = self.exchange.cache.status() {
+            let _ = resp.insert_header("x-tessera-cache", status);
+        }
+        if self.runtime.config.debug_headers {
+            let dest = match &self.endpoint {
+                Some(ep) => format!(
+                    "route={}; cluster={}; endpoint={}",
+                    self.route_name(),
+                    self.cluster_name(),
+                    ep.addr
+                ),
+                None => format!("route={}; local", self.route_name()),
+            };
+            if let Ok(v) = HeaderValue::from_str(&dest) {
+                let _ = resp.insert_header("x-proxy-destination", v);
+            }
+        }
+    }
+}

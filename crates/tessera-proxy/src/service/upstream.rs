@@ -1,0 +1,195 @@
+//! The service's side of going upstream: choosing an endpoint for Pingora (with retries on
+//! another endpoint after a failed connect, and the total deadline), the FastCGI exchange, and
+//! telling Pingora's errors apart for [`Failure`].
+
+use super::state::ExchangeState;
+use crate::plugin::LocalResponse;
+use crate::upstream::{count_failed_attempt, fastcgi, prepare, Failure};
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::time::{Duration, Instant};
+
+pub(super) const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total timeout");
+const NO_ENDPOINT: ErrorType = ErrorType::Custom("no healthy endpoint");
+
+/// The endpoint of this attempt, bounded by what is left of the total deadline.
+pub(super) fn choose_peer(state: &mut ExchangeState) -> Result<Box<HttpPeer>> {
+    let Some(target) = &state.upstream else {
+        return Error::e_explain(
+            ErrorType::InternalError,
+            "no upstream chosen for this request",
+        );
+    };
+    let cluster = target.cluster.clone();
+    // Called again with an endpoint that did not fail to connect: Pingora is retrying an
+    // idempotent request whose reused keep-alive connection had been closed. Stay on that
+    // endpoint (a fresh connection), so a consistent-hash key does not move.
+    let same = state.endpoint.clone().filter(|b| !state.failed.contains(b));
+    let Some(backend) = same.or_else(|| cluster.select(&state.hash_key, &state.failed)) else {
+        let why = format!(
+            "cluster {} has no healthy endpoint left to try",
+            cluster.name()
+        );
+        return Err(Error::create(
+            NO_ENDPOINT,
+            ErrorSource::Upstream,
+            Some(why.into()),
+            None,
+        ));
+    };
+    let Some(mut peer) = cluster.peer(&backend) else {
+        return Error::e_explain(ErrorType::InternalError, "endpoint is not an inet address");
+    };
+    state.endpoint = Some(backend);
+    if state.upstream_deadline.is_none() {
+        state.upstream_deadline = cluster.timeouts().total.map(|d| Instant::now() + d.0);
+    }
+    if let Some(deadline) = state.upstream_deadline {
+        // No single wait may outlast the total budget.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        for t in [
+            &mut peer.options.connection_timeout,
+            &mut peer.options.read_timeout,
+            &mut peer.options.write_timeout,
+        ] {
+            *t = Some(t.map_or(left, |d| d.min(left)));
+        }
+    }
+    Ok(Box::new(peer))
+}
+
+/// A connect failed: count it, and retry on another endpoint if one is left.
+pub(super) fn connect_failed(state: &mut ExchangeState, mut e: Box<Error>) -> Box<Error> {
+    let Some(target) = &state.upstream else {
+        return e;
+    };
+    let cluster = &target.cluster;
+    let endpoint = state.endpoint_name();
+    if let Some(b) = &state.endpoint {
+        state.failed.push(b.clone());
+    }
+    let kind = if e.etype() == &ErrorType::ConnectTimedout {
+        Failure::ConnectTimeout
+    } else {
+        Failure::Connect
+    };
+    count_failed_attempt(cluster.name(), &endpoint, kind.kind());
+    let another = state.failed.len() <= cluster.retries()
+        && cluster.select(&state.hash_key, &state.failed).is_some();
+    tracing::warn!(
+        route = %state.route_name(), cluster = %cluster.name(), endpoint = %endpoint, error = %e,
+        retrying = another, "cannot connect to upstream endpoint"
+    );
+    if another {
+        e.set_retry(true);
+    }
+    e
+}
+
+/// The answer to a failed proxy attempt: the refusal made before sending, the status an error
+/// carries, 502/504 for upstream failures ([`Failure`]), 400 for a bad request, nothing when
+/// the client is gone.
+pub(super) fn failure_answer(e: &Error, state: &mut ExchangeState) -> Option<LocalResponse> {
+    if let Some(refusal) = state.refusal.take() {
+        return Some(refusal.to_response());
+    }
+    let etype = e.etype();
+    if let ErrorType::HTTPStatus(code) = etype {
+        let status = http::StatusCode::from_u16(*code).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        let reason = match *code {
+            502 => "bad gateway: the upstream failed",
+            504 => "gateway timeout: the upstream did not answer in time",
+            400 => "bad request",
+            _ => "error",
+        };
+        return Some(LocalResponse::text(status, reason));
+    }
+    match e.esource() {
+        ErrorSource::Upstream => {
+            let failure = upstream_failure(etype);
+            let endpoint = state.endpoint_name();
+            Some(failure.answer(state.route_name(), state.cluster_name(), &endpoint, e))
+        }
+        ErrorSource::Downstream => match etype {
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => None,
+            _ => Some(LocalResponse::text(
+                http::StatusCode::BAD_REQUEST,
+                "bad request",
+            )),
+        },
+        ErrorSource::Internal | ErrorSource::Unset => Some(LocalResponse::text(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "error",
+        )),
+    }
+}
+
+fn upstream_failure(t: &ErrorType) -> Failure {
+    match t {
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => Failure::ConnectTimeout,
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::SocketError
+        | ErrorType::ConnectProxyFailure
+        | ErrorType::TLSHandshakeFailure => Failure::Connect,
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => Failure::Timeout,
+        t if *t == TOTAL_TIMEOUT => Failure::Timeout,
+        t if *t == NO_ENDPOINT => Failure::NoEndpoint,
+        _ => Failure::Response,
+    }
+}
+
+/// The total deadline, checked as the answer arrives.
+pub(super) fn check_total_deadline(state: &ExchangeState) -> Result<()> {
+    match state.upstream_deadline {
+        Some(deadline) if Instant::now() > deadline => Err(Error::create(
+            TOTAL_TIMEOUT,
+            ErrorSource::Upstream,
+            Some("timeouts.total exceeded".into()),
+            None,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The whole exchange with a FastCGI cluster: the same preparation as for HTTP, then one
+/// FastCGI request (with a retry on another endpoint after a failed connect).
+pub(super) async fn fastcgi_exchange(
+    client: &RequestHeader,
+    state: &mut ExchangeState,
+) -> LocalResponse {
+    let Some(target) = &state.upstream else {
+        return LocalResponse::text(http::StatusCode::INTERNAL_SERVER_ERROR, "no upstream");
+    };
+    let mut upstream = client.clone();
+    let filters = state.exchange.route.as_ref().map(|r| r.filters.clone());
+    let prepared = prepare(
+        &mut upstream,
+        target,
+        &state.exchange.info(client),
+        &filters.unwrap_or_default(),
+    );
+    if let Err(refusal) = prepared {
+        return refusal.to_response();
+    }
+    let cluster = target.cluster.clone();
+    let route = state.route_name().to_string();
+    fastcgi::exchange(
+        &cluster,
+        &state.hash_key,
+        &upstream,
+        state.exchange.client_ip,
+        state.exchange.tls,
+        fastcgi::Attempts {
+            route: &route,
+            failed: &mut state.failed,
+            endpoint: &mut state.endpoint,
+        },
+    )
+    .await
+}
