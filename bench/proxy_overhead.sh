@@ -6,6 +6,8 @@
 #
 #   bench/proxy_overhead.sh                       # defaults below
 #   DURATION=20s CONNECTIONS=100 ROUNDS=5 bench/proxy_overhead.sh
+#   BASELINE=/path/to/older/tessera bench/proxy_overhead.sh   # also an older build, same config,
+#                                                   # in the same rounds: before/after a change
 #
 # Set-up, identical for every proxy: one upstream (nginx, 1 worker) serving a BODY_BYTES file;
 # the proxy with 2 workers/threads, upstream keep-alive, X-Forwarded-For added, access logs off;
@@ -33,7 +35,7 @@ MINIMAL=target/release/pingora-minimal
 
 [ -n "${KEEP:-}" ] && trap "for p in \"\${PIDS[@]}\"; do kill \$p 2>/dev/null || true; done; echo kept \$WORK >&2" EXIT
 
-UP=$(port); NGX=$(port); TES=$(port); ADM=$(port); MIN=$(port)
+UP=$(port); NGX=$(port); TES=$(port); ADM=$(port); MIN=$(port); BAS=$(port); BADM=$(port)
 
 mkdir -p "$WORK/www/bench" "$WORK/tmp"
 head -c "$BODY_BYTES" /dev/urandom > "$WORK/www/bench/tile"
@@ -77,11 +79,18 @@ nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
 nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
 TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!)
 "$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!)
+TARGETS=(upstream nginx pingora tessera)
+if [ -n "${BASELINE:-}" ]; then
+  sed -e "s/127.0.0.1:$TES/127.0.0.1:$BAS/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" "$WORK/proxy.yaml" >"$WORK/baseline.yaml"
+  TESSERA_LOG=warn "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!)
+  TARGETS+=(baseline)
+fi
 
-for p in $UP $NGX $MIN $TES; do
+PORTS="$UP $NGX $MIN $TES${BASELINE:+ $BAS}"
+for p in $PORTS; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/bench/tile" -o /dev/null && break; sleep 0.1; done
 done
-for p in $UP $NGX $MIN $TES; do
+for p in $PORTS; do
   curl -sf "http://127.0.0.1:$p/bench/tile" | cmp - "$WORK/www/bench/tile" || { echo "port $p serves the wrong bytes" >&2; exit 1; }
 done
 
@@ -94,8 +103,7 @@ measure() {
     END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
 }
 
-TARGETS=(upstream nginx pingora tessera)
-port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; tessera) echo $TES;; esac; }
+port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; tessera) echo $TES;; baseline) echo $BAS;; esac; }
 declare -A RESULTS
 for name in "${TARGETS[@]}"; do RESULTS[$name]=""; measure "$(port_of $name)" >/dev/null; done  # warm-up
 for r in $(seq "$ROUNDS"); do
@@ -115,6 +123,7 @@ for name in "${TARGETS[@]}"; do
   case $name in
     upstream) label="upstream direct (no proxy)";;
     pingora) label="minimal Pingora proxy";;
+    baseline) label="tessera, baseline build ($("$BASELINE" --version | cut -d' ' -f2), $(basename "$BASELINE"))";;
     *) label=$name;;
   esac
   echo "| $label | $rps | $p50 | $p99 |"
@@ -122,5 +131,8 @@ for name in "${TARGETS[@]}"; do
 done
 awk -v t="$RPS_tessera" -v n="$RPS_nginx" -v p="$RPS_pingora" \
   'BEGIN { printf "\nTessera / nginx throughput: **%.2f×**; Tessera / minimal Pingora: **%.2f×**\n", t/n, t/p }'
+if [ -n "${BASELINE:-}" ]; then
+  awk -v t="$RPS_tessera" -v b="$RPS_baseline" 'BEGIN { printf "Tessera / baseline build: **%.2f×**\n", t/b }'
+fi
 echo
 echo "body $BODY_BYTES bytes, proxy threads/workers $PROXY_THREADS, wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"

@@ -113,6 +113,26 @@ fn schema_is_json_schema_with_every_plugin() {
 }
 
 #[test]
+fn schema_has_the_image_applications_sections_and_handlers() {
+    let out = Command::new(tessera_bin()).arg("schema").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for section in ["origins", "hot_cache", "image_index"] {
+        assert!(
+            !v["properties"][section].is_null(),
+            "{section} missing from the schema's properties"
+        );
+    }
+    assert_eq!(v["additionalProperties"], false);
+    let handlers = v["$defs"]["HandlerSpec"]["oneOf"].to_string();
+    for name in ["orchestrate", "byte_range", "info", "render", "thumbs"] {
+        assert!(handlers.contains(name), "{name} missing");
+    }
+    assert!(v["$defs"]["FilterSpec"]["oneOf"]
+        .to_string()
+        .contains("auth"));
+}
+
+#[test]
 fn version_is_printed() {
     let out = Command::new(tessera_bin())
         .arg("--version")

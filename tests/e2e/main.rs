@@ -18,5 +18,6 @@ mod routing;
 mod thumbs;
 mod tiles;
 mod tls;
+mod upstream;
 mod validator;
 mod views;

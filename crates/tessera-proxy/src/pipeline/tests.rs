@@ -200,12 +200,13 @@ async fn a_proxying_handler_goes_upstream_with_its_rewrite() {
 
 #[tokio::test]
 async fn hand_offs_reach_the_named_route_and_loops_end() {
+    // `counted` matches any path, so it comes last: the first matching route wins.
     let routes = "  - name: first\n    match: { path: \"/h/{rest*}\" }\n    handler: { hand_to: { route: counted } }\n".to_string()
-        + COUNTED.replace("/c/{rest*}", "/{rest*}").as_str()
         + "  - name: ping\n    match: { path: \"/loop\" }\n    handler: { hand_to: { route: pong } }\n"
         + "  - name: pong\n    match: { path: \"/loop\" }\n    handler: { hand_to: { route: ping } }\n"
         + "  - name: narrow\n    match: { path: \"/n\" }\n    handler: { hand_to: { route: only_x } }\n"
-        + "  - name: only_x\n    match: { path: \"/x\" }\n    handler: count\n";
+        + "  - name: only_x\n    match: { path: \"/x\" }\n    handler: count\n"
+        + COUNTED.replace("/c/{rest*}", "/{rest*}").as_str();
     let t = test(&routes);
     let (r, ex) = t.answer(get("/h/y")).await;
     assert_eq!(&r.body[..], b"counted");

@@ -2,7 +2,7 @@
 //! response cache's, a handler's (whole or streamed), a FastCGI upstream's, an error — after the
 //! route's filters have seen its header.
 
-use super::state::ExchangeState;
+use super::state::ServiceState;
 use crate::plugin::{LocalResponse, StreamedResponse};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
@@ -24,7 +24,7 @@ pub(super) enum Local {
 /// (the status is already sent), with a log line.
 pub(super) async fn deliver(
     session: &mut Session,
-    state: &mut ExchangeState,
+    state: &mut ServiceState,
     answer: Local,
 ) -> Result<()> {
     match answer {
@@ -33,7 +33,7 @@ pub(super) async fn deliver(
     }
 }
 
-async fn whole(session: &mut Session, state: &ExchangeState, r: LocalResponse) -> Result<()> {
+async fn whole(session: &mut Session, state: &ServiceState, r: LocalResponse) -> Result<()> {
     if write_head(session, state, r.header(), r.body.len() as u64).await? {
         session.write_response_body(Some(r.body), true).await?;
     }
@@ -42,7 +42,7 @@ async fn whole(session: &mut Session, state: &ExchangeState, r: LocalResponse) -
 
 async fn streamed(
     session: &mut Session,
-    state: &mut ExchangeState,
+    state: &mut ServiceState,
     s: StreamedResponse,
 ) -> Result<()> {
     let StreamedResponse {
@@ -69,7 +69,7 @@ async fn streamed(
 /// bytes of body should follow (not for HEAD or an empty body).
 async fn write_head(
     session: &mut Session,
-    state: &ExchangeState,
+    state: &ServiceState,
     mut header: ResponseHeader,
     body_len: u64,
 ) -> Result<bool> {
@@ -89,7 +89,7 @@ async fn write_head(
 /// Read `length` bytes of `body` in chunks, each to the response cache (if this request fills
 /// it) and to the client (if `session` is given).
 async fn stream_body(
-    state: &mut ExchangeState,
+    state: &mut ServiceState,
     body: &mut (dyn AsyncRead + Send + Unpin),
     length: u64,
     mut session: Option<&mut Session>,

@@ -1,10 +1,10 @@
 //! The end of every request: its route's metrics and the JSON access-log line.
 
-use super::state::ExchangeState;
+use super::state::ServiceState;
 use pingora::proxy::Session;
 use pingora::Error;
 
-pub(super) fn request_done(session: &Session, e: Option<&Error>, state: &ExchangeState) {
+pub(super) fn request_done(session: &Session, e: Option<&Error>, state: &ServiceState) {
     let status = session
         .response_written()
         .map(|r| r.status.as_u16())

@@ -17,7 +17,7 @@ mod log;
 mod state;
 mod upstream;
 
-pub use state::ExchangeState;
+pub use state::ServiceState;
 
 use crate::config::Protocol;
 use crate::pipeline::{self, Exchange, Outcome};
@@ -37,16 +37,16 @@ pub struct TesseraProxy {
 
 #[async_trait]
 impl ProxyHttp for TesseraProxy {
-    type CTX = ExchangeState;
+    type CTX = ServiceState;
 
-    fn new_ctx(&self) -> ExchangeState {
-        ExchangeState::new(self.shared.current.load_full())
+    fn new_ctx(&self) -> ServiceState {
+        ServiceState::new(self.shared.current.load_full())
     }
 
     async fn request_filter(
         &self,
         session: &mut Session,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
     ) -> Result<bool> {
         let client_ip = session
             .client_addr()
@@ -76,7 +76,7 @@ impl ProxyHttp for TesseraProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
     ) -> Result<Box<HttpPeer>> {
         upstream::choose_peer(state)
     }
@@ -85,7 +85,7 @@ impl ProxyHttp for TesseraProxy {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
         e: Box<Error>,
     ) -> Box<Error> {
         upstream::connect_failed(state, e)
@@ -95,7 +95,7 @@ impl ProxyHttp for TesseraProxy {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
     ) -> Result<()> {
         let Some(target) = &state.upstream else {
             return Ok(());
@@ -123,7 +123,7 @@ impl ProxyHttp for TesseraProxy {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
     ) -> Result<()> {
         upstream::check_total_deadline(state)?;
         // 100 Continue and 103 Early Hints pass by: the answer is still to come.
@@ -143,7 +143,7 @@ impl ProxyHttp for TesseraProxy {
         _session: &mut Session,
         body: &mut Option<bytes::Bytes>,
         end_of_stream: bool,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
     ) -> Result<Option<Duration>> {
         state.exchange.cache.body(body.as_ref(), end_of_stream);
         Ok(None)
@@ -154,7 +154,7 @@ impl ProxyHttp for TesseraProxy {
         _session: &mut Session,
         _body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
     ) -> Result<Option<Duration>> {
         upstream::check_total_deadline(state)?;
         Ok(None)
@@ -164,7 +164,7 @@ impl ProxyHttp for TesseraProxy {
         &self,
         session: &mut Session,
         e: &Error,
-        state: &mut ExchangeState,
+        state: &mut ServiceState,
     ) -> FailToProxy {
         // Pingora closes the connection after a failed proxy attempt; say so to the client.
         session.set_keepalive(None);
@@ -183,7 +183,7 @@ impl ProxyHttp for TesseraProxy {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, state: &mut ExchangeState) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, state: &mut ServiceState) {
         log::request_done(session, e, state);
     }
 }

@@ -1,4 +1,4 @@
-//! [`ExchangeState`]: what one request carries from phase to phase of the service. (The
+//! [`ServiceState`]: what one request carries from phase to phase of the service. (The
 //! plugin API's [`crate::plugin::RequestContext`] is what filters and handlers see of it.)
 
 use crate::pipeline::Exchange;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Per-request state of the service, Pingora's `CTX`.
-pub struct ExchangeState {
+pub struct ServiceState {
     /// The config this request started with: a reload never changes a request midway.
     pub(super) runtime: Arc<Runtime>,
     pub(super) started: Instant,
@@ -31,7 +31,7 @@ pub struct ExchangeState {
     pub(super) refusal: Option<HttpError>,
 }
 
-impl ExchangeState {
+impl ServiceState {
     pub(super) fn new(runtime: Arc<Runtime>) -> Self {
         Self {
             runtime,

@@ -2,7 +2,7 @@
 //! another endpoint after a failed connect, and the total deadline), the FastCGI exchange, and
 //! telling Pingora's errors apart for [`Failure`].
 
-use super::state::ExchangeState;
+use super::state::ServiceState;
 use crate::plugin::LocalResponse;
 use crate::upstream::{count_failed_attempt, fastcgi, prepare, Failure};
 use pingora::http::RequestHeader;
@@ -14,7 +14,7 @@ pub(super) const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total ti
 const NO_ENDPOINT: ErrorType = ErrorType::Custom("no healthy endpoint");
 
 /// The endpoint of this attempt, bounded by what is left of the total deadline.
-pub(super) fn choose_peer(state: &mut ExchangeState) -> Result<Box<HttpPeer>> {
+pub(super) fn choose_peer(state: &mut ServiceState) -> Result<Box<HttpPeer>> {
     let Some(target) = &state.upstream else {
         return Error::e_explain(
             ErrorType::InternalError,
@@ -62,7 +62,7 @@ pub(super) fn choose_peer(state: &mut ExchangeState) -> Result<Box<HttpPeer>> {
 }
 
 /// A connect failed: count it, and retry on another endpoint if one is left.
-pub(super) fn connect_failed(state: &mut ExchangeState, mut e: Box<Error>) -> Box<Error> {
+pub(super) fn connect_failed(state: &mut ServiceState, mut e: Box<Error>) -> Box<Error> {
     let Some(target) = &state.upstream else {
         return e;
     };
@@ -92,7 +92,7 @@ pub(super) fn connect_failed(state: &mut ExchangeState, mut e: Box<Error>) -> Bo
 /// The answer to a failed proxy attempt: the refusal made before sending, the status an error
 /// carries, 502/504 for upstream failures ([`Failure`]), 400 for a bad request, nothing when
 /// the client is gone.
-pub(super) fn failure_answer(e: &Error, state: &mut ExchangeState) -> Option<LocalResponse> {
+pub(super) fn failure_answer(e: &Error, state: &mut ServiceState) -> Option<LocalResponse> {
     if let Some(refusal) = state.refusal.take() {
         return Some(refusal.to_response());
     }
@@ -145,7 +145,7 @@ fn upstream_failure(t: &ErrorType) -> Failure {
 }
 
 /// The total deadline, checked as the answer arrives.
-pub(super) fn check_total_deadline(state: &ExchangeState) -> Result<()> {
+pub(super) fn check_total_deadline(state: &ServiceState) -> Result<()> {
     match state.upstream_deadline {
         Some(deadline) if Instant::now() > deadline => Err(Error::create(
             TOTAL_TIMEOUT,
@@ -161,7 +161,7 @@ pub(super) fn check_total_deadline(state: &ExchangeState) -> Result<()> {
 /// FastCGI request (with a retry on another endpoint after a failed connect).
 pub(super) async fn fastcgi_exchange(
     client: &RequestHeader,
-    state: &mut ExchangeState,
+    state: &mut ServiceState,
 ) -> LocalResponse {
     let Some(target) = &state.upstream else {
         return LocalResponse::text(http::StatusCode::INTERNAL_SERVER_ERROR, "no upstream");
