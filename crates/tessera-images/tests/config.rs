@@ -115,3 +115,23 @@ fn tempfile_dir() -> String {
     std::fs::create_dir_all(&dir).unwrap();
     dir.display().to_string()
 }
+
+#[test]
+fn an_empty_section_is_the_section_left_out() {
+    assert_eq!(
+        errors("origins:\nhot_cache:\nimage_index: ~\n"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_route_using_a_broken_section_says_which() {
+    let yaml = "origins:\n  a: { dir: \"/no/such/dir\" }\nroutes:\n  - name: i\n    match: { path: \"/i/{id}/info.json\" }\n    handler: { info: { origin: a, key: \"{id}\" } }\n";
+    let e = errors(yaml);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].contains("origin \"a\": cannot read dir"), "{e:?}");
+    assert!(
+        e[1].contains("handler \"info\": the top-level `origins:` section has errors"),
+        "{e:?}"
+    );
+}

@@ -112,3 +112,91 @@ fn bad_filter_config_is_reported_with_its_position() {
         "{stderr}"
     );
 }
+
+#[test]
+fn filters_without_keys_share_the_top_level_api_keys() {
+    let (port, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("tessera-api-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+listen: [{{ address: "127.0.0.1:{port}" }}]
+admin: {{ address: "127.0.0.1:{admin}" }}
+api_keys: {{ keys: ["shared-key"] }}
+routes:
+  - name: a
+    match: {{ path: "/a" }}
+    filters: [api_key]
+    handler: {{ respond: {{ body: "a" }} }}
+  - name: b
+    match: {{ path: "/b" }}
+    filters: [{{ api_key: {{ keys: ["own-key"] }} }}]
+    handler: {{ respond: {{ body: "b" }} }}
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the example binary did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shared_on_a = get(port, "/a", "X-Api-Key: shared-key\r\n");
+    let own_on_a = get(port, "/a", "X-Api-Key: own-key\r\n");
+    let own_on_b = get(port, "/b", "X-Api-Key: own-key\r\n");
+    let shared_on_b = get(port, "/b", "X-Api-Key: shared-key\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A bare `api_key` with no top-level keys is refused where it is written; a section that
+    // is wrong is refused in the section.
+    std::fs::write(
+        &config,
+        "routes:\n  - name: p\n    match: { path: \"/\" }\n    filters: [api_key]\n    handler: { respond: {} }\n",
+    )
+    .unwrap();
+    let bare = Command::new(BIN)
+        .arg("check")
+        .arg(&config)
+        .output()
+        .unwrap();
+    std::fs::write(&config, "api_keys: { keys: [] }\n").unwrap();
+    let empty = Command::new(BIN)
+        .arg("check")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(shared_on_a.starts_with("HTTP/1.1 200"), "{shared_on_a}");
+    assert!(own_on_a.starts_with("HTTP/1.1 401"), "{own_on_a}");
+    assert!(own_on_b.starts_with("HTTP/1.1 200"), "{own_on_b}");
+    assert!(shared_on_b.starts_with("HTTP/1.1 401"), "{shared_on_b}");
+    let stderr = String::from_utf8_lossy(&bare.stderr);
+    assert!(!bare.status.success());
+    assert!(
+        stderr.contains(
+            ":4:15: filter \"api_key\": give at least one key, here or in a top-level `api_keys:`"
+        ),
+        "{stderr}"
+    );
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(!empty.status.success());
+    assert!(
+        stderr.contains(":1:") && stderr.contains("give at least one key"),
+        "{stderr}"
+    );
+}

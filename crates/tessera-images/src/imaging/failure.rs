@@ -70,7 +70,8 @@ impl Failure {
                 answer(StatusCode::BAD_GATEWAY, "the image cannot be read")
             }
             Failure::Copy(e) => copy_failed(&e),
-            Failure::View(e) | Failure::Resize(e @ ViewError::TimedOut(_)) => {
+            Failure::View(e)
+            | Failure::Resize(e @ (ViewError::TimedOut(_) | ViewError::Closed)) => {
                 view_failed(e, origin, key)
             }
             Failure::Resize(e) => {

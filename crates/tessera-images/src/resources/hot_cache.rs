@@ -26,10 +26,20 @@ const MIN_PART_SIZE: u64 = 1 << 20;
 #[derive(Default)]
 pub struct HotCacheSection {
     slot: Option<Arc<HotCacheSlot>>,
+    /// The section as this config writes it.
+    written: Option<HotCacheConfig>,
+    /// This config changes the section of the running one, which keeps its cache.
+    changed: bool,
 }
 
 impl Resource for HotCacheSection {
     fn open(&self) -> Result<(), String> {
+        if self.changed {
+            // Here rather than in `build`: only a reload that goes ahead says so.
+            tracing::warn!(
+                "hot_cache settings changed; the running hot cache is kept until a restart"
+            );
+        }
         match &self.slot {
             Some(slot) => slot
                 .open()
@@ -44,20 +54,21 @@ impl HotCacheSection {
         config: Option<HotCacheConfig>,
         ctx: &ResourceContext<'_, HotCacheSection>,
     ) -> Result<Self, BuildErrors> {
-        let config = config.map(|mut c| {
+        let written = config.map(|mut c| {
             c.dir = ctx.resolve_path(&c.dir);
             c
         });
-        if let Some(old) = ctx.previous().and_then(|p| p.slot.clone()) {
-            // The cache owns its directory for the life of the process: a reload keeps it.
-            if config.as_ref() != Some(&old.config) {
-                tracing::warn!(
-                    "hot_cache settings changed; the running hot cache is kept until a restart"
-                );
+        if let Some(running) = ctx.previous() {
+            if let Some(slot) = running.slot.clone() {
+                // The cache owns its directory for the life of the process: a reload keeps it.
+                return Ok(Self {
+                    slot: Some(slot),
+                    changed: written != running.written,
+                    written,
+                });
             }
-            return Ok(Self { slot: Some(old) });
         }
-        let Some(config) = config else {
+        let Some(config) = written else {
             return Ok(Self::default());
         };
         if ctx.is_reload() {
@@ -69,6 +80,8 @@ impl HotCacheSection {
         let slot = HotCacheSlot::new(&config).map_err(BuildError::new)?;
         Ok(Self {
             slot: Some(Arc::new(slot)),
+            written: Some(config),
+            changed: false,
         })
     }
 

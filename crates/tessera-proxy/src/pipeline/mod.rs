@@ -32,8 +32,9 @@ const MAX_HANDOFFS: usize = 4;
 
 /// What the pipeline decided for a request.
 pub enum Outcome {
-    /// An answer made here — by a filter, the response cache, the handler, or an error — already
-    /// through the response cache (kept, or replaced by a 304 or a stale answer).
+    /// An answer made here: a filter's, a kept one, the handler's (already through the
+    /// response cache: kept, or replaced by a 304 or a stale answer), or an error (431, 404,
+    /// a route configuration that cannot serve the request).
     Answer(LocalResponse),
     /// An answer whose body is read as it is sent.
     Stream(StreamedResponse),

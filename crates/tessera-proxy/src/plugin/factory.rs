@@ -42,6 +42,11 @@ pub fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
 impl BuildContext<'_> {
     /// The shared resource of type `R` (registered with [`crate::Builder::resource`]).
     pub fn resource<R: Resource>(&self) -> Result<Arc<R>, BuildError> {
+        if let Some(section) = self.resources.failed::<R>() {
+            return Err(BuildError::new(format!(
+                "the top-level `{section}:` section has errors (each on its own line)"
+            )));
+        }
         self.resources.get::<R>().ok_or_else(|| {
             BuildError::new(format!(
                 "this binary registers no resource of type {}",

@@ -53,7 +53,9 @@ pub trait Resource: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Called once a config serves, inside the Tokio runtime: start background tasks here.
+    /// Called when a config that holds this resource starts serving (the first config, and
+    /// each reloaded one), inside the Tokio runtime: start background tasks here. Like `open`,
+    /// it must be safe to call again on an instance kept from the previous config.
     fn start(&self) {}
 }
 
@@ -114,12 +116,15 @@ struct Built {
     hooks: Arc<dyn Resource>,
 }
 
-/// The resources of one built config, by type.
+/// The resources of one built config, by type. A resource whose section has errors is not
+/// there; asking for it gives an error saying which section to fix.
 #[derive(Clone, Default)]
 pub struct Resources {
     by_type: HashMap<TypeId, Built>,
     /// In the order they were built.
     order: Vec<TypeId>,
+    /// Resources whose section has errors, by type: their section's name.
+    failed: HashMap<TypeId, String>,
 }
 
 impl Resources {
@@ -140,6 +145,11 @@ impl Resources {
             hooks: resource,
         };
         self.by_type.insert(id, built);
+    }
+
+    /// The section of the resource of type `R`, if building it failed.
+    pub(crate) fn failed<R: Resource>(&self) -> Option<&str> {
+        self.failed.get(&TypeId::of::<R>()).map(String::as_str)
     }
 
     pub(crate) fn get_any(&self, id: TypeId) -> Option<&Arc<dyn Any + Send + Sync>> {
@@ -204,7 +214,15 @@ where
         env: &ResourceEnv<'_>,
         built: &mut Resources,
     ) -> Result<(), BuildErrors> {
-        let config = config.map(parse_config::<C>).transpose()?;
+        // `section:` with nothing after it is the section left out.
+        let config = config.filter(|v| !v.is_null());
+        let config = match config.map(parse_config::<C>).transpose() {
+            Ok(config) => config,
+            Err(e) => {
+                built.failed.insert(TypeId::of::<R>(), section.to_string());
+                return Err(e.into());
+            }
+        };
         let previous = env
             .previous
             .and_then(|p| p.get_any(TypeId::of::<R>()))
@@ -215,9 +233,16 @@ where
             base_dir: env.base_dir,
             built,
         };
-        let resource = (self.build)(config, &ctx)?;
-        built.insert(section, Arc::new(resource));
-        Ok(())
+        match (self.build)(config, &ctx) {
+            Ok(resource) => {
+                built.insert(section, Arc::new(resource));
+                Ok(())
+            }
+            Err(errors) => {
+                built.failed.insert(TypeId::of::<R>(), section.to_string());
+                Err(errors)
+            }
+        }
     }
 
     fn schema(&self, gen: &mut SchemaGenerator) -> Schema {

@@ -99,12 +99,14 @@ pub(super) fn failure_answer(e: &Error, state: &mut ServiceState) -> Option<Loca
     let etype = e.etype();
     if let ErrorType::HTTPStatus(code) = etype {
         let status = http::StatusCode::from_u16(*code).unwrap_or(http::StatusCode::BAD_GATEWAY);
-        let reason = match *code {
-            502 => "bad gateway: the upstream failed",
-            504 => "gateway timeout: the upstream did not answer in time",
-            400 => "bad request",
-            _ => "error",
-        };
+        if matches!(*code, 502 | 504) {
+            // The upstream answered with a gateway error itself (and a stale answer may stand
+            // in): still a failed exchange, logged and counted.
+            let endpoint = state.endpoint_name();
+            let (route, cluster) = (state.route_name(), state.cluster_name());
+            return Some(Failure::Response.answer_with(status, route, cluster, &endpoint, e));
+        }
+        let reason = if *code == 400 { "bad request" } else { "error" };
         return Some(LocalResponse::text(status, reason));
     }
     match e.esource() {
@@ -192,4 +194,82 @@ pub(super) async fn fastcgi_exchange(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use crate::plugin::{HttpError, UpstreamTarget};
+    use crate::runtime::Runtime;
+    use crate::Builder;
+    use std::sync::Arc;
+
+    /// A runtime with one cluster of each protocol; nothing listens on their endpoints.
+    fn state() -> ServiceState {
+        let yaml = "clusters:\n  fcgi: { endpoints: [\"127.0.0.1:1\"], protocol: fastcgi }\n  web: { endpoints: [\"127.0.0.1:1\"] }\n";
+        let (config, source) = load_str("p.yaml", yaml).unwrap();
+        let runtime = Runtime::build(config, &source, Builder::with_builtins().registry(), None);
+        ServiceState::new(Arc::new(runtime.expect("builds")))
+    }
+
+    fn bad_rewrite(state: &ServiceState, cluster: &str) -> UpstreamTarget {
+        UpstreamTarget {
+            cluster: state.runtime.clusters[cluster].clone(),
+            path_and_query: Some("/a b".into()),
+            host: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_rewrite_is_400_over_fastcgi_before_any_connection() {
+        let mut state = state();
+        let target = bad_rewrite(&state, "fcgi");
+        state.go_upstream(target);
+        let client = RequestHeader::build("GET", b"/x", None).unwrap();
+        let answer = fastcgi_exchange(&client, &mut state).await;
+        assert_eq!(answer.status, http::StatusCode::BAD_REQUEST);
+        assert!(state.endpoint.is_none(), "no endpoint was tried");
+    }
+
+    #[test]
+    fn a_bad_rewrite_is_400_over_http_too() {
+        // `upstream_request_filter` keeps prepare's refusal and fails the exchange with it.
+        let mut state = state();
+        let target = bad_rewrite(&state, "web");
+        let client = RequestHeader::build("GET", b"/x", None).unwrap();
+        let mut upstream = client.clone();
+        let refusal = crate::upstream::prepare(
+            &mut upstream,
+            &target,
+            &state.exchange.info(&client),
+            &Default::default(),
+        )
+        .unwrap_err();
+        state.go_upstream(target);
+        state.refusal = Some(refusal);
+        let e = Error::explain(ErrorType::HTTPStatus(400), "refused");
+        let answer = failure_answer(&e, &mut state).expect("an answer");
+        assert_eq!(answer.status, http::StatusCode::BAD_REQUEST);
+        let _: Option<HttpError> = state.refusal.take();
+    }
+
+    #[test]
+    fn pingora_errors_map_to_failures() {
+        assert_eq!(
+            upstream_failure(&ErrorType::ConnectTimedout),
+            Failure::ConnectTimeout
+        );
+        assert_eq!(
+            upstream_failure(&ErrorType::ConnectRefused),
+            Failure::Connect
+        );
+        assert_eq!(upstream_failure(&ErrorType::ReadTimedout), Failure::Timeout);
+        assert_eq!(upstream_failure(&TOTAL_TIMEOUT), Failure::Timeout);
+        assert_eq!(upstream_failure(&NO_ENDPOINT), Failure::NoEndpoint);
+        assert_eq!(
+            upstream_failure(&ErrorType::InvalidHTTPHeader),
+            Failure::Response
+        );
+    }
 }

@@ -22,10 +22,11 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The `kind` label of `tessera_upstream_errors_total`.
+    /// The `kind` label of `tessera_upstream_errors_total` and of the log line.
     pub fn kind(self) -> &'static str {
         match self {
-            Failure::Connect | Failure::NoEndpoint => "connect",
+            Failure::NoEndpoint => "no_endpoint",
+            Failure::Connect => "connect",
             Failure::ConnectTimeout => "connect_timeout",
             Failure::Timeout => "timeout",
             Failure::Response => "response",
@@ -56,10 +57,21 @@ impl Failure {
         endpoint: &str,
         error: &dyn Display,
     ) -> LocalResponse {
+        self.answer_with(self.status(), route, cluster, endpoint, error)
+    }
+
+    /// [`Failure::answer`] with another status: an upstream that answered 502 or 504 itself.
+    pub fn answer_with(
+        self,
+        status: StatusCode,
+        route: &str,
+        cluster: &str,
+        endpoint: &str,
+        error: &dyn Display,
+    ) -> LocalResponse {
         if !self.is_connect() {
             super::count_failed_attempt(cluster, endpoint, self.kind());
         }
-        let status = self.status();
         tracing::error!(
             route, cluster, endpoint, status = status.as_u16(), kind = self.kind(), error = %error,
             "upstream failed"

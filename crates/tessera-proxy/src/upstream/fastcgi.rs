@@ -77,8 +77,10 @@ pub(crate) async fn exchange(
         };
         if kind.is_connect() {
             count_failed_attempt(cluster.name(), &endpoint, kind.kind());
-            tracing::warn!(route = %at.route, cluster = %cluster.name(), endpoint = %endpoint, error = %failure, "cannot connect to upstream endpoint");
             at.failed.push(backend);
+            let retrying = at.failed.len() <= cluster.retries()
+                && cluster.select(hash_key, at.failed).is_some();
+            tracing::warn!(route = %at.route, cluster = %cluster.name(), endpoint = %endpoint, error = %failure, retrying, "cannot connect to upstream endpoint");
             last = Some((kind, endpoint, failure.to_string()));
             continue;
         }
