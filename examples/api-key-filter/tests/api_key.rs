@@ -27,6 +27,26 @@ fn get(port: u16, path: &str, extra: &str) -> String {
     out
 }
 
+/// Run the example binary on `config` until it listens on `port`.
+fn run(config: &std::path::Path, port: u16) -> std::process::Child {
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the example binary did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 #[test]
 fn api_key_filter_guards_a_route() {
     let (port, admin) = (free_port(), free_port());
@@ -62,21 +82,7 @@ routes:
     let schema = Command::new(BIN).arg("schema").output().unwrap();
     assert!(String::from_utf8_lossy(&schema.stdout).contains("api_key"));
 
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the example binary did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = run(&config, port);
     let denied = get(port, "/private", "");
     let allowed = get(port, "/private", "X-Api-Key: s3cret\r\n");
     let _ = child.kill();
@@ -139,21 +145,7 @@ routes:
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the example binary did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = run(&config, port);
     let shared_on_a = get(port, "/a", "X-Api-Key: shared-key\r\n");
     let own_on_a = get(port, "/a", "X-Api-Key: own-key\r\n");
     let own_on_b = get(port, "/b", "X-Api-Key: own-key\r\n");

@@ -201,6 +201,36 @@ impl<C, R, F> FnResourceFactory<C, R, F> {
     }
 }
 
+impl<C, R, F> FnResourceFactory<C, R, F>
+where
+    C: DeserializeOwned + JsonSchema,
+    R: Resource,
+    F: Fn(Option<C>, &ResourceContext<'_, R>) -> Result<R, BuildErrors> + Send + Sync,
+{
+    /// Parse the section and call the build function.
+    fn make(
+        &self,
+        config: Option<Value>,
+        env: &ResourceEnv<'_>,
+        built: &Resources,
+    ) -> Result<R, BuildErrors> {
+        // `section:` with nothing after it is the section left out.
+        let config = config.filter(|v| !v.is_null());
+        let config = config.map(parse_config::<C>).transpose()?;
+        let previous = env
+            .previous
+            .and_then(|p| p.get_any(TypeId::of::<R>()))
+            .and_then(|any| any.downcast_ref::<R>());
+        let ctx = ResourceContext {
+            previous,
+            reload: env.reload,
+            base_dir: env.base_dir,
+            built,
+        };
+        (self.build)(config, &ctx)
+    }
+}
+
 impl<C, R, F> ResourceFactory for FnResourceFactory<C, R, F>
 where
     C: DeserializeOwned + JsonSchema,
@@ -214,26 +244,7 @@ where
         env: &ResourceEnv<'_>,
         built: &mut Resources,
     ) -> Result<(), BuildErrors> {
-        // `section:` with nothing after it is the section left out.
-        let config = config.filter(|v| !v.is_null());
-        let config = match config.map(parse_config::<C>).transpose() {
-            Ok(config) => config,
-            Err(e) => {
-                built.failed.insert(TypeId::of::<R>(), section.to_string());
-                return Err(e.into());
-            }
-        };
-        let previous = env
-            .previous
-            .and_then(|p| p.get_any(TypeId::of::<R>()))
-            .and_then(|any| any.downcast_ref::<R>());
-        let ctx = ResourceContext {
-            previous,
-            reload: env.reload,
-            base_dir: env.base_dir,
-            built,
-        };
-        match (self.build)(config, &ctx) {
+        match self.make(config, env, built) {
             Ok(resource) => {
                 built.insert(section, Arc::new(resource));
                 Ok(())
