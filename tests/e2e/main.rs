@@ -8,6 +8,7 @@ mod s3;
 
 mod cli;
 mod clusters;
+mod faults;
 mod filters;
 mod index_cli;
 mod large_views;

@@ -39,9 +39,11 @@ impl Flight {
     pub(crate) async fn run(mut self, origin: Arc<dyn Origin>, key: String) {
         let started = Instant::now();
         let inner = self.inner.clone();
-        let result = match inner.copy_slots.acquire().await {
-            Ok(_permit) => self.copy(&*origin, &key).await,
-            Err(_) => Err(CopyError::Aborted),
+        let wait = inner.settings.max_copy_wait;
+        let result = match tokio::time::timeout(wait, inner.copy_slots.acquire()).await {
+            Ok(Ok(_permit)) => self.copy(&*origin, &key).await,
+            Ok(Err(_)) => Err(CopyError::Aborted),
+            Err(_) => Err(CopyError::Busy(wait)),
         };
         let copied = result.as_ref().ok().copied();
         let mut st = inner.lock();

@@ -13,8 +13,8 @@
 //! - **Leases pin.** A leased file is never evicted.
 //! - **A budget.** When a copy would take the disk use over the high watermark, files are evicted
 //!   (see [`policy`]) until it is under the low one. The index is rebuilt from disk at start.
-//! - **Bounded work.** At most `max_concurrent_copies` copies run at once; large objects are
-//!   copied as parallel ranged GETs.
+//! - **Bounded work.** At most `max_concurrent_copies` copies run at once, and a copy waits at
+//!   most `max_copy_wait` for its turn; large objects are copied as parallel ranged GETs.
 
 mod cache;
 mod copy;
@@ -44,8 +44,10 @@ pub struct Settings {
     pub high_watermark: f64,
     /// …and stops when use is at or under this share.
     pub low_watermark: f64,
-    /// Copies running at once; more wait their turn.
+    /// Copies running at once; more wait their turn…
     pub max_concurrent_copies: usize,
+    /// …for at most this long, then fail with [`CopyError::Busy`].
+    pub max_copy_wait: Duration,
     /// Objects at least this large are copied as parallel ranged GETs.
     pub parallel_threshold: u64,
     /// The size of each ranged GET of a parallel copy.
@@ -69,6 +71,7 @@ impl Settings {
             high_watermark: 0.9,
             low_watermark: 0.8,
             max_concurrent_copies: 16,
+            max_copy_wait: Duration::from_secs(30),
             parallel_threshold: 64 << 20,
             part_size: 16 << 20,
             parallel_parts: 4,
@@ -104,6 +107,8 @@ pub enum CopyError {
     Io(String),
     #[error("the copy task ended without an answer")]
     Aborted,
+    #[error("no copy slot came free within {0:?} (max_concurrent_copies copies are running)")]
+    Busy(Duration),
 }
 
 /// Why the cache could not be opened.
@@ -126,6 +131,7 @@ impl CopyError {
             CopyError::Truncated { .. } => "truncated",
             CopyError::Io(_) => "io",
             CopyError::Aborted => "aborted",
+            CopyError::Busy(_) => "busy",
         }
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod dir;
 pub mod key;
+pub mod pace;
 pub mod s3;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use dir::DirOrigin;
 pub use key::{decode_key_part, validate_key, KeyError};
+pub use pace::{Pace, Paced};
 pub use s3::{S3Origin, S3Settings, S3SetupError};
 
 /// What an origin knows about an object without reading it.

@@ -2,12 +2,15 @@
 //!
 //! Credentials come from the standard AWS chain (environment, profile, web identity, instance
 //! metadata), so nothing secret goes in `proxy.yaml`. Timeouts and retries are the SDK's own,
-//! configured per origin. Ranged reads are plain `Range: bytes=a-b` GETs. Listing is
+//! configured per origin, up to the response's headers; bodies are held to a [`Pace`] (no
+//! stall longer than the read timeout, no trickle under the minimum rate). Ranged reads are plain `Range: bytes=a-b` GETs. Listing is
 //! ListObjectsV2, page after page (1000 keys each) until the continuation token runs out.
 
+use crate::pace::{Pace, Paced};
 use crate::{ObjectMeta, ObjectReader, Origin, OriginError};
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
@@ -27,8 +30,12 @@ pub struct S3Settings {
     /// Address buckets as `endpoint/bucket/key` rather than `bucket.endpoint/key`.
     pub path_style: bool,
     pub connect_timeout: Duration,
-    /// Longest wait for the next bytes of a response.
+    /// Longest wait for the next bytes of a response, its body included.
     pub read_timeout: Duration,
+    /// The lowest average rate of a body, in bytes a second, once `min_rate_after` has passed
+    /// since it began; 0: no lower bound.
+    pub min_rate: u64,
+    pub min_rate_after: Duration,
     /// Longest time for one whole request, retries included. `None`: no limit (a large copy
     /// may legitimately take minutes).
     pub operation_timeout: Option<Duration>,
@@ -48,6 +55,7 @@ pub enum S3SetupError {
 pub struct S3Origin {
     client: Client,
     bucket: String,
+    pace: Pace,
 }
 
 impl S3Origin {
@@ -71,6 +79,10 @@ impl S3Origin {
                     s.region.clone().unwrap_or_else(|| "us-east-1".into()),
                 ))
                 .timeout_config(timeouts.build())
+                // Bodies are held to our own `Pace` (the read timeout and the minimum rate);
+                // the SDK's stall check would cut a stall at its own ~5 s and call it a
+                // dispatch failure, not a timeout.
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
                 .retry_config(RetryConfig::standard().with_max_attempts(s.max_attempts.max(1)));
             Ok::<_, S3SetupError>(rt.block_on(loader.load()))
         })
@@ -85,6 +97,11 @@ impl S3Origin {
         Ok(Self {
             client: Client::from_conf(conf.build()),
             bucket: settings.bucket.clone(),
+            pace: Pace {
+                idle: settings.read_timeout,
+                min_rate: settings.min_rate,
+                grace: settings.min_rate_after,
+            },
         })
     }
 }
@@ -151,7 +168,7 @@ impl Origin for S3Origin {
             req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
         }
         let out = req.send().await.map_err(|e| sdk_error("GET", key, e))?;
-        Ok(Box::new(out.body.into_async_read()))
+        Ok(Box::new(Paced::new(out.body.into_async_read(), self.pace)))
     }
 
     async fn open(&self, key: &str) -> Result<(ObjectMeta, ObjectReader), OriginError> {
@@ -173,7 +190,10 @@ impl Origin for S3Origin {
             size,
             etag: out.e_tag().map(str::to_string),
         };
-        Ok((meta, Box::new(out.body.into_async_read())))
+        Ok((
+            meta,
+            Box::new(Paced::new(out.body.into_async_read(), self.pace)),
+        ))
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<(), OriginError> {

@@ -10,6 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,10 @@ struct Faults {
     cut_after: HashMap<String, u64>,
     /// GETs of these paths wait this long before answering.
     delay: HashMap<String, Duration>,
+    /// GETs of these paths send this many body bytes, then nothing, without closing.
+    stall_after: HashMap<String, u64>,
+    /// GETs of these paths send their body in chunks of this many bytes, one per interval.
+    trickle: HashMap<String, (usize, Duration)>,
 }
 
 pub struct S3Server {
@@ -45,13 +50,39 @@ pub struct S3Server {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-/// A response body that errors after `left` bytes, if set.
-struct CutBody {
+/// A response body with faults: an error after `left` bytes, a stall after `stall_after`
+/// bytes (the connection stays open, silent), or a trickle of small chunks.
+struct FaultBody {
     inner: s3s::Body,
     left: Option<u64>,
+    stall_after: Option<u64>,
+    trickle: Option<(usize, Duration)>,
+    /// Bytes taken from `inner`, not yet sent.
+    pending: Bytes,
+    sent: u64,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl Body for CutBody {
+impl FaultBody {
+    fn new(
+        inner: s3s::Body,
+        left: Option<u64>,
+        stall_after: Option<u64>,
+        trickle: Option<(usize, Duration)>,
+    ) -> Self {
+        Self {
+            inner,
+            left,
+            stall_after,
+            trickle,
+            pending: Bytes::new(),
+            sent: 0,
+            timer: None,
+        }
+    }
+}
+
+impl Body for FaultBody {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -59,23 +90,48 @@ impl Body for CutBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.left == Some(0) {
-            return Poll::Ready(Some(Err("connection cut by the test".into())));
+        if self.pending.is_empty() {
+            if self.left == Some(0) {
+                return Poll::Ready(Some(Err("connection cut by the test".into())));
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(mut data) => {
+                        if let Some(left) = self.left {
+                            let n = (data.len() as u64).min(left);
+                            self.left = Some(left - n);
+                            data.truncate(n as usize);
+                        }
+                        self.pending = data;
+                    }
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.to_string().into()))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match (frame.into_data(), self.left) {
-                (Ok(data), Some(left)) => {
-                    let n = (data.len() as u64).min(left);
-                    self.left = Some(left - n);
-                    Poll::Ready(Some(Ok(Frame::data(data.slice(..n as usize)))))
+        let mut most = self.pending.len();
+        if let Some(stall) = self.stall_after {
+            let room = stall.saturating_sub(self.sent) as usize;
+            if room == 0 {
+                // Hold the connection open and send nothing more.
+                return Poll::Pending;
+            }
+            most = most.min(room);
+        }
+        if let Some((chunk, every)) = self.trickle {
+            if let Some(timer) = self.timer.as_mut() {
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-                (Ok(data), None) => Poll::Ready(Some(Ok(Frame::data(data)))),
-                (Err(frame), _) => Poll::Ready(Some(Ok(frame))),
-            },
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.to_string().into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            }
+            self.timer = Some(Box::pin(tokio::time::sleep(every)));
+            most = most.min(chunk.max(1));
         }
+        let data = self.pending.split_to(most);
+        self.sent += data.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(data))))
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -131,22 +187,26 @@ impl S3Server {
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_string),
                         });
-                        let (delay, cut) = {
+                        let (delay, cut, stall, trickle) = {
                             let f = faults.lock().unwrap();
                             if method == "GET" {
-                                (f.delay.get(&path).copied(), f.cut_after.get(&path).copied())
+                                (
+                                    f.delay.get(&path).copied(),
+                                    f.cut_after.get(&path).copied(),
+                                    f.stall_after.get(&path).copied(),
+                                    f.trickle.get(&path).copied(),
+                                )
                             } else {
-                                (None, None)
+                                (None, None, None, None)
                             }
                         };
                         if let Some(d) = delay {
                             tokio::time::sleep(d).await;
                         }
                         let resp = service.call(req.map(s3s::Body::from)).await?;
-                        Ok::<_, s3s::HttpError>(resp.map(|b| CutBody {
-                            inner: b,
-                            left: cut,
-                        }))
+                        Ok::<_, s3s::HttpError>(
+                            resp.map(|b| FaultBody::new(b, cut, stall, trickle)),
+                        )
                     }
                 });
                 tokio::spawn(async move {
@@ -222,6 +282,32 @@ impl S3Server {
             Some(n) => f.cut_after.insert(path, n),
             None => f.cut_after.remove(&path),
         };
+    }
+
+    /// GETs of `key` send `bytes` of the body, then nothing more, holding the connection open.
+    pub fn stall_after(&self, key: &str, bytes: u64) {
+        let path = format!("/{BUCKET}/{key}");
+        self.faults.lock().unwrap().stall_after.insert(path, bytes);
+    }
+
+    /// GETs of `key` send their body `chunk` bytes at a time, one chunk per `every`.
+    pub fn trickle(&self, key: &str, chunk: usize, every: Duration) {
+        let path = format!("/{BUCKET}/{key}");
+        self.faults
+            .lock()
+            .unwrap()
+            .trickle
+            .insert(path, (chunk, every));
+    }
+
+    /// Take every fault off `key`: its GETs answer normally again.
+    pub fn heal(&self, key: &str) {
+        let path = format!("/{BUCKET}/{key}");
+        let mut f = self.faults.lock().unwrap();
+        f.cut_after.remove(&path);
+        f.delay.remove(&path);
+        f.stall_after.remove(&path);
+        f.trickle.remove(&path);
     }
 
     /// Hold GETs of `key` this long before answering.

@@ -150,6 +150,10 @@ fn copy_failed(e: &LeaseError) -> HttpError {
             "the image cannot be cached locally right now",
         ),
         CopyError::Aborted => answer(StatusCode::BAD_GATEWAY, "the copy of the image failed"),
+        CopyError::Busy(_) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many images are being copied right now; try again",
+        ),
     }
 }
 

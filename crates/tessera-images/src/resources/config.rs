@@ -47,9 +47,17 @@ fn default_attempts() -> u32 {
 pub struct S3Timeouts {
     #[serde(default = "default_s3_connect")]
     pub connect: Dur,
-    /// Longest wait for the next bytes of an answer.
+    /// Longest wait for the next bytes of an answer: for its headers, and for every read of
+    /// its body (a stall mid-body is a timeout too).
     #[serde(default = "default_s3_read")]
     pub read: Dur,
+    /// The lowest average rate of a body, per second, once `min_rate_after` has passed since
+    /// it began (`0` turns it off): an origin that trickles is a timeout, not a wait without
+    /// end.
+    #[serde(default = "default_min_rate")]
+    pub min_rate: ByteSize,
+    #[serde(default = "default_min_rate_after")]
+    pub min_rate_after: Dur,
     /// Longest time for one whole request, retries included. Default: no limit, since copying
     /// a large image can take minutes.
     #[serde(default)]
@@ -64,11 +72,21 @@ fn default_s3_read() -> Dur {
     Dur::secs(30)
 }
 
+fn default_min_rate() -> ByteSize {
+    ByteSize(64 << 10)
+}
+
+fn default_min_rate_after() -> Dur {
+    Dur::secs(10)
+}
+
 impl Default for S3Timeouts {
     fn default() -> Self {
         Self {
             connect: default_s3_connect(),
             read: default_s3_read(),
+            min_rate: default_min_rate(),
+            min_rate_after: default_min_rate_after(),
             operation: None,
         }
     }
@@ -89,9 +107,12 @@ pub struct HotCacheConfig {
     /// Eviction stops at this share.
     #[serde(default = "default_low")]
     pub low_watermark: Share,
-    /// Copies from origins running at once; further ones wait.
+    /// Copies from origins running at once; further ones wait…
     #[serde(default = "default_copies")]
     pub max_concurrent_copies: usize,
+    /// …at most this long for their turn; then every request waiting for that image gets 503.
+    #[serde(default = "default_copy_wait")]
+    pub max_copy_wait: Dur,
     #[serde(default)]
     pub parallel_copy: ParallelCopy,
     /// How long "no such object" is remembered for an identifier.
@@ -138,6 +159,9 @@ fn default_low() -> Share {
 }
 fn default_copies() -> usize {
     16
+}
+fn default_copy_wait() -> Dur {
+    Dur::secs(30)
 }
 fn default_not_found_ttl() -> Dur {
     Dur::secs(5)

@@ -125,6 +125,7 @@ fn hot_cache_settings(c: &HotCacheConfig) -> Result<Settings, String> {
         high_watermark: c.high_watermark.0,
         low_watermark: c.low_watermark.0,
         max_concurrent_copies: c.max_concurrent_copies.max(1),
+        max_copy_wait: c.max_copy_wait.0,
         parallel_threshold: c.parallel_copy.threshold.0,
         part_size: c.parallel_copy.part_size.0,
         parallel_parts: c.parallel_copy.parts.max(1),
@@ -276,7 +277,7 @@ static HOT_CACHE: LazyLock<HotCacheMetrics> = LazyLock::new(|| {
         .expect("metric registers"),
         failures: register_int_counter_vec_with_registry!(
             "tessera_hot_cache_copy_failures_total",
-            "Failed copies by kind (not_found, timeout, denied, unavailable, changed, truncated, disk_full, too_large, io, aborted).",
+            "Failed copies by kind (not_found, timeout, denied, unavailable, changed, truncated, disk_full, too_large, io, aborted, busy).",
             &["kind"],
             r
         )

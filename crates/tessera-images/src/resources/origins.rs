@@ -75,6 +75,8 @@ fn build_origin(config: &OriginConfig) -> Result<Arc<dyn Origin>, String> {
                 path_style: s3.path_style,
                 connect_timeout: s3.timeouts.connect.0,
                 read_timeout: s3.timeouts.read.0,
+                min_rate: s3.timeouts.min_rate.0,
+                min_rate_after: s3.timeouts.min_rate_after.0,
                 operation_timeout: s3.timeouts.operation.map(|d| d.0),
                 max_attempts: s3.max_attempts,
             };
