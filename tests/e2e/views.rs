@@ -277,6 +277,76 @@ fn render_decodes_regions_from_the_hot_cache_like_opj_decompress() {
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
+/// Regions of a few pixels anywhere in the image, even where they vanish at a reduced
+/// resolution, are decoded at one where they do not: 200 with the right pixels, never 502.
+#[test]
+fn tiny_regions_are_served_wherever_they_are() {
+    use crate::images::opj_decode_region;
+    let s3 = S3Server::start();
+    let file = jp2_with(1000, 700, &["-p", "RPCL", "-t", "256,256", "-n", "6"]);
+    s3.put_file("tiled", &file);
+    let cache = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "origins:\n{}hot_cache: {{ dir: \"{}\", capacity: 1GiB }}\nroutes:\n  - name: render\n    match: {{ path: \"/iiif/{{image}}/{{iiif*}}\" }}\n    handler: {{ render: {{ origin: masters, key: \"{{image}}\" }} }}\n",
+        s3.origin_yaml("masters"),
+        cache.path().display()
+    );
+    let t = Tessera::start(&yaml);
+    for (x, y, w, h) in [
+        (500, 500, 1, 1),
+        (999, 699, 1, 1),
+        (998, 0, 2, 2),
+        (992, 0, 8, 8),
+        (0, 0, 1, 1),
+        (333, 17, 3, 5),
+    ] {
+        let iiif = format!("{x},{y},{w},{h}/{w},{h}/0/default.png");
+        let r = t.get(&format!("/iiif/tiled/{iiif}"));
+        assert_eq!(r.status, 200, "{iiif}: {}", r.text());
+        let (pw, ph, px) = png_pixels(&r.body);
+        let (rw, rh, reference) = opj_decode_region(&file, 0, Some((x, y, x + w, y + h)));
+        assert_eq!((pw, ph), (rw, rh), "{iiif}");
+        assert!(px == reference, "{iiif}: pixels differ from opj_decompress");
+    }
+    assert!(!t.log().contains("\"level\":\"ERROR\""), "{}", t.log());
+}
+
+/// Limits of an output format are the client's to respect: a JPEG wider than 65535 pixels is
+/// 400 with the reason, and the same size as PNG is served. An identifier longer than a file
+/// name may be is no such image.
+#[test]
+fn format_limits_are_400_and_long_identifiers_404() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        jp2_with(70000, 8, &["-n", "3"]),
+        dir.path().join("wide.jp2"),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "origins:\n  local: {{ dir: \"{}\" }}\nhot_cache: {{ dir: \"{}\", capacity: 1GiB }}\nroutes:\n  - name: info\n    match: {{ path: \"/iiif/{{image}}/info.json\" }}\n    handler: {{ info: {{ origin: local, key: \"{{image}}.jp2\" }} }}\n  - name: render\n    match: {{ path: \"/iiif/{{image}}/{{iiif*}}\" }}\n    handler: {{ render: {{ origin: local, key: \"{{image}}.jp2\" }} }}\n",
+        dir.path().display(),
+        cache.path().display()
+    );
+    let t = Tessera::start(&yaml);
+    let r = t.get("/iiif/wide/full/max/0/default.jpg");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("65535"), "{}", r.text());
+    let r = t.get("/iiif/wide/full/max/0/default.png");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(png_pixels(&r.body).0, 70000);
+
+    let long = "x".repeat(300);
+    for path in [
+        format!("/iiif/{long}/info.json"),
+        format!("/iiif/{long}/full/max/0/default.jpg"),
+    ] {
+        let r = t.get(&path);
+        assert_eq!(r.status, 404, "{}", r.text());
+    }
+    assert!(!t.log().contains("\"level\":\"ERROR\""), "{}", t.log());
+}
+
 /// A decode that overruns `decode_timeout` answers 504 with a log line; a later request whose
 /// decode fits the limit is served.
 #[test]

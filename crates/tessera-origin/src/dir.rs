@@ -50,9 +50,12 @@ fn etag(meta: &std::fs::Metadata) -> String {
 
 fn fs_error(key: &str, e: std::io::Error) -> OriginError {
     match e.kind() {
-        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
-            OriginError::NotFound
-        }
+        // A name this filesystem cannot hold (a segment over NAME_MAX, a path over PATH_MAX)
+        // names no file in it.
+        ErrorKind::NotFound
+        | ErrorKind::NotADirectory
+        | ErrorKind::IsADirectory
+        | ErrorKind::InvalidFilename => OriginError::NotFound,
         ErrorKind::PermissionDenied => OriginError::Denied(format!("{key}: {e}")),
         _ => io_error(key, &e),
     }
@@ -278,6 +281,13 @@ mod tests {
         ));
         std::fs::create_dir_all(dir.path().join("sub/d")).unwrap();
         assert_eq!(origin.head("d").await, Err(OriginError::NotFound));
+        // Longer than a file name may be: no such object, not an unavailable origin.
+        let long = "x".repeat(300);
+        assert_eq!(origin.head(&long).await, Err(OriginError::NotFound));
+        assert!(matches!(
+            origin.get(&format!("a/{long}"), None, None).await,
+            Err(OriginError::NotFound)
+        ));
     }
 
     #[tokio::test]

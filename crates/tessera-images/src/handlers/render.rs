@@ -106,14 +106,28 @@ impl Render {
     }
 }
 
-/// The largest reduction that still decodes the region at least as large as the output.
-fn reduce_for(r: &Resolved, levels: u8) -> u8 {
+/// `value / 2^shift`, rounded up, as JPEG 2000 maps coordinates to a reduced resolution.
+fn ceil_shift(value: u32, shift: u32) -> u64 {
+    // NL may be 32: a plain `1 << 32` would overflow.
+    let div = 1u64 << shift.min(63);
+    u64::from(value).div_ceil(div)
+}
+
+/// The largest reduction that still decodes `area` (x0, y0, x1, y1 on the image's grid) at
+/// least as large as the output: the region shrunk by 2^reduce is no smaller than the output,
+/// and so is its size on the reduced grid as OpenJPEG counts it (where a region of a few
+/// pixels may round away to nothing).
+fn reduce_for(r: &Resolved, area: (u32, u32, u32, u32), levels: u8) -> u8 {
+    let (x0, y0, x1, y1) = area;
+    let (want_w, want_h) = (u64::from(r.width), u64::from(r.height));
     let mut reduce = 0u8;
     while reduce < levels {
-        // NL may be 32: a plain `1 << 32` would overflow.
-        let div = 1u32.checked_shl(u32::from(reduce) + 1).unwrap_or(u32::MAX);
-        let (w, h) = (r.region.w.div_ceil(div), r.region.h.div_ceil(div));
-        if w < r.width || h < r.height {
+        let next = u32::from(reduce) + 1;
+        let shrunk_enough = (want_w << next.min(63)) <= u64::from(x1 - x0)
+            && (want_h << next.min(63)) <= u64::from(y1 - y0);
+        let w = ceil_shift(x1, next) - ceil_shift(x0, next);
+        let h = ceil_shift(y1, next) - ceil_shift(y0, next);
+        if !shrunk_enough || w < want_w || h < want_h {
             break;
         }
         reduce += 1;
@@ -159,7 +173,6 @@ impl Handler for Render {
             .await
             .map_err(|e| failed(Failure::Copy(e)))?;
 
-        let reduce = reduce_for(&resolved, indexed.index.levels);
         let region = resolved.region;
         let area = (
             indexed.index.x0 + region.x,
@@ -167,6 +180,7 @@ impl Handler for Render {
             indexed.index.x0 + region.x + region.w,
             indexed.index.y0 + region.y + region.h,
         );
+        let reduce = reduce_for(&resolved, area, indexed.index.levels);
         let slot = self
             .decodes
             .slot()

@@ -102,6 +102,7 @@ fn view_failed(e: ViewError, origin: &str, key: &str) -> HttpError {
         }
         ViewError::Origin(OriginError::NotFound) => no_such_image(),
         ViewError::NotSupported(m) => answer(StatusCode::NOT_IMPLEMENTED, &m),
+        ViewError::Limit(m) => answer(StatusCode::BAD_REQUEST, &m),
         ViewError::TimedOut(_) => {
             tracing::error!(origin, key, error = %e, "decoding the image timed out");
             answer(

@@ -35,6 +35,9 @@ pub enum ViewError {
     /// Tessera cannot produce this output (format, rotation).
     #[error("{0}")]
     NotSupported(String),
+    /// The output is beyond what its format can hold (a JPEG side over 65535 pixels).
+    #[error("{0}")]
+    Limit(String),
     /// Decoding and rendering took longer than the route allows.
     #[error("decoding took longer than {0:?}")]
     TimedOut(Duration),
@@ -120,6 +123,18 @@ pub fn output(r: &Resolved, jpeg_quality: u8) -> Result<Output, ViewError> {
             )))
         }
     };
+    // What each encoder can write: JPEG stores sides in 16 bits, WebP in 14.
+    let max_side = match format {
+        tessera_render::Format::Jpeg => 65_535,
+        tessera_render::Format::Webp => 16_383,
+        _ => u32::MAX,
+    };
+    if r.width > max_side || r.height > max_side {
+        return Err(ViewError::Limit(format!(
+            "size: {} output is at most {max_side} pixels a side; ask for a smaller size",
+            r.format
+        )));
+    }
     if !r.rotation.is_multiple_of_90() {
         return Err(ViewError::NotSupported(
             "rotation: only multiples of 90 are available".into(),
