@@ -251,3 +251,62 @@ fn the_embedded_default_serves_the_sample_image() {
         2.0
     );
 }
+
+/// An address another process holds: `tessera run` says which and exits non-zero at once,
+/// instead of staying up, serving nothing, with `/readyz` saying ready. Start-up errors are
+/// printed once.
+#[test]
+fn a_listener_that_cannot_bind_stops_the_start() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let admin = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &path,
+        format!("listen: [{{ address: \"127.0.0.1:{port}\" }}]\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nroutes: []\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(tessera_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("listener 127.0.0.1:{port}: cannot listen")),
+        "{stderr}"
+    );
+
+    // A config error at start, once.
+    std::fs::write(&path, "listen: [{ address: \"nowhere\" }]\n").unwrap();
+    let out = Command::new(tessera_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("is not an ip:port address").count(),
+        1,
+        "{stderr}"
+    );
+    drop(held);
+}
+
+#[test]
+fn check_refuses_admin_and_listen_on_one_address() {
+    let (ok, _, stderr) = check(
+        "listen: [{ address: \"127.0.0.1:18080\" }]\nadmin: { address: \"127.0.0.1:18080\" }\n",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("FILE:2:")
+            && stderr.contains("127.0.0.1:18080 is already used by another listener"),
+        "{stderr}"
+    );
+}

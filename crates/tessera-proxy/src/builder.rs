@@ -30,7 +30,8 @@ use std::sync::Arc;
 /// Why `run` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{0}")]
+    // Transparent: shown once, not once as this error and again as its source.
+    #[error(transparent)]
     Config(#[from] ConfigErrors),
     #[error("listener {address}: {message}")]
     Listener { address: String, message: String },
@@ -127,6 +128,7 @@ impl Builder {
         crate::response_cache::init_metrics();
         let (config, src) = source.load()?;
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
+        check_bindable(&runtime.config)?;
         runtime.open_resources(&src)?;
         let config = runtime.config.clone();
         let shared = Arc::new(Shared {
@@ -209,4 +211,24 @@ impl Builder {
         );
         server.run_forever();
     }
+}
+
+/// Bind every listener's address once, and let go: an address another process holds is an
+/// error now, with a non-zero exit, rather than a panic in Pingora's listener thread that
+/// leaves a process up and serving nothing.
+fn check_bindable(config: &Config) -> Result<(), RunError> {
+    let addresses = config
+        .listen
+        .iter()
+        .map(|l| &l.address)
+        .chain(config.admin.iter().map(|a| &a.address));
+    for address in addresses {
+        if let Err(e) = std::net::TcpListener::bind(address.as_str()) {
+            return Err(RunError::Listener {
+                address: address.clone(),
+                message: format!("cannot listen: {e}"),
+            });
+        }
+    }
+    Ok(())
 }

@@ -149,6 +149,42 @@ fn check_listeners(config: &Config, problems: &mut Problems<'_>) {
             );
         }
     }
+    check_addresses_differ(config, problems);
+}
+
+/// Two listeners on one address (or on the same port, one of them on every interface) cannot
+/// both bind: say so now, not when the server fails to start.
+fn check_addresses_differ(config: &Config, problems: &mut Problems<'_>) {
+    let root = ConfigPath::root();
+    let mut taken: Vec<(SocketAddr, ConfigPath)> = Vec::new();
+    let listeners = config
+        .listen
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (&l.address, root.key("listen").index(i).key("address")));
+    let admin = config
+        .admin
+        .iter()
+        .map(|a| (&a.address, root.key("admin").key("address")));
+    for (address, path) in listeners.chain(admin) {
+        let Ok(addr) = address.parse::<SocketAddr>() else {
+            continue;
+        };
+        let clash = taken.iter().find(|(other, _)| {
+            other.port() == addr.port()
+                && (other.ip() == addr.ip()
+                    || other.ip().is_unspecified()
+                    || addr.ip().is_unspecified())
+        });
+        if let Some((other, _)) = clash {
+            problems.at(
+                &path,
+                format!("{addr} is already used by another listener ({other})"),
+            );
+        } else {
+            taken.push((addr, path));
+        }
+    }
 }
 
 /// Every top-level key the engine does not know is read by a registered resource.
@@ -429,6 +465,21 @@ mod tests {
         assert!(e[0].contains("at least one endpoint"));
         assert!(e[1].contains("must be host:port"));
         assert!(e[2].contains("unclosed"));
+    }
+
+    #[test]
+    fn listeners_and_admin_need_their_own_addresses() {
+        let yaml = "listen: [{ address: \"127.0.0.1:8080\" }, { address: \"0.0.0.0:8080\" }]\nadmin: { address: \"127.0.0.1:8080\" }\n";
+        let e = errors(yaml);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("p.yaml:1:"), "{e:?}");
+        assert!(
+            e[0].contains("0.0.0.0:8080 is already used by another listener (127.0.0.1:8080)"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("p.yaml:2:"), "{e:?}");
+        let ok = "listen: [{ address: \"127.0.0.1:8080\" }, { address: \"127.0.0.2:8080\" }]\nadmin: { address: \"127.0.0.1:9090\" }\n";
+        assert_eq!(errors(ok), Vec::<String>::new());
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub struct Supervisor {
 }
 
 /// Pingora starts the proxy service after this one; `/readyz` should only say ready once the
-/// proxy's listeners accept connections.
-async fn wait_for_listeners(shared: &Shared) {
+/// proxy's listeners accept connections. Returns the address of one that never does.
+async fn wait_for_listeners(shared: &Shared) -> Result<(), String> {
     let runtime = shared.current.load_full();
     for l in &runtime.config.listen {
         let Ok(mut addr) = l.address.parse::<SocketAddr>() else {
@@ -30,13 +30,19 @@ async fn wait_for_listeners(shared: &Shared) {
                 Ipv6Addr::LOCALHOST.into()
             });
         }
-        for _ in 0..200 {
+        let mut accepted = false;
+        for _ in 0..400 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                accepted = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        if !accepted {
+            return Err(l.address.clone());
+        }
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -54,7 +60,12 @@ impl BackgroundService for Supervisor {
         let mut watch = watch_every.map(|d| tokio::time::interval(d.0));
         // Content of the file as last seen, so that only real changes trigger a reload.
         let mut seen = self.shared.source.read().ok().map(|t| fingerprint(&t));
-        wait_for_listeners(&self.shared).await;
+        if let Err(address) = wait_for_listeners(&self.shared).await {
+            // Pingora could not build the listener (its thread panicked): a process that serves
+            // nothing must not look alive to a supervisor.
+            tracing::error!(address = %address, "the listener does not accept connections; exiting");
+            std::process::exit(1);
+        }
         self.shared.ready.store(true, Ordering::SeqCst);
         tracing::info!(config = %self.shared.source.name(), "tessera is serving; send SIGHUP to reload the config");
         loop {
