@@ -295,3 +295,28 @@ const VALIDATOR_COLOURS: [[[u8; 3]; 10]; 10] = [
         [161, 119, 182],
     ],
 ];
+
+/// A copy of `file` (a single-tile JP2) whose headers declare `width`×`height` (image and
+/// tile), as a decompression bomb does: a few kilobytes claiming gigapixels.
+pub fn declaring(file: &std::path::Path, width: u32, height: u32) -> PathBuf {
+    let mut bytes = std::fs::read(file).unwrap();
+    let find = |bytes: &[u8], what: &[u8]| {
+        bytes
+            .windows(what.len())
+            .position(|w| w == what)
+            .expect("marker")
+    };
+    let ihdr = find(&bytes, b"ihdr") + 4;
+    bytes[ihdr..ihdr + 4].copy_from_slice(&height.to_be_bytes());
+    bytes[ihdr + 4..ihdr + 8].copy_from_slice(&width.to_be_bytes());
+    let siz = find(&bytes, &[0xFF, 0x51]);
+    for (offset, value) in [(6, width), (10, height), (22, width), (26, height)] {
+        bytes[siz + offset..siz + offset + 4].copy_from_slice(&value.to_be_bytes());
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("jp2-fixtures")
+        .join(format!("declares-{width}x{height}.jp2"));
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, bytes).unwrap();
+    out
+}

@@ -6,6 +6,7 @@ mod iipsrv;
 mod images;
 mod s3;
 
+mod bombs;
 mod cli;
 mod clusters;
 mod faults;

@@ -106,6 +106,24 @@ impl Render {
     }
 }
 
+impl Render {
+    /// OpenJPEG builds a tile's structures whole, however small the region asked of it: a
+    /// tile larger at `reduce` than `max_decode_pixels` is refused before anything is read.
+    fn check_tiles(&self, indexed: &Indexed, reduce: u8) -> Result<(), ViewError> {
+        let ix = &indexed.index;
+        let shift = u32::from(reduce);
+        let w = ceil_shift(ix.tile_width.min(ix.width), shift);
+        let h = ceil_shift(ix.tile_height.min(ix.height), shift);
+        if w * h > self.max_decode_pixels {
+            return Err(ViewError::NotSupported(format!(
+                "the image's tiles are {w}×{h} pixels at this resolution; this route decodes at most {} (max_decode_pixels): ask for a smaller size",
+                self.max_decode_pixels
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `value / 2^shift`, rounded up, as JPEG 2000 maps coordinates to a reduced resolution.
 fn ceil_shift(value: u32, shift: u32) -> u64 {
     // NL may be 32: a plain `1 << 32` would overflow.
@@ -167,12 +185,6 @@ impl Handler for Render {
         if answer::matches_etag(req, &tag) {
             return Ok(HandlerAction::Respond(answer::not_modified(&tag)));
         }
-        let lease = self
-            .cache
-            .lease(&self.images.origin, &key, &self.suffix)
-            .await
-            .map_err(|e| failed(Failure::Copy(e)))?;
-
         let region = resolved.region;
         let area = (
             indexed.index.x0 + region.x,
@@ -181,6 +193,13 @@ impl Handler for Render {
             indexed.index.y0 + region.y + region.h,
         );
         let reduce = reduce_for(&resolved, area, indexed.index.levels);
+        self.check_tiles(&indexed, reduce)
+            .map_err(|e| failed(Failure::View(e)))?;
+        let lease = self
+            .cache
+            .lease(&self.images.origin, &key, &self.suffix)
+            .await
+            .map_err(|e| failed(Failure::Copy(e)))?;
         let slot = self
             .decodes
             .slot()

@@ -61,6 +61,10 @@ impl Failure {
     pub fn answer(self, origin: &str, key: &str) -> HttpError {
         match self {
             Failure::Header(IndexError::NotFound) => no_such_image(),
+            Failure::Header(IndexError::Refused(why)) => {
+                tracing::warn!(origin, key, "image refused: {why}");
+                answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, &why)
+            }
             Failure::Header(e @ IndexError::Origin(OriginError::Timeout(_))) => {
                 tracing::error!(origin, key, error = %e, "origin timed out reading the image header");
                 image_store_timed_out()
@@ -171,6 +175,10 @@ mod tests {
     fn each_layer_maps_to_its_status() {
         let timeout = || OriginError::Timeout("read".into());
         assert_eq!(status(Failure::Header(IndexError::NotFound)), 404);
+        assert_eq!(
+            status(Failure::Header(IndexError::Refused("x".into()))),
+            415
+        );
         assert_eq!(status(Failure::Header(IndexError::Origin(timeout()))), 504);
         assert_eq!(
             status(Failure::Header(IndexError::Corrupt("x".into()))),

@@ -201,6 +201,20 @@ pub struct ImageIndexConfig {
     /// Needs write access to the origin.
     #[serde(default)]
     pub beside_image: bool,
+    /// The largest image (width × height) whose header is admitted: larger ones answer 415
+    /// before anything is fetched or decoded. A few kilobytes can declare 100000×100000.
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
+    /// The most components (colour channels) an image may declare.
+    #[serde(default = "default_max_components")]
+    pub max_components: usize,
+}
+
+fn default_max_image_pixels() -> u64 {
+    2_000_000_000
+}
+fn default_max_components() -> usize {
+    4
 }
 
 fn default_index_memory() -> ByteSize {
@@ -217,6 +231,8 @@ impl Default for ImageIndexConfig {
             memory: default_index_memory(),
             first_read: default_first_read(),
             beside_image: false,
+            max_image_pixels: default_max_image_pixels(),
+            max_components: default_max_components(),
         }
     }
 }

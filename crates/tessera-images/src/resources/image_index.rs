@@ -2,7 +2,7 @@
 //! is kept across reloads while the section is unchanged.
 
 use super::config::ImageIndexConfig;
-use super::index_store::IndexStore;
+use super::index_store::{Declared, IndexStore};
 use std::sync::Arc;
 use tessera_proxy::plugin::{BuildErrors, Resource, ResourceContext};
 
@@ -32,6 +32,10 @@ impl ImageIndex {
             config.dir.as_ref().map(Into::into),
             config.first_read.0,
             config.beside_image,
+            Declared {
+                max_pixels: config.max_image_pixels,
+                max_components: config.max_components,
+            },
         ));
         Ok(Self { config, store })
     }

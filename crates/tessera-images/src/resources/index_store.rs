@@ -32,6 +32,39 @@ pub enum IndexError {
     Origin(OriginError),
     #[error("not a readable JPEG 2000 file: {0}")]
     Corrupt(String),
+    /// The image declares more than this server decodes (see [`Declared`]).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What an image may declare, checked from its index before anything is decoded: a file of a
+/// few kilobytes can declare a size whose decode would take gigabytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Declared {
+    /// Width × height.
+    pub max_pixels: u64,
+    pub max_components: usize,
+}
+
+impl Declared {
+    /// `Ok` if `index` stays within these limits, else why not.
+    pub fn admit(&self, index: &Jp2Index) -> Result<(), IndexError> {
+        let pixels = u64::from(index.width) * u64::from(index.height);
+        if pixels > self.max_pixels {
+            return Err(IndexError::Refused(format!(
+                "the image declares {}×{} = {pixels} pixels; this server decodes images of at most {} (image_index.max_image_pixels)",
+                index.width, index.height, self.max_pixels
+            )));
+        }
+        let n = index.components.len();
+        if n == 0 || n > self.max_components {
+            return Err(IndexError::Refused(format!(
+                "the image declares {n} components; this server decodes images of 1 to {} (image_index.max_components)",
+                self.max_components
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One image's persisted entry.
@@ -53,6 +86,7 @@ pub struct Indexed {
 
 pub struct IndexStore {
     memory: Cache<String, Indexed>,
+    declared: Declared,
     dir: Option<PathBuf>,
     first_read: u64,
     /// Also keep indexes as objects beside their images in the origin.
@@ -76,7 +110,13 @@ fn origin_error(e: OriginError) -> IndexError {
 impl IndexStore {
     /// `memory` bytes of indexes in memory; `dir` to persist them; `beside_image` to keep them
     /// in the origin too.
-    pub fn new(memory: u64, dir: Option<PathBuf>, first_read: u64, beside_image: bool) -> Self {
+    pub fn new(
+        memory: u64,
+        dir: Option<PathBuf>,
+        first_read: u64,
+        beside_image: bool,
+        declared: Declared,
+    ) -> Self {
         let memory = Cache::builder()
             .weigher(|_k: &String, v: &Indexed| {
                 // Roughly what an index holds: fixed fields plus each tile-part.
@@ -86,6 +126,7 @@ impl IndexStore {
             .build();
         Self {
             memory,
+            declared,
             dir,
             first_read: first_read.max(1024),
             beside_image,
@@ -93,8 +134,16 @@ impl IndexStore {
         }
     }
 
-    /// The index of `key` at `origin`: from memory, from disk, or built from the object.
+    /// The index of `key` at `origin`: from memory, from disk, or built from the object; an
+    /// image that declares more than [`Declared`] allows is refused (its index is still kept,
+    /// so the refusal costs no read the next time).
     pub async fn get(&self, origin: &Arc<dyn Origin>, key: &str) -> Result<Indexed, IndexError> {
+        let indexed = self.lookup(origin, key).await?;
+        self.declared.admit(&indexed.index)?;
+        Ok(indexed)
+    }
+
+    async fn lookup(&self, origin: &Arc<dyn Origin>, key: &str) -> Result<Indexed, IndexError> {
         let name = tessera_hotcache::file_name(&origin.describe(), key, ".json");
         self.memory
             .try_get_with(name.clone(), async {

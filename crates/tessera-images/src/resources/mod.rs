@@ -14,5 +14,5 @@ mod origins;
 pub(crate) use hot_cache::init_metrics;
 pub use hot_cache::{HotCacheSection, HotCacheSlot, LeaseError};
 pub use image_index::ImageIndex;
-pub use index_store::{beside_key, IndexError, IndexStore, Indexed};
+pub use index_store::{beside_key, Declared, IndexError, IndexStore, Indexed};
 pub use origins::Origins;
