@@ -349,3 +349,29 @@ routes:
     );
     assert!(!t.log().contains("panicked"), "{}", t.log());
 }
+
+/// The host a request names goes into URLs that handlers build: one that is not a host name
+/// or address is refused, and an HTTP/1.1 request without one too.
+#[test]
+fn hosts_that_are_not_hosts_are_400() {
+    let t = Tessera::start(
+        r#"
+routes:
+  - name: go
+    match: { path: "/go" }
+    handler: { redirect: { location: "http://example.org/" } }
+"#,
+    );
+    let r = send_raw(
+        t.port,
+        b"GET /go HTTP/1.1\r\nHost: evil.example/x?y=1#\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = send_raw(t.port, b"GET /go HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = send_raw(
+        t.port,
+        b"GET /go HTTP/1.1\r\nHost: images.example.org:8080\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 302, "{}", r.text());
+}

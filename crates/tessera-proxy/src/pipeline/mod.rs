@@ -1,6 +1,7 @@
 //! One request's way through the route table, as one function: [`run`].
 //!
-//! 1. The request's header must fit `limits.max_request_header_bytes` (431).
+//! 1. The request's header must fit `limits.max_request_header_bytes` (431), and name the host
+//!    it is for in a form a URL can carry (400): handlers build URLs from it.
 //! 2. The first route that matches takes it (404 when none does).
 //! 3. The route's filters run in order; one may answer at once (a preflight, 401, 429).
 //! 4. On a route with `cache:`, the response cache answers if it holds the answer, or makes
@@ -118,6 +119,9 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
             "request header too large",
         );
     }
+    if let Err(why) = check_host(header) {
+        return answer(StatusCode::BAD_REQUEST, why);
+    }
     let Some((route, captures)) = runtime.routes.find(header) else {
         return answer(StatusCode::NOT_FOUND, "no route matches this request");
     };
@@ -178,6 +182,54 @@ fn misconfigured() -> Outcome {
         StatusCode::INTERNAL_SERVER_ERROR,
         "this request cannot be served (route configuration)",
     )
+}
+
+/// The host a request is for (its Host header, or the HTTP/2 authority) must be there for
+/// HTTP/1.1 (RFC 9112 §3.2) and must be a host name or IP address with an optional port:
+/// handlers put it in URLs (an info.json `id`, a `Location`), where `evil.example/x?y=1#`
+/// would change what the URL says.
+fn check_host(header: &RequestHeader) -> Result<(), &'static str> {
+    match crate::plugin::authority(header) {
+        Some(host) if is_host_and_port(host) => Ok(()),
+        Some(_) => Err("bad request: the Host header is not a host name or address"),
+        None if header.version == http::Version::HTTP_11 => {
+            Err("bad request: an HTTP/1.1 request needs a Host header")
+        }
+        None => Ok(()),
+    }
+}
+
+/// `name`, `name:port`, `1.2.3.4:port` or `[v6]:port`, names of letters, digits, `.`, `-`, `_`.
+fn is_host_and_port(text: &str) -> bool {
+    if text.is_empty() || text.len() > 255 {
+        return false;
+    }
+    let (host, port) = match text.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) => {
+                if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                    return false;
+                }
+                match rest.strip_prefix(':') {
+                    Some(port) => ("v6", Some(port)),
+                    None if rest.is_empty() => ("v6", None),
+                    None => return false,
+                }
+            }
+            None => return false,
+        },
+        None => match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
 }
 
 /// Bytes of the request line and headers, as a client sent them (approximately).

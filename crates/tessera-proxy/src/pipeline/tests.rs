@@ -257,3 +257,41 @@ async fn a_cached_route_answers_the_second_request_from_memory() {
     assert_eq!(ex.cache.status(), Some("bypass"));
     assert_eq!(t.calls(), 2);
 }
+
+#[tokio::test]
+async fn a_host_that_is_not_a_host_is_400() {
+    let t = test(COUNTED);
+    for host in [
+        "evil.example/x?y=1#",
+        "a b",
+        "x:port",
+        "[::1",
+        "[nonsense]:80",
+        "",
+        "x@y",
+    ] {
+        let mut header = get("/c/x");
+        header.insert_header("host", host).unwrap();
+        let (r, _) = t.answer(header).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{host:?}");
+    }
+    for host in [
+        "example.org",
+        "example.org:8080",
+        "127.0.0.1:1",
+        "[::1]:8080",
+        "[2001:db8::1]",
+        "my_host",
+    ] {
+        let mut header = get("/c/x");
+        header.insert_header("host", host).unwrap();
+        assert_eq!(t.answer(header).await.0.status, StatusCode::OK, "{host:?}");
+    }
+    let mut no_host = RequestHeader::build("GET", b"/c/x", None).unwrap();
+    no_host.set_version(http::Version::HTTP_11);
+    assert_eq!(t.answer(no_host).await.0.status, StatusCode::BAD_REQUEST);
+    let mut old = RequestHeader::build("GET", b"/c/x", None).unwrap();
+    old.set_version(http::Version::HTTP_10);
+    assert_eq!(t.answer(old).await.0.status, StatusCode::OK);
+    assert_eq!(t.calls(), 7);
+}
