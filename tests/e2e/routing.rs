@@ -375,3 +375,32 @@ routes:
     );
     assert_eq!(r.status, 302, "{}", r.text());
 }
+
+/// A client's malformed request is the client's fault: answered, logged at INFO, never as an
+/// ERROR of ours. A repeated Content-Length reaches the upstream as one value.
+#[test]
+fn client_faults_are_not_our_errors() {
+    let web = Backend::start("web");
+    let t = Tessera::start(&(clusters(&[("web", &[&web], "")]) + PROXY_ALL));
+    let r = send_raw(
+        t.port,
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nnot a chunk\r\n0\r\n\r\n",
+    );
+    assert!(r.status == 0 || r.status >= 400, "{}", r.status);
+    let r = send_raw(
+        t.port,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.echo()["headers"]["content-length"], "5");
+    assert!(t.wait_log("the client's request failed"), "{}", t.log());
+    assert!(!t.log().contains("\"level\":\"ERROR\""), "{}", t.log());
+}
+
+/// A config with no routes (an empty file) starts, and says that every request gets 404.
+#[test]
+fn a_config_without_routes_says_so() {
+    let t = Tessera::start("routes: []\n");
+    assert!(t.wait_log("the config has no routes"), "{}", t.log());
+    assert_eq!(t.get("/").status, 404);
+}

@@ -130,6 +130,7 @@ impl Builder {
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
         check_bindable(&runtime.config)?;
         runtime.open_resources(&src)?;
+        runtime.log_warnings(&src);
         let config = runtime.config.clone();
         let shared = Arc::new(Shared {
             current: ArcSwap::from_pointee(runtime),

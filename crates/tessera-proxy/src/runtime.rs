@@ -91,6 +91,14 @@ impl Runtime {
         }
     }
 
+    /// Say what is valid but probably not meant: a config with no routes answers every
+    /// request 404 (an empty file is such a config).
+    pub fn log_warnings(&self, source: &Source) {
+        if self.config.routes.is_empty() {
+            tracing::warn!(config = %source.name, "the config has no routes: every request will be answered 404");
+        }
+    }
+
     /// Start health checks of clusters that have none running yet, and the resources'
     /// background tasks. Needs a Tokio runtime.
     pub fn start_background_tasks(&self) {

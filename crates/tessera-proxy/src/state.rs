@@ -110,6 +110,7 @@ impl Shared {
         let old = self.current.load_full();
         let runtime = Runtime::build(config, &source, &self.registry, Some(&old))?;
         runtime.open_resources(&source)?;
+        runtime.log_warnings(&source);
         let (new, old_cfg) = (&runtime.config, &old.config);
         if new.listen != old_cfg.listen
             || new.admin != old_cfg.admin

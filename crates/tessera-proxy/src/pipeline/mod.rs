@@ -119,7 +119,7 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
             "request header too large",
         );
     }
-    if let Err(why) = check_host(header) {
+    if let Err(why) = check_host(header).and_then(|()| single_content_length(header)) {
         return answer(StatusCode::BAD_REQUEST, why);
     }
     let Some((route, captures)) = runtime.routes.find(header) else {
@@ -197,6 +197,37 @@ fn check_host(header: &RequestHeader) -> Result<(), &'static str> {
         }
         None => Ok(()),
     }
+}
+
+/// A `Content-Length` that repeats one value (`5, 5`, or two such headers) becomes that one
+/// value, as RFC 9110 §8.6 allows, so an upstream never sees a list it might read otherwise;
+/// differing values, or anything that is not a number, are refused.
+fn single_content_length(header: &mut RequestHeader) -> Result<(), &'static str> {
+    let values: Vec<&str> = header
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("x"))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let Some(first) = values.first().copied() else {
+        return Ok(());
+    };
+    let bad = "bad request: Content-Length must be one number";
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
+    }
+    if values.iter().any(|v| *v != first) {
+        return Err(bad);
+    }
+    if values.len() > 1 {
+        let one = first.to_string();
+        header
+            .insert_header(http::header::CONTENT_LENGTH, one)
+            .map_err(|_| bad)?;
+    }
+    Ok(())
 }
 
 /// `name`, `name:port`, `1.2.3.4:port` or `[v6]:port`, names of letters, digits, `.`, `-`, `_`.

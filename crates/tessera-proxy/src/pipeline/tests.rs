@@ -295,3 +295,25 @@ async fn a_host_that_is_not_a_host_is_400() {
     assert_eq!(t.answer(old).await.0.status, StatusCode::OK);
     assert_eq!(t.calls(), 7);
 }
+
+#[tokio::test]
+async fn a_repeated_content_length_becomes_one_and_differing_ones_are_400() {
+    let t = test(
+        "  - name: p\n    match: { path: \"/p\" }\n    handler: { proxy: { cluster: web } }\n",
+    );
+    let mut header = get("/p");
+    header.set_method(http::Method::POST);
+    header.insert_header("content-length", "5, 5").unwrap();
+    let mut ex = Exchange::new(None, false);
+    let outcome = run(&t.runtime, &mut header, &mut ex).await;
+    assert!(matches!(outcome, Outcome::Upstream(_)));
+    assert_eq!(header.headers["content-length"], "5");
+
+    for bad in ["5, 6", "x", "-1", ""] {
+        let mut header = get("/p");
+        header.set_method(http::Method::POST);
+        header.insert_header("content-length", bad).unwrap();
+        let (r, _) = t.answer(header).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}");
+    }
+}

@@ -186,4 +186,15 @@ impl ProxyHttp for TesseraProxy {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, state: &mut ServiceState) {
         log::request_done(session, e, state);
     }
+
+    /// Pingora logs every failed request at ERROR. A client's fault (a malformed body, a
+    /// connection it closed) is not an error of ours: it gets an INFO line here instead, and
+    /// failures of ours keep Pingora's line.
+    fn suppress_error_log(&self, _session: &Session, state: &ServiceState, e: &Error) -> bool {
+        let clients = *e.esource() == pingora::ErrorSource::Downstream;
+        if clients {
+            tracing::info!(route = %state.route_name(), error = %e, "the client's request failed");
+        }
+        clients
+    }
 }
