@@ -155,3 +155,126 @@ fn a_copy_that_cannot_get_a_slot_in_time_is_503() {
     assert_eq!(busy, 1.0);
     assert_eq!(stuck.join().unwrap().0, 504);
 }
+
+#[test]
+fn a_storm_of_503s_is_502_for_every_waiter_and_the_next_request_works() {
+    let s3 = S3Server::start();
+    s3.put_file("2/1/busy", &jp2(1200, 900, true));
+    s3.unavailable("2/1/busy", 1000);
+    let iip = start_iipsrv();
+    let cache = tempfile::tempdir().unwrap();
+    let t = std::sync::Arc::new(Tessera::start(&config(
+        &s3,
+        cache.path(),
+        &iip,
+        ("5s", "5s"),
+        "",
+    )));
+    let waiters: Vec<_> = (0..6)
+        .map(|_| {
+            let t = t.clone();
+            std::thread::spawn(move || timed(&t, &format!("/iiif/2/1/busy/{TILE}")))
+        })
+        .collect();
+    for w in waiters {
+        let (status, took) = w.join().unwrap();
+        assert_eq!(status, 502);
+        assert!(took < Duration::from_secs(15), "{took:?}");
+    }
+    assert_eq!(files(cache.path()), (0, 0));
+    s3.heal("2/1/busy");
+    assert_eq!(t.get(&format!("/iiif/2/1/busy/{TILE}")).status, 200);
+}
+
+#[test]
+fn a_connection_reset_mid_copy_leaves_nothing_and_the_next_request_works() {
+    let s3 = S3Server::start();
+    s3.put_file("2/1/reset", &jp2(1200, 900, true));
+    s3.cut_after("2/1/reset", Some(5000));
+    let iip = start_iipsrv();
+    let cache = tempfile::tempdir().unwrap();
+    let t = Tessera::start(&config(&s3, cache.path(), &iip, ("5s", "5s"), ""));
+    assert_eq!(t.get(&format!("/iiif/2/1/reset/{TILE}")).status, 502);
+    assert_eq!(files(cache.path()), (0, 0), "no partial file is ever kept");
+    s3.heal("2/1/reset");
+    assert_eq!(t.get(&format!("/iiif/2/1/reset/{TILE}")).status, 200);
+}
+
+/// Killed (SIGKILL: no clean-up) while four cold copies are half done, then restarted on the
+/// same cache: the temporaries are swept, the budget holds, and every answer is the same as
+/// iipsrv reading the original file.
+#[test]
+fn a_kill_mid_copies_and_a_restart_lose_nothing() {
+    use crate::iipsrv::direct;
+    let s3 = S3Server::start();
+    let names = ["a", "b", "c", "d"];
+    let originals: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let file = jp2(1200 + 8 * i as u32, 900, true);
+            let key = format!("2/1/{name}");
+            s3.put_file(&key, &file);
+            // About 100 KB/s: the copies are in flight when the kill comes.
+            s3.trickle(&key, 10_000, Duration::from_millis(100));
+            (key, file)
+        })
+        .collect();
+    let iip = start_iipsrv();
+    let cache = tempfile::tempdir().unwrap();
+    let yaml = config(&s3, cache.path(), &iip, ("5s", "5s"), "");
+    let mut first = Tessera::start(&yaml);
+    let port = first.port;
+    let clients: Vec<_> = originals
+        .iter()
+        .map(|(key, _)| {
+            let path = format!("/iiif/{key}/{TILE}");
+            std::thread::spawn(move || crate::harness::get(&path).send(port).status)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files(cache.path()).1 < names.len() {
+        assert!(Instant::now() < deadline, "the copies did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill();
+    for c in clients {
+        let _ = c.join();
+    }
+    assert_eq!(
+        files(cache.path()),
+        (0, names.len()),
+        "half-done copies left as temporaries"
+    );
+
+    for (key, _) in &originals {
+        s3.heal(key);
+    }
+    let second = Tessera::start(&yaml);
+    assert!(second.wait_log("hot cache opened"));
+    assert!(
+        second
+            .log()
+            .contains(&format!("\"swept_temporaries\":{}", names.len())),
+        "{}",
+        second.log()
+    );
+    for (key, file) in &originals {
+        let r = second.get(&format!("/iiif/{key}/{TILE}"));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+        assert!(
+            r.body == direct(iip.port, file, TILE).1,
+            "{key}: bytes differ"
+        );
+    }
+    assert_eq!(files(cache.path()), (names.len(), 0));
+    let bytes: u64 = originals
+        .iter()
+        .map(|(_, f)| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert_eq!(
+        second.metric("tessera_hot_cache_bytes", &[]),
+        bytes as f64,
+        "the budget counts what is on disk"
+    );
+}

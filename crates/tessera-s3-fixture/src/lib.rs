@@ -40,6 +40,8 @@ struct Faults {
     stall_after: HashMap<String, u64>,
     /// GETs of these paths send their body in chunks of this many bytes, one per interval.
     trickle: HashMap<String, (usize, Duration)>,
+    /// The next this-many GETs (and HEADs) of these paths answer 503 SlowDown.
+    unavailable: HashMap<String, usize>,
 }
 
 pub struct S3Server {
@@ -187,6 +189,25 @@ impl S3Server {
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_string),
                         });
+                        let refuse = {
+                            let mut f = faults.lock().unwrap();
+                            match f.unavailable.get_mut(&path) {
+                                Some(left) if *left > 0 => {
+                                    *left -= 1;
+                                    true
+                                }
+                                _ => false,
+                            }
+                        };
+                        if refuse {
+                            let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>injected by the test</Message><Resource>{path}</Resource></Error>");
+                            let resp = http::Response::builder()
+                                .status(503)
+                                .header("content-type", "application/xml")
+                                .body(FaultBody::new(s3s::Body::from(body), None, None, None))
+                                .expect("a valid response");
+                            return Ok::<_, s3s::HttpError>(resp);
+                        }
                         let (delay, cut, stall, trickle) = {
                             let f = faults.lock().unwrap();
                             if method == "GET" {
@@ -300,6 +321,13 @@ impl S3Server {
             .insert(path, (chunk, every));
     }
 
+    /// The next `times` GETs and HEADs of `key` answer 503 SlowDown (a storm of them, as S3
+    /// sends when a prefix is overloaded).
+    pub fn unavailable(&self, key: &str, times: usize) {
+        let path = format!("/{BUCKET}/{key}");
+        self.faults.lock().unwrap().unavailable.insert(path, times);
+    }
+
     /// Take every fault off `key`: its GETs answer normally again.
     pub fn heal(&self, key: &str) {
         let path = format!("/{BUCKET}/{key}");
@@ -308,6 +336,7 @@ impl S3Server {
         f.delay.remove(&path);
         f.stall_after.remove(&path);
         f.trickle.remove(&path);
+        f.unavailable.remove(&path);
     }
 
     /// Hold GETs of `key` this long before answering.
