@@ -369,6 +369,11 @@ impl Tessera {
     /// the text are replaced with free ports; a `listen:` and `admin:` block are added when the
     /// text has none.
     pub fn start(yaml: &str) -> Self {
+        Self::start_under(yaml, &[])
+    }
+
+    /// [`Tessera::start`], the process started by `wrapper` (e.g. `strace -f -o FILE`).
+    pub fn start_under(yaml: &str, wrapper: &[String]) -> Self {
         let port = free_port();
         let admin = free_port();
         let mut text = String::new();
@@ -382,7 +387,15 @@ impl Tessera {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("proxy.yaml");
         std::fs::write(&config_path, fill(&text, port, admin)).unwrap();
-        let mut child = Command::new(tessera_bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(tessera_bin());
+                c
+            }
+            None => Command::new(tessera_bin()),
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(&config_path)
             .env("TESSERA_LOG", "info")

@@ -11,6 +11,7 @@ mod cli;
 mod clusters;
 mod faults;
 mod filters;
+mod hostile;
 mod index_cli;
 mod large_views;
 mod observability;
