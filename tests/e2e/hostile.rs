@@ -123,7 +123,7 @@ fn url(rng: &mut Rng) -> String {
             rng.pick(QUALITIES)
         ),
     };
-    if rng.next() % 8 == 0 {
+    if rng.next().is_multiple_of(8) {
         path.push_str(&format!(
             "?{}",
             "q=1&".repeat(1 + (rng.next() % 1000) as usize)
@@ -234,7 +234,7 @@ routes:
     for i in 0..2000 {
         let path = url(&mut rng);
         let mut req = get(&path);
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             for h in 0..100 {
                 req = req.header(&format!("x-many-{h}"), "v");
             }
