@@ -231,7 +231,7 @@ routes:
 
     let mut rng = Rng(0x7e55_e7a0);
     let mut statuses = std::collections::BTreeMap::new();
-    for i in 0..2000 {
+    for i in 0..2000u32 {
         let path = url(&mut rng);
         let mut req = get(&path);
         if i.is_multiple_of(50) {
@@ -242,7 +242,11 @@ routes:
         let status = req.send(t.port).status;
         // 501 is IIIF's answer to a valid request a server does not implement (a TIFF, a
         // rotation of 45°): the client's choice, not a failure.
-        assert!(status < 500 || status == 501, "{path}: {status}\n{}", t.log());
+        assert!(
+            status < 500 || status == 501,
+            "{path}: {status}\n{}",
+            t.log()
+        );
         *statuses.entry(status).or_insert(0u32) += 1;
     }
     assert_eq!(t.get("/iiif/sample/info.json").status, 200, "still serving");
