@@ -18,6 +18,7 @@ mod observability;
 mod reload;
 mod response_cache;
 mod routing;
+mod slow_clients;
 mod thumbs;
 mod tiles;
 mod tls;

@@ -12,7 +12,7 @@ use crate::plugin::{
     BuildContext, BuildError, BuildErrors, Filter, Handler, Registry, Resource, ResourceContext,
 };
 use crate::runtime::Runtime;
-use crate::service::TesseraProxy;
+use crate::service::{Admission, ConnectionLimits, TesseraProxy};
 use crate::state::{ConfigSource, Shared};
 use crate::supervisor::Supervisor;
 use arc_swap::ArcSwap;
@@ -126,6 +126,7 @@ impl Builder {
         // The engine's series that should show up before the first request.
         crate::state::init_metrics();
         crate::response_cache::init_metrics();
+        crate::service::init_metrics();
         let (config, src) = source.load()?;
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
         check_bindable(&runtime.config)?;
@@ -157,21 +158,21 @@ impl Builder {
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
 
-        let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        let mut app = pingora::proxy::http_proxy(
             &server.configuration,
             TesseraProxy {
                 shared: shared.clone(),
             },
-            "tessera",
         );
         let h2c = config.listen.iter().any(|l| l.tls.is_none() && l.h2c);
         if h2c {
-            if let Some(app) = proxy.app_logic_mut() {
-                let mut opts = HttpServerOptions::default();
-                opts.h2c = true;
-                app.server_options = Some(opts);
-            }
+            let mut opts = HttpServerOptions::default();
+            opts.h2c = true;
+            app.server_options = Some(opts);
         }
+        // Connection limits and the header deadline come before the proxy sees a connection.
+        let limits = ConnectionLimits::from(&config.limits);
+        let mut proxy = Service::new("tessera".to_string(), Admission::new(app, limits));
         for l in &config.listen {
             match &l.tls {
                 None => proxy.add_tcp(&l.address),

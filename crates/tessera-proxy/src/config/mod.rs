@@ -145,16 +145,39 @@ pub struct Limits {
     /// Largest request line plus headers, in bytes; larger requests get 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_request_header_bytes: usize,
+    /// How long the first request's header on a connection may take to arrive; a kept-alive
+    /// connection waits at most this long for its next request (and for each read of its
+    /// header). Then the connection is closed.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Dur,
+    /// Client connections served at once; more get a short 503 and are closed. Read at start.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Client connections served at once from one address. Default: no limit (behind a load
+    /// balancer every connection comes from its address). Read at start.
+    #[serde(default)]
+    pub max_connections_per_client: Option<usize>,
 }
 
 fn default_max_header_bytes() -> usize {
     32 * 1024
 }
 
+fn default_header_timeout() -> Dur {
+    Dur::secs(20)
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_request_header_bytes: default_max_header_bytes(),
+            header_timeout: default_header_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: None,
         }
     }
 }

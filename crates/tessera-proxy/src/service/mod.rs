@@ -11,12 +11,18 @@
 //!   filters see its header, the total deadline holds;
 //! - `fail_to_proxy`: 502 or 504 ([`crate::upstream::Failure`]), or a stale answer;
 //! - `logging`: metrics and the access log ([`log`]).
+//!
+//! Before any of that, [`Admission`] decides whether a connection is served at all
+//! (connection limits) and how long its request header may take to arrive.
 
+mod admission;
 mod deliver;
+mod header_deadline;
 mod log;
 mod state;
 mod upstream;
 
+pub(crate) use admission::{init_metrics, Admission, ConnectionLimits};
 pub use state::ServiceState;
 
 use crate::config::Protocol;
@@ -54,6 +60,19 @@ impl ProxyHttp for TesseraProxy {
             .map(|a| a.ip());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         state.exchange = Exchange::new(client_ip, tls);
+        // A kept-alive connection waits for its next request at most `header_timeout` (and
+        // no read of that request's header waits longer); Pingora's own default is 60 s.
+        if session.get_keepalive().is_some() {
+            let idle = state
+                .runtime
+                .config
+                .limits
+                .header_timeout
+                .0
+                .as_secs()
+                .max(1);
+            session.set_keepalive(Some(idle));
+        }
         let runtime = state.runtime.clone();
         let outcome = pipeline::run(&runtime, session.req_header_mut(), &mut state.exchange).await;
         let answer = match outcome {

@@ -1,0 +1,228 @@
+//! A client connection whose request header must arrive by a deadline.
+//!
+//! Pingora reads a request's header with a timeout per read (60 s), so a client that sends a
+//! byte a minute holds its connection, a task and a descriptor for ever: the slowloris attack.
+//! [`HeaderDeadline`] wraps the connection's stream: while it is *armed*, reads must bring the
+//! end of the header (`\r\n\r\n`) before the deadline, or fail with
+//! [`std::io::ErrorKind::TimedOut`]. Once the header is through it is disarmed, so bodies and
+//! long answers are never cut by it. A stream that comes back to the app for another round is
+//! armed again.
+
+use async_trait::async_trait;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::TlsRef;
+use pingora::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest};
+use pingora::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
+use pingora::protocols::{SocketDigest, TimingDigest};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+const END_OF_HEADER: &[u8; 4] = b"\r\n\r\n";
+
+/// A stream whose next request header has a deadline.
+#[derive(Debug)]
+pub(super) struct HeaderDeadline {
+    inner: Stream,
+    /// Re-armed through a shared reference (the stream comes back as `Box<dyn IO>`); the
+    /// reads themselves take it without locking.
+    armed: Mutex<Armed>,
+    limit: Duration,
+}
+
+#[derive(Debug)]
+struct Armed {
+    /// Set while a header is awaited.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// How much of `\r\n\r\n` the last bytes read ended with.
+    matched: usize,
+}
+
+impl Armed {
+    fn new(limit: Duration) -> Self {
+        Self {
+            timer: Some(Box::pin(tokio::time::sleep(limit))),
+            matched: 0,
+        }
+    }
+
+    /// Follow `\r\n\r\n` through `bytes`; disarm when it is complete.
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.matched = if b == END_OF_HEADER[self.matched] {
+                self.matched + 1
+            } else if b == b'\r' {
+                1
+            } else {
+                0
+            };
+            if self.matched == END_OF_HEADER.len() {
+                self.timer = None;
+                self.matched = 0;
+                return;
+            }
+        }
+    }
+}
+
+impl HeaderDeadline {
+    /// Arm `stream` for its next request header: wrapped on its first request, armed again
+    /// on the next ones.
+    pub(super) fn arm(stream: Stream, limit: Duration) -> Stream {
+        if let Some(ours) = stream.as_any().downcast_ref::<HeaderDeadline>() {
+            *ours.armed.lock().unwrap_or_else(PoisonError::into_inner) = Armed::new(limit);
+            return stream;
+        }
+        Box::new(HeaderDeadline {
+            inner: stream,
+            armed: Mutex::new(Armed::new(limit)),
+            limit,
+        })
+    }
+
+    fn armed(&mut self) -> &mut Armed {
+        self.armed.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn expired(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the request header did not arrive within {:?}", self.limit),
+        )
+    }
+}
+
+impl AsyncRead for HeaderDeadline {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let armed = this.armed();
+                if armed.timer.is_some() {
+                    armed.scan(&buf.filled()[before..]);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.armed().timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(this.expired())),
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for HeaderDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeaderDeadline {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeaderDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeaderDeadline {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeaderDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeaderDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeaderDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, socket_digest: SocketDigest) {
+        self.inner.set_socket_digest(socket_digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeaderDeadline {
+    /// Peeking (for an h2c preface) waits for the header as reading does.
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        let Some(deadline) = self.armed().timer.as_ref().map(|t| t.deadline()) else {
+            return self.inner.try_peek(buf).await;
+        };
+        match tokio::time::timeout_at(deadline, self.inner.try_peek(buf)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.expired()),
+        }
+    }
+}

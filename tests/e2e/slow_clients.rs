@@ -1,0 +1,101 @@
+//! Slow and greedy clients: a request header that trickles in is cut at `limits.header_timeout`,
+//! and so is an idle kept-alive connection; past `max_connections_per_client` a client's next
+//! connection gets a 503 at once; and all of it is let go, so the client is served again after.
+
+use crate::harness::{eventually, metric_value, Tessera};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Read until the server closes the connection (or `within` passes); what was read, and when.
+fn read_until_closed(s: &mut TcpStream, within: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+        if started.elapsed() > within {
+            break;
+        }
+    }
+    (
+        String::from_utf8_lossy(&all).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn slow_and_greedy_clients_are_bounded() {
+    let t = Tessera::start(
+        r#"
+limits: { header_timeout: 1s, max_connections: 50, max_connections_per_client: 5 }
+routes:
+  - name: all
+    match: { path: "/{rest*}" }
+    handler: { respond: { body: "ok" } }
+"#,
+    );
+
+    // A header sent a byte every 200 ms: cut about a second in (Pingora alone would wait 60 s
+    // per byte).
+    let mut slow = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    let mut writer = slow.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if writer.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (_, took) = read_until_closed(&mut slow, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+
+    // A kept-alive connection left idle after its answer is closed too.
+    let mut idle = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (answer, took) = read_until_closed(&mut idle, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        took < Duration::from_secs(3),
+        "idle connection closed after {took:?}"
+    );
+
+    // Five connections that say nothing: the sixth from the same address is refused at once.
+    let silent: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(("127.0.0.1", t.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut sixth = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    let (answer, took) = read_until_closed(&mut sixth, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        took < Duration::from_millis(900),
+        "refused at once, not after {took:?}"
+    );
+    assert!(
+        metric_value(
+            &t.metrics(),
+            "tessera_connections_refused_total",
+            &[("reason", "max_connections_per_client")]
+        ) >= 1.0
+    );
+
+    // Their header deadline lets them go; the client is served again.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(silent);
+    assert_eq!(t.get("/").status, 200);
+    assert!(
+        eventually(3, || metric_value(
+            &t.metrics(),
+            "tessera_connections_open",
+            &[]
+        ) == 0.0),
+        "every connection let go"
+    );
+}
