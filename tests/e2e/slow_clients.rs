@@ -66,6 +66,31 @@ routes:
         "idle connection closed after {took:?}"
     );
 
+    // The next request on a kept-alive connection has a deadline of its own: sent slowly after
+    // a first one was answered, it is cut too.
+    let mut kept = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    kept.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut first = [0u8; 512];
+    let n = kept.read(&mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    let mut writer = kept.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if writer.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (_, took) = read_until_closed(&mut kept, Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(3),
+        "second request cut after {took:?}"
+    );
+
     // Five connections that say nothing: the sixth from the same address is refused at once.
     let silent: Vec<TcpStream> = (0..5)
         .map(|_| TcpStream::connect(("127.0.0.1", t.port)).unwrap())

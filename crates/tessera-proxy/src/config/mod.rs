@@ -145,9 +145,8 @@ pub struct Limits {
     /// Largest request line plus headers, in bytes; larger requests get 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_request_header_bytes: usize,
-    /// How long the first request's header on a connection may take to arrive; a kept-alive
-    /// connection waits at most this long for its next request (and for each read of its
-    /// header). Then the connection is closed.
+    /// How long a request's header may take to arrive, whole: from the connection's start, or
+    /// from the previous answer on a kept-alive connection. Then the connection is closed.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: Dur,
     /// Client connections served at once; more get a short 503 and are closed. Read at start.

@@ -8,11 +8,10 @@
 //! 1. counts it against `limits.max_connections` (all clients) and
 //!    `limits.max_connections_per_client` (one address): over either, the client gets a short
 //!    503 and the connection is closed;
-//! 2. arms a [`HeaderDeadline`]: the first request's header must arrive whole within
+//! 2. arms a [`HeaderDeadline`]: the request's header must arrive whole within
 //!    `limits.header_timeout`, or the connection is closed. (Pingora serves the following
-//!    requests of a kept-alive HTTP/1 connection inside one call of the app, so those are
-//!    bounded by the keep-alive timeout the service sets per request instead: the idle wait,
-//!    and each read of their headers, within `header_timeout`.)
+//!    requests of a kept-alive HTTP/1 connection inside one call of the app; the service arms
+//!    the deadline again when it has answered each of them.)
 //!
 //! A connection is counted while the proxy serves it (the whole HTTP/2 connection, or one
 //! HTTP/1 request after another), and let go when the proxy is done with it.

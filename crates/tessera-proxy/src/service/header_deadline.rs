@@ -5,8 +5,8 @@
 //! [`HeaderDeadline`] wraps the connection's stream: while it is *armed*, reads must bring the
 //! end of the header (`\r\n\r\n`) before the deadline, or fail with
 //! [`std::io::ErrorKind::TimedOut`]. Once the header is through it is disarmed, so bodies and
-//! long answers are never cut by it. A stream that comes back to the app for another round is
-//! armed again.
+//! long answers are never cut by it. When a request has been answered the service arms the
+//! stream again for the next one, so the idle wait of a kept-alive connection counts too.
 
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
@@ -83,6 +83,14 @@ impl HeaderDeadline {
             armed: Mutex::new(Armed::new(limit)),
             limit,
         })
+    }
+
+    /// Arm the stream of a connection whose request has just been answered, for the next
+    /// request on it (a no-op for a stream that is not ours, such as HTTP/2's).
+    pub(super) fn rearm(stream: &Stream, limit: Duration) {
+        if let Some(ours) = stream.as_any().downcast_ref::<HeaderDeadline>() {
+            *ours.armed.lock().unwrap_or_else(PoisonError::into_inner) = Armed::new(limit);
+        }
     }
 
     fn armed(&mut self) -> &mut Armed {

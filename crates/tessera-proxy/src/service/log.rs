@@ -1,10 +1,16 @@
-//! The end of every request: its route's metrics and the JSON access-log line.
+//! The end of every request: its route's metrics, the JSON access-log line, and the header
+//! deadline armed for the next request on the connection.
 
 use super::state::ServiceState;
 use pingora::proxy::Session;
 use pingora::Error;
 
 pub(super) fn request_done(session: &Session, e: Option<&Error>, state: &ServiceState) {
+    // The next request on this connection has its own header deadline.
+    if let Some(stream) = session.stream() {
+        let limit = state.runtime.config.limits.header_timeout.0;
+        super::header_deadline::HeaderDeadline::rearm(stream, limit);
+    }
     let status = session
         .response_written()
         .map(|r| r.status.as_u16())
