@@ -124,3 +124,41 @@ routes:
         "every connection let go"
     );
 }
+
+/// At `max_connections`, a new client is not turned away while others sit waiting for their
+/// header: the longest wait is cut short to make room.
+#[test]
+fn at_the_connection_limit_the_longest_wait_makes_room() {
+    let t = Tessera::start(
+        r#"
+limits: { header_timeout: 60s, max_connections: 10 }
+routes:
+  - name: all
+    match: { path: "/{rest*}" }
+    handler: { respond: { body: "ok" } }
+"#,
+    );
+    let mut silent: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(t.get("/").status, 200, "served, not refused");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        metric_value(&t.metrics(), "tessera_connections_shed_total", &[]),
+        1.0
+    );
+    // The oldest of the silent ones was closed; the newest still waits.
+    let (_, took) = read_until_closed(&mut silent[0], Duration::from_secs(2));
+    assert!(took < Duration::from_secs(1), "the oldest was closed");
+    let (_, took) = read_until_closed(&mut silent[9], Duration::from_millis(500));
+    assert!(
+        took >= Duration::from_millis(450),
+        "the newest is still open"
+    );
+}

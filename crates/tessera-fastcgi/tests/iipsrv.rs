@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{free_addr, Iipsrv};
+use common::Iipsrv;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -137,10 +137,14 @@ async fn body_over_the_limit_is_too_large() {
 
 #[tokio::test]
 async fn nothing_listening_is_a_connect_error() {
-    let err = get(free_addr(), "IIIF=/x.jp2/info.json", 1024)
-        .await
-        .unwrap_err();
+    // A port bound but never listened on: refused, and no other test's server can take it
+    // meanwhile (a port only found free could be, by an iipsrv started in parallel).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = reserved.local_addr().unwrap();
+    let err = get(addr, "IIIF=/x.jp2/info.json", 1024).await.unwrap_err();
     assert!(matches!(err, FastCgiError::Connect(_)), "{err:?}");
+    drop(reserved);
 }
 
 #[tokio::test]

@@ -149,7 +149,9 @@ pub struct Limits {
     /// from the previous answer on a kept-alive connection. Then the connection is closed.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: Dur,
-    /// Client connections served at once; more get a short 503 and are closed. Read at start.
+    /// Client connections served at once. At the limit, the connection that has waited longest
+    /// for a request header is closed to make room; if none is waiting, the new one gets a
+    /// short 503. Read at start.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Client connections served at once from one address. Default: no limit (behind a load
@@ -167,7 +169,7 @@ fn default_header_timeout() -> Dur {
 }
 
 fn default_max_connections() -> usize {
-    10_000
+    5_000
 }
 
 impl Default for Limits {

@@ -6,8 +6,11 @@
 //! Before the proxy sees a connection, `Admission`
 //!
 //! 1. counts it against `limits.max_connections` (all clients) and
-//!    `limits.max_connections_per_client` (one address): over either, the client gets a short
-//!    503 and the connection is closed;
+//!    `limits.max_connections_per_client` (one address). At `max_connections`, the connection
+//!    that has waited longest for a request header is closed to make room: a flood of slow
+//!    connections cannot lock everyone else out, as their own connections are the ones that
+//!    wait. Only when none is waiting, or over the per-client limit, does the new client get a
+//!    short 503 and its connection closed;
 //! 2. arms a [`HeaderDeadline`]: the request's header must arrive whole within
 //!    `limits.header_timeout`, or the connection is closed. (Pingora serves the following
 //!    requests of a kept-alive HTTP/1 connection inside one call of the app; the service arms
@@ -16,7 +19,7 @@
 //! A connection is counted while the proxy serves it (the whole HTTP/2 connection, or one
 //! HTTP/1 request after another), and let go when the proxy is done with it.
 
-use super::header_deadline::HeaderDeadline;
+use super::header_deadline::{HeaderDeadline, Queue};
 use crate::config::Limits;
 use crate::metrics::registry;
 use async_trait::async_trait;
@@ -50,9 +53,19 @@ static REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers")
 });
 
+static SHED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    prometheus::register_int_counter_with_registry!(
+        "tessera_connections_shed_total",
+        "Connections closed while still waiting for their request header, to make room for a new one at max_connections.",
+        registry()
+    )
+    .expect("metric registers")
+});
+
 /// Register the series so they show up before the first connection.
 pub(crate) fn init_metrics() {
     LazyLock::force(&OPEN);
+    LazyLock::force(&SHED);
     for reason in ["max_connections", "max_connections_per_client"] {
         REFUSED.with_label_values(&[reason]);
     }
@@ -90,6 +103,8 @@ pub(crate) struct Admission<A> {
     inner: Arc<A>,
     limits: ConnectionLimits,
     counts: Arc<Mutex<Counts>>,
+    /// Connections, oldest first, while they may still be waiting for a header.
+    waiting: Queue,
 }
 
 impl<A> Admission<A> {
@@ -98,7 +113,21 @@ impl<A> Admission<A> {
             inner: Arc::new(inner),
             limits,
             counts: Arc::default(),
+            waiting: Queue::default(),
         }
+    }
+
+    /// Close the connection that has waited longest for its request header, if one is
+    /// waiting. Connections that are gone, or whose header has arrived, leave the queue.
+    fn shed_oldest(&self) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(oldest) = waiting.pop_front() {
+            if HeaderDeadline::shed(&oldest) {
+                SHED.inc();
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -128,7 +157,7 @@ impl<A> Admission<A> {
     /// A place for a connection from `client`, or which limit it is over.
     fn admit(&self, client: Option<IpAddr>) -> Result<Place, &'static str> {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if counts.total >= self.limits.max_connections {
+        if counts.total >= self.limits.max_connections && !self.shed_oldest() {
             return Err("max_connections");
         }
         if let (Some(ip), Some(max)) = (client, self.limits.per_client) {
@@ -173,7 +202,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Admission<A> {
                 return None;
             }
         };
-        let stream = HeaderDeadline::arm(stream, self.limits.header_timeout);
+        let stream = HeaderDeadline::arm(stream, self.limits.header_timeout, &self.waiting);
         self.inner.process_new(stream, shutdown).await
     }
 

@@ -7,6 +7,8 @@
 //! [`std::io::ErrorKind::TimedOut`]. Once the header is through it is disarmed, so bodies and
 //! long answers are never cut by it. When a request has been answered the service arms the
 //! stream again for the next one, so the idle wait of a kept-alive connection counts too.
+//! Every armed connection is remembered in a queue, oldest first, so that the admission can
+//! cut the longest wait short when it needs room ([`HeaderDeadline::shed`]).
 
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
@@ -17,7 +19,7 @@ use pingora::protocols::{SocketDigest, TimingDigest};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -29,14 +31,22 @@ const END_OF_HEADER: &[u8; 4] = b"\r\n\r\n";
 #[derive(Debug)]
 pub(super) struct HeaderDeadline {
     inner: Stream,
-    /// Re-armed through a shared reference (the stream comes back as `Box<dyn IO>`); the
-    /// reads themselves take it without locking.
-    armed: Mutex<Armed>,
+    /// Shared: the service re-arms it through the stream (which it sees as `Box<dyn IO>`), and
+    /// the admission may cut the wait short to make room for another connection.
+    armed: Arc<Mutex<Armed>>,
     limit: Duration,
+    /// Where a connection waiting for a header is remembered, so that it can be shed.
+    queue: Queue,
 }
 
+/// Connections that may be waiting for a request header, oldest first.
+pub(super) type Queue = Arc<Mutex<std::collections::VecDeque<Waiting>>>;
+
+/// A connection's deadline, as the admission holds it: gone when the connection is.
+pub(super) type Waiting = Weak<Mutex<Armed>>;
+
 #[derive(Debug)]
-struct Armed {
+pub(super) struct Armed {
     /// Set while a header is awaited.
     timer: Option<Pin<Box<Sleep>>>,
     /// How much of `\r\n\r\n` the last bytes read ended with.
@@ -71,30 +81,53 @@ impl Armed {
 }
 
 impl HeaderDeadline {
-    /// Arm `stream` for its next request header: wrapped on its first request, armed again
-    /// on the next ones.
-    pub(super) fn arm(stream: Stream, limit: Duration) -> Stream {
-        if let Some(ours) = stream.as_any().downcast_ref::<HeaderDeadline>() {
-            *ours.armed.lock().unwrap_or_else(PoisonError::into_inner) = Armed::new(limit);
-            return stream;
-        }
+    /// Wrap a new connection's `stream`, armed for its first request header, and remember it
+    /// in `queue` as waiting.
+    pub(super) fn arm(stream: Stream, limit: Duration, queue: &Queue) -> Stream {
+        let armed = Arc::new(Mutex::new(Armed::new(limit)));
+        remember(queue, Arc::downgrade(&armed));
         Box::new(HeaderDeadline {
             inner: stream,
-            armed: Mutex::new(Armed::new(limit)),
+            armed,
             limit,
+            queue: queue.clone(),
         })
+    }
+
+    /// End the wait of a connection still waiting for its request header, now. Returns
+    /// whether it was waiting (else it is gone, or its header has arrived).
+    pub(super) fn shed(waiting: &Waiting) -> bool {
+        let Some(armed) = waiting.upgrade() else {
+            return false;
+        };
+        let mut armed = lock(&armed);
+        match armed.timer.as_mut() {
+            Some(timer) => {
+                timer.as_mut().reset(tokio::time::Instant::now());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the connection behind `waiting` is still waiting for a request header.
+    pub(super) fn is_waiting(waiting: &Waiting) -> bool {
+        waiting
+            .upgrade()
+            .is_some_and(|armed| lock(&armed).timer.is_some())
     }
 
     /// Arm the stream of a connection whose request has just been answered, for the next
     /// request on it (a no-op for a stream that is not ours, such as HTTP/2's).
     pub(super) fn rearm(stream: &Stream, limit: Duration) {
         if let Some(ours) = stream.as_any().downcast_ref::<HeaderDeadline>() {
-            *ours.armed.lock().unwrap_or_else(PoisonError::into_inner) = Armed::new(limit);
+            *lock(&ours.armed) = Armed::new(limit);
+            remember(&ours.queue, Arc::downgrade(&ours.armed));
         }
     }
 
-    fn armed(&mut self) -> &mut Armed {
-        self.armed.get_mut().unwrap_or_else(PoisonError::into_inner)
+    fn armed(&self) -> MutexGuard<'_, Armed> {
+        lock(&self.armed)
     }
 
     fn expired(&self) -> io::Error {
@@ -103,6 +136,23 @@ impl HeaderDeadline {
             format!("the request header did not arrive within {:?}", self.limit),
         )
     }
+}
+
+/// Add a waiting connection to `queue`, first forgetting from its front those that no longer
+/// wait (so the queue is as long as the waits are, not as the connections ever made).
+fn remember(queue: &Queue, new: Waiting) {
+    let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+    while queue
+        .front()
+        .is_some_and(|w| !HeaderDeadline::is_waiting(w))
+    {
+        queue.pop_front();
+    }
+    queue.push_back(new);
+}
+
+fn lock(armed: &Mutex<Armed>) -> MutexGuard<'_, Armed> {
+    armed.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl AsyncRead for HeaderDeadline {
@@ -115,17 +165,24 @@ impl AsyncRead for HeaderDeadline {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let armed = this.armed();
+                let mut armed = this.armed();
                 if armed.timer.is_some() {
                     armed.scan(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.armed().timer.as_mut().map(|t| t.as_mut().poll(cx)) {
-                Some(Poll::Ready(())) => Poll::Ready(Err(this.expired())),
-                _ => Poll::Pending,
-            },
+            Poll::Pending => {
+                let expired = matches!(
+                    this.armed().timer.as_mut().map(|t| t.as_mut().poll(cx)),
+                    Some(Poll::Ready(()))
+                );
+                if expired {
+                    Poll::Ready(Err(this.expired()))
+                } else {
+                    Poll::Pending
+                }
+            }
         }
     }
 }
@@ -225,7 +282,8 @@ impl GetSocketDigest for HeaderDeadline {
 impl Peek for HeaderDeadline {
     /// Peeking (for an h2c preface) waits for the header as reading does.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        let Some(deadline) = self.armed().timer.as_ref().map(|t| t.deadline()) else {
+        let deadline = self.armed().timer.as_ref().map(|t| t.deadline());
+        let Some(deadline) = deadline else {
             return self.inner.try_peek(buf).await;
         };
         match tokio::time::timeout_at(deadline, self.inner.try_peek(buf)).await {
