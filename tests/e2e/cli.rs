@@ -267,12 +267,15 @@ fn a_listener_that_cannot_bind_stops_the_start() {
         format!("listen: [{{ address: \"127.0.0.1:{port}\" }}]\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nroutes: []\n"),
     )
     .unwrap();
+    let run = || {
+        Command::new(tessera_bin())
+            .args(["run", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
     let started = std::time::Instant::now();
-    let out = Command::new(tessera_bin())
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run();
     assert!(!out.status.success());
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -283,11 +286,7 @@ fn a_listener_that_cannot_bind_stops_the_start() {
 
     // A config error at start, once.
     std::fs::write(&path, "listen: [{ address: \"nowhere\" }]\n").unwrap();
-    let out = Command::new(tessera_bin())
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

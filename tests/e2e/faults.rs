@@ -38,6 +38,21 @@ fn files(cache: &Path) -> (usize, usize) {
     (count("objects"), count("tmp"))
 }
 
+/// `n` clients asking for `path` at once, each on its own thread: join them for
+/// (status, time taken).
+fn waiters(
+    t: &std::sync::Arc<Tessera>,
+    path: &str,
+    n: usize,
+) -> Vec<std::thread::JoinHandle<(u16, Duration)>> {
+    (0..n)
+        .map(|_| {
+            let (t, path) = (t.clone(), path.to_string());
+            std::thread::spawn(move || timed(&t, &path))
+        })
+        .collect()
+}
+
 fn timed(t: &Tessera, path: &str) -> (u16, Duration) {
     let started = Instant::now();
     let r = t.get(path);
@@ -62,12 +77,7 @@ fn a_trickling_origin_is_a_timeout_for_every_waiter_and_other_images_go_on() {
         "",
     )));
 
-    let waiters: Vec<_> = (0..6)
-        .map(|_| {
-            let t = t.clone();
-            std::thread::spawn(move || timed(&t, &format!("/iiif/2/1/slow/{TILE}")))
-        })
-        .collect();
+    let waiters = waiters(&t, &format!("/iiif/2/1/slow/{TILE}"), 6);
     std::thread::sleep(Duration::from_millis(200));
     let (fine, fine_took) = timed(&t, &format!("/iiif/2/1/fine/{TILE}"));
     assert_eq!(fine, 200, "another image is served while one trickles");
@@ -143,10 +153,7 @@ fn a_copy_that_cannot_get_a_slot_in_time_is_503() {
         ", max_concurrent_copies: 1, max_copy_wait: 1s",
     );
     let t = std::sync::Arc::new(Tessera::start(&yaml));
-    let stuck = {
-        let t = t.clone();
-        std::thread::spawn(move || timed(&t, &format!("/iiif/2/1/stuck/{TILE}")))
-    };
+    let stuck = waiters(&t, &format!("/iiif/2/1/stuck/{TILE}"), 1).remove(0);
     std::thread::sleep(Duration::from_millis(300));
     let (status, took) = timed(&t, &format!("/iiif/2/1/queued/{TILE}"));
     assert_eq!(status, 503);
@@ -170,13 +177,7 @@ fn a_storm_of_503s_is_502_for_every_waiter_and_the_next_request_works() {
         ("5s", "5s"),
         "",
     )));
-    let waiters: Vec<_> = (0..6)
-        .map(|_| {
-            let t = t.clone();
-            std::thread::spawn(move || timed(&t, &format!("/iiif/2/1/busy/{TILE}")))
-        })
-        .collect();
-    for w in waiters {
+    for w in waiters(&t, &format!("/iiif/2/1/busy/{TILE}"), 6) {
         let (status, took) = w.join().unwrap();
         assert_eq!(status, 502);
         assert!(took < Duration::from_secs(15), "{took:?}");

@@ -7,6 +7,20 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+/// Send a request header on `stream` a byte every 200 ms, from a thread of its own, never
+/// finishing it.
+fn trickle(stream: &TcpStream) {
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if writer.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+}
+
 /// Read until the server closes the connection (or `within` passes); what was read, and when.
 fn read_until_closed(s: &mut TcpStream, within: Duration) -> (String, Duration) {
     let started = Instant::now();
@@ -43,15 +57,7 @@ routes:
     // A header sent a byte every 200 ms: cut about a second in (Pingora alone would wait 60 s
     // per byte).
     let mut slow = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
-    let mut writer = slow.try_clone().unwrap();
-    std::thread::spawn(move || {
-        for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
-            if writer.write_all(&[*b]).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    trickle(&slow);
     let (_, took) = read_until_closed(&mut slow, Duration::from_secs(5));
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
 
@@ -76,15 +82,7 @@ routes:
     let mut first = [0u8; 512];
     let n = kept.read(&mut first).unwrap();
     assert!(first[..n].starts_with(b"HTTP/1.1 200"));
-    let mut writer = kept.try_clone().unwrap();
-    std::thread::spawn(move || {
-        for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
-            if writer.write_all(&[*b]).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    trickle(&kept);
     let (_, took) = read_until_closed(&mut kept, Duration::from_secs(5));
     assert!(
         took < Duration::from_secs(3),

@@ -200,18 +200,7 @@ fn check_sections(config: &Config, registry: &Registry, problems: &mut Problems<
     let known = registry.resource_sections();
     for section in config.sections.keys() {
         if !known.contains(&section.as_str()) {
-            let engine = [
-                "listen",
-                "admin",
-                "server",
-                "limits",
-                "access_log",
-                "debug_headers",
-                "response_cache",
-                "clusters",
-                "routes",
-            ];
-            let expected: Vec<&str> = engine
+            let expected: Vec<&str> = crate::config::ENGINE_KEYS
                 .iter()
                 .copied()
                 .chain(known.iter().copied())

@@ -27,6 +27,11 @@ fn get(port: u16, path: &str, extra: &str) -> String {
     out
 }
 
+/// `tessera-api-key check` of `config`.
+fn check(config: &std::path::Path) -> std::process::Output {
+    Command::new(BIN).arg("check").arg(config).output().unwrap()
+}
+
 /// Run the example binary on `config` until it listens on `port`.
 fn run(config: &std::path::Path, port: u16) -> std::process::Child {
     let child = Command::new(BIN)
@@ -69,11 +74,7 @@ routes:
     )
     .unwrap();
 
-    let check = Command::new(BIN)
-        .arg("check")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let check = check(&config);
     assert!(
         check.status.success(),
         "{}",
@@ -105,11 +106,7 @@ fn bad_filter_config_is_reported_with_its_position() {
         "routes:\n  - name: p\n    match: { path: \"/\" }\n    filters: [{ api_key: { keys: [] } }]\n    handler: { respond: {} }\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check(&config);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -160,17 +157,9 @@ routes:
         "routes:\n  - name: p\n    match: { path: \"/\" }\n    filters: [api_key]\n    handler: { respond: {} }\n",
     )
     .unwrap();
-    let bare = Command::new(BIN)
-        .arg("check")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let bare = check(&config);
     std::fs::write(&config, "api_keys: { keys: [] }\n").unwrap();
-    let empty = Command::new(BIN)
-        .arg("check")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let empty = check(&config);
     let _ = std::fs::remove_dir_all(&dir);
 
     assert!(shared_on_a.starts_with("HTTP/1.1 200"), "{shared_on_a}");

@@ -62,6 +62,20 @@ pub struct Config {
     pub sections: BTreeMap<String, serde_yaml_ng::Value>,
 }
 
+/// The top-level keys [`Config`] reads, in the order it declares them (for messages about a
+/// key nobody reads; a test keeps the list equal to the struct's fields).
+pub const ENGINE_KEYS: &[&str] = &[
+    "listen",
+    "admin",
+    "server",
+    "limits",
+    "access_log",
+    "debug_headers",
+    "response_cache",
+    "clusters",
+    "routes",
+];
+
 fn yes() -> bool {
     true
 }
@@ -385,4 +399,22 @@ pub enum ValueCondition {
     Equals(String),
     /// Presence or absence.
     Present { present: bool },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engine_keys_are_the_fields_of_config() {
+        let schema = schemars::schema_for!(super::Config).to_value();
+        let mut fields: Vec<&str> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut keys = super::ENGINE_KEYS.to_vec();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
 }

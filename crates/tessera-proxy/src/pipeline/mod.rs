@@ -17,8 +17,8 @@ mod tests;
 
 use crate::captures::Captures;
 use crate::plugin::{
-    Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo, StreamedResponse,
-    UpstreamTarget,
+    FilterChain, Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo,
+    StreamedResponse, UpstreamTarget,
 };
 use crate::response_cache::CacheState;
 use crate::route::{Route, NO_ROUTE};
@@ -67,6 +67,14 @@ impl Exchange {
             tls,
             cache: CacheState::default(),
         }
+    }
+
+    /// The answering route's filters (none before a route matched).
+    pub fn filters(&self) -> FilterChain {
+        self.route
+            .as_ref()
+            .map(|r| r.filters.clone())
+            .unwrap_or_default()
     }
 
     pub fn route_name(&self) -> &str {

@@ -46,12 +46,4 @@ impl FilterChain {
             filter.response(req, response);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }

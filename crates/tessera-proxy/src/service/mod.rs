@@ -60,19 +60,6 @@ impl ProxyHttp for TesseraProxy {
             .map(|a| a.ip());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         state.exchange = Exchange::new(client_ip, tls);
-        // A kept-alive connection waits for its next request at most `header_timeout` (and
-        // no read of that request's header waits longer); Pingora's own default is 60 s.
-        if session.get_keepalive().is_some() {
-            let idle = state
-                .runtime
-                .config
-                .limits
-                .header_timeout
-                .0
-                .as_secs()
-                .max(1);
-            session.set_keepalive(Some(idle));
-        }
         let runtime = state.runtime.clone();
         let outcome = pipeline::run(&runtime, session.req_header_mut(), &mut state.exchange).await;
         let answer = match outcome {
@@ -119,14 +106,9 @@ impl ProxyHttp for TesseraProxy {
         let Some(target) = &state.upstream else {
             return Ok(());
         };
-        let filters = state.exchange.route.as_ref().map(|r| r.filters.clone());
+        let filters = state.exchange.filters();
         let info = state.exchange.info(session.req_header());
-        let prepared = crate::upstream::prepare(
-            upstream_request,
-            target,
-            &info,
-            &filters.unwrap_or_default(),
-        );
+        let prepared = crate::upstream::prepare(upstream_request, target, &info, &filters);
         if let Err(refusal) = prepared {
             let status = refusal.status.as_u16();
             state.refusal = Some(refusal);

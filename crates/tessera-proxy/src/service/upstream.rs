@@ -169,12 +169,12 @@ pub(super) async fn fastcgi_exchange(
         return LocalResponse::text(http::StatusCode::INTERNAL_SERVER_ERROR, "no upstream");
     };
     let mut upstream = client.clone();
-    let filters = state.exchange.route.as_ref().map(|r| r.filters.clone());
+    let filters = state.exchange.filters();
     let prepared = prepare(
         &mut upstream,
         target,
         &state.exchange.info(client),
-        &filters.unwrap_or_default(),
+        &filters,
     );
     if let Err(refusal) = prepared {
         return refusal.to_response();
