@@ -60,6 +60,7 @@ routes:
     trickle(&slow);
     let (_, took) = read_until_closed(&mut slow, Duration::from_secs(5));
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    assert_eq!(t.metric("tessera_header_timeouts_total", &[]), 1.0);
 
     // A kept-alive connection left idle after its answer is closed too.
     let mut idle = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
@@ -120,6 +121,12 @@ routes:
             &[]
         ) == 0.0),
         "every connection let go"
+    );
+    // Clients that hung up or were cut off mid-header are counted, not logged as our errors.
+    assert!(
+        !t.log().contains(r#""level":"ERROR""#),
+        "no ERROR line for a client's fault:\n{}",
+        t.log()
     );
 }
 

@@ -18,6 +18,8 @@ use crate::supervisor::Supervisor;
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::L4BufferSettings;
+use pingora::listeners::ListenerConfig as Endpoint;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -174,20 +176,21 @@ impl Builder {
         let limits = ConnectionLimits::from(&config.limits);
         let mut proxy = Service::new("tessera".to_string(), Admission::new(app, limits));
         for l in &config.listen {
-            match &l.tls {
-                None => proxy.add_tcp(&l.address),
-                Some(tls) => {
-                    let mut settings =
-                        TlsSettings::intermediate(&tls.cert, &tls.key).map_err(|e| {
-                            RunError::Listener {
-                                address: l.address.clone(),
-                                message: format!("TLS: {e}"),
-                            }
-                        })?;
-                    settings.enable_h2();
-                    proxy.add_tls_with_settings(&l.address, None, settings);
-                }
+            let mut endpoint = Endpoint::tcp(&l.address).l4_buffer(L4BufferSettings {
+                read: Some(usize::try_from(l.read_buffer.0).unwrap_or(usize::MAX)),
+                write: None,
+            });
+            if let Some(tls) = &l.tls {
+                let mut settings = TlsSettings::intermediate(&tls.cert, &tls.key).map_err(|e| {
+                    RunError::Listener {
+                        address: l.address.clone(),
+                        message: format!("TLS: {e}"),
+                    }
+                })?;
+                settings.enable_h2();
+                endpoint = endpoint.tls(settings);
             }
+            proxy.add_listener(endpoint);
         }
         server.add_service(proxy);
 

@@ -135,6 +135,15 @@ fn check_listeners(config: &Config, problems: &mut Problems<'_>) {
                 }
             }
         }
+        if l.read_buffer.0 > MAX_READ_BUFFER {
+            problems.at(
+                &path.key("read_buffer"),
+                format!(
+                    "{} bytes for each connection is too much: at most {MAX_READ_BUFFER} (1 MiB)",
+                    l.read_buffer.0
+                ),
+            );
+        }
     }
     let cleartext: Vec<bool> = config
         .listen
@@ -159,6 +168,10 @@ fn check_listeners(config: &Config, problems: &mut Problems<'_>) {
     }
     check_addresses_differ(config, problems);
 }
+
+/// Every connection allocates its read buffer: beyond this, a flood of connections is a flood
+/// of memory.
+const MAX_READ_BUFFER: u64 = 1 << 20;
 
 /// Two listeners on one address (or on the same port, one of them on every interface) cannot
 /// both bind: say so now, not when the server fails to start.
@@ -476,6 +489,18 @@ mod tests {
         );
         assert!(e[1].starts_with("p.yaml:2:"), "{e:?}");
         let ok = "listen: [{ address: \"127.0.0.1:8080\" }, { address: \"127.0.0.2:8080\" }]\nadmin: { address: \"127.0.0.1:9090\" }\n";
+        assert_eq!(errors(ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_oversized_read_buffer_is_refused_at_its_line() {
+        let yaml = "listen:\n  - address: \"127.0.0.1:1\"\n    read_buffer: 64MiB\n";
+        let e = errors(yaml);
+        assert!(
+            e[0].starts_with("p.yaml:3:") && e[0].contains("too much"),
+            "{e:?}"
+        );
+        let ok = "listen: [{ address: \"127.0.0.1:1\", read_buffer: 64KiB }]\n";
         assert_eq!(errors(ok), Vec::<String>::new());
     }
 

@@ -4,9 +4,12 @@
 //! usually [`builder`] (the engine's built-ins and the image application) plus its own.
 
 mod index;
+mod logging;
+
+use logging::LogFormat;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tessera_proxy::{Builder, ConfigSource};
@@ -36,12 +39,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Json,
-    Text,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Serve. Reads ./proxy.yaml, or the embedded default when there is none.
@@ -68,35 +65,6 @@ enum Command {
     /// not partial (served by reading the whole file) and failed, with the most common reasons.
     #[command(after_help = index::EXIT_STATUS_HELP)]
     Index(index::IndexArgs),
-}
-
-/// Logs of the server go to stdout at `info`, through a non-blocking writer so a slow terminal
-/// or pipe never stalls a request; a batch command keeps stdout for its result and logs only
-/// warnings, straight to stderr (nothing is lost when it exits). `TESSERA_LOG` overrides the
-/// level.
-fn init_logging(format: LogFormat, level: &str, to_stderr: bool) {
-    use tracing_subscriber::fmt::writer::BoxMakeWriter;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let writer = if to_stderr {
-        BoxMakeWriter::new(std::io::stderr)
-    } else {
-        let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-        // The proxy runs until the process exits; keep the writer's flush guard for that long.
-        std::mem::forget(guard);
-        BoxMakeWriter::new(writer)
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
 }
 
 /// Run the command line with the factories of `builder`.
@@ -129,11 +97,11 @@ pub fn main_with(builder: Builder) -> ExitCode {
             }
         },
         Command::Index(args) => {
-            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn", true);
+            logging::init(cli.log_format.unwrap_or(LogFormat::Text), "warn", true);
             index::run(&builder, args)
         }
         Command::Run { config } => {
-            init_logging(cli.log_format.unwrap_or(LogFormat::Json), "info", false);
+            logging::init(cli.log_format.unwrap_or(LogFormat::Json), "info", false);
             match run(builder, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -85,6 +85,7 @@ fn default_listen() -> Vec<ListenerConfig> {
         address: "0.0.0.0:8080".into(),
         tls: None,
         h2c: false,
+        read_buffer: default_read_buffer(),
     }]
 }
 
@@ -99,6 +100,15 @@ pub struct ListenerConfig {
     /// Accept cleartext HTTP/2 (prior knowledge) as well as HTTP/1.1.
     #[serde(default)]
     pub h2c: bool,
+    /// Read buffer of each accepted connection, under the HTTP parser (which has its own
+    /// header buffer). `0` reads straight from the socket; Pingora's default is 64 KiB, which
+    /// a flood of idle connections multiplies.
+    #[serde(default = "default_read_buffer")]
+    pub read_buffer: ByteSize,
+}
+
+fn default_read_buffer() -> ByteSize {
+    ByteSize(0)
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]

@@ -66,6 +66,7 @@ static SHED: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
 pub(crate) fn init_metrics() {
     LazyLock::force(&OPEN);
     LazyLock::force(&SHED);
+    LazyLock::force(&super::header_deadline::HEADER_TIMEOUTS);
     for reason in ["max_connections", "max_connections_per_client"] {
         REFUSED.with_label_values(&[reason]);
     }

@@ -10,16 +10,18 @@
 //! Every armed connection is remembered in a queue, oldest first, so that the admission can
 //! cut the longest wait short when it needs room ([`HeaderDeadline::shed`]).
 
+use crate::metrics::registry;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
 use pingora::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest};
 use pingora::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
 use pingora::protocols::{SocketDigest, TimingDigest};
+use prometheus::{register_int_counter_with_registry, IntCounter};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -51,13 +53,29 @@ pub(super) struct Armed {
     timer: Option<Pin<Box<Sleep>>>,
     /// How much of `\r\n\r\n` the last bytes read ended with.
     matched: usize,
+    /// The wait was cut short by the admission, not by `header_timeout`.
+    shed: bool,
+    /// The expiry has been counted (a stream may be read again after failing).
+    counted: bool,
 }
+
+/// Connections closed because their request header was not whole within `header_timeout`.
+pub(super) static HEADER_TIMEOUTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter_with_registry!(
+        "tessera_header_timeouts_total",
+        "Client connections closed because a request header had not arrived whole within limits.header_timeout.",
+        registry()
+    )
+    .expect("metric registers")
+});
 
 impl Armed {
     fn new(limit: Duration) -> Self {
         Self {
             timer: Some(Box::pin(tokio::time::sleep(limit))),
             matched: 0,
+            shed: false,
+            counted: false,
         }
     }
 
@@ -104,6 +122,7 @@ impl HeaderDeadline {
         match armed.timer.as_mut() {
             Some(timer) => {
                 timer.as_mut().reset(tokio::time::Instant::now());
+                armed.shed = true;
                 true
             }
             None => false,
@@ -173,15 +192,18 @@ impl AsyncRead for HeaderDeadline {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
+                let mut armed = this.armed();
                 let expired = matches!(
-                    this.armed().timer.as_mut().map(|t| t.as_mut().poll(cx)),
+                    armed.timer.as_mut().map(|t| t.as_mut().poll(cx)),
                     Some(Poll::Ready(()))
                 );
-                if expired {
-                    Poll::Ready(Err(this.expired()))
-                } else {
-                    Poll::Pending
+                if !expired {
+                    return Poll::Pending;
                 }
+                if !std::mem::replace(&mut armed.counted, true) && !armed.shed {
+                    HEADER_TIMEOUTS.inc();
+                }
+                Poll::Ready(Err(this.expired()))
             }
         }
     }

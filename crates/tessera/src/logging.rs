@@ -1,0 +1,112 @@
+//! Where the server's log lines go, and which of Pingora's are not ours to raise.
+//!
+//! Logs of the server go to stdout at `info`, through a non-blocking writer so a slow terminal
+//! or pipe never stalls a request; a batch command keeps stdout for its result and logs only
+//! warnings, straight to stderr (nothing is lost when it exits). `TESSERA_LOG` overrides the
+//! level.
+//!
+//! Pingora logs at ERROR every connection that goes away in the middle of its request header
+//! ("Fail to proxy: Downstream … while reading request headers"): a client that hung up, or one
+//! that the header deadline or the connection limit closed. That is the client's doing, not a
+//! fault of the server, and in a slowloris flood it is thousands of ERROR lines a second.
+//! [`QuietClientFaults`] drops those lines unless debug logging is on; the metrics
+//! (`tessera_connections_shed_total`, `tessera_header_timeouts_total`) count them instead.
+
+use tracing::level_filters::LevelFilter;
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Install the global subscriber.
+pub fn init(format: LogFormat, level: &str, to_stderr: bool) {
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let writer = if to_stderr {
+        BoxMakeWriter::new(std::io::stderr)
+    } else {
+        let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+        // The proxy runs until the process exits; keep the writer's flush guard for that long.
+        std::mem::forget(guard);
+        BoxMakeWriter::new(writer)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .finish()
+            .with(QuietClientFaults)
+            .init(),
+        LogFormat::Text => builder.finish().with(QuietClientFaults).init(),
+    }
+}
+
+/// Drops Pingora's ERROR line for a connection lost while its request header was read.
+pub struct QuietClientFaults;
+
+impl<S: Subscriber> Layer<S> for QuietClientFaults {
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        if *event.metadata().level() != Level::ERROR || LevelFilter::current() >= Level::DEBUG {
+            return true;
+        }
+        let from_proxy = event
+            .normalized_metadata()
+            .is_some_and(|meta| meta.target() == "pingora_proxy");
+        !(from_proxy && is_lost_request_header(&message(event)))
+    }
+}
+
+/// Pingora's wording when reading a request header failed on the client's side.
+fn is_lost_request_header(message: &str) -> bool {
+    message.starts_with("Fail to proxy: Downstream ")
+        && message.contains(", downstream session type: ")
+}
+
+fn message(event: &Event<'_>) -> String {
+    struct Message(String);
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+    let mut visitor = Message(String::new());
+    event.record(&mut visitor);
+    visitor.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_request_header_is_quiet() {
+        assert!(is_lost_request_header(
+            "Fail to proxy: Downstream ConnectionClosed context: while reading request headers, \
+             bytes already read: 41, downstream session type: h1"
+        ));
+        assert!(is_lost_request_header(
+            "Fail to proxy: Downstream ReadError context: while reading request headers cause: \
+             timed out, downstream session type: h1"
+        ));
+        // An upstream failure is logged by the proxy with a status: it stays an error.
+        assert!(!is_lost_request_header(
+            "Fail to proxy: Upstream ConnectRefused, status: 502, tries: 1, retry: false, GET /"
+        ));
+    }
+}
