@@ -45,6 +45,10 @@ impl Flight {
             Ok(Err(_)) => Err(CopyError::Aborted),
             Err(_) => Err(CopyError::Busy(wait)),
         };
+        // A failed copy's temporary file goes before anyone hears of the failure.
+        if let Some(tmp) = self.tmp.take() {
+            let _ = tokio::fs::remove_file(tmp).await;
+        }
         let copied = result.as_ref().ok().copied();
         let mut st = inner.lock();
         st.inflight.remove(&self.name);
