@@ -212,21 +212,8 @@ fn the_example_configs_pass_check() {
 /// byte_range and render. Ports and the hot cache are moved aside so the test runs anywhere.
 #[test]
 fn the_embedded_default_serves_the_sample_image() {
-    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let cache = tempfile::tempdir().unwrap();
-    let yaml = std::fs::read_to_string(format!("{repo}/proxy.yaml"))
-        .unwrap()
-        .replace("127.0.0.1:8080", "127.0.0.1:{PORT}")
-        .replace("127.0.0.1:9090", "127.0.0.1:{ADMIN}")
-        .replace(
-            "dir: examples/images",
-            &format!("dir: {repo}/examples/images"),
-        )
-        .replace(
-            "dir: target/tessera-default-cache",
-            &format!("dir: {}", cache.path().display()),
-        );
-    let t = Tessera::start(&yaml);
+    let t = Tessera::start(&embedded_default(cache.path()));
     let info = t.get("/iiif/sample/info.json");
     assert_eq!(info.status, 200, "{}", info.text());
     let json: serde_json::Value = serde_json::from_slice(&info.body).unwrap();

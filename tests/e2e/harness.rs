@@ -581,3 +581,21 @@ pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// The repository's proxy.yaml (the embedded default), with the test's ports, its sample
+/// images found from anywhere, and its hot cache in `cache`.
+pub fn embedded_default(cache: &std::path::Path) -> String {
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    std::fs::read_to_string(format!("{repo}/proxy.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:{PORT}")
+        .replace("127.0.0.1:9090", "127.0.0.1:{ADMIN}")
+        .replace(
+            "dir: examples/images",
+            &format!("dir: {repo}/examples/images"),
+        )
+        .replace(
+            "dir: target/tessera-default-cache",
+            &format!("dir: {}", cache.display()),
+        )
+}

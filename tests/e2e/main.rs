@@ -24,4 +24,5 @@ mod tiles;
 mod tls;
 mod upstream;
 mod validator;
+mod viewers;
 mod views;

@@ -81,10 +81,16 @@ async fn purge_url(runtime: &Runtime, url: &str) -> PurgeAnswer {
     };
     let captures: Captures = captures;
     let extensions = http::Extensions::new();
+    // As the request itself was named: the route's or the configured public URL, else the
+    // URL's own scheme and host.
+    let public_base = runtime
+        .public_urls
+        .base(route.public_url.as_ref(), &header, None, tls);
     let info = RequestInfo {
         header: &header,
         client_ip: None,
         tls,
+        public_base: &public_base,
         route: &route.name,
         captures: &captures,
         extensions: &extensions,

@@ -23,6 +23,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
+pub mod public_url;
 pub mod response_cache;
 pub mod route;
 pub mod runtime;

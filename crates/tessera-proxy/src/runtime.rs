@@ -9,10 +9,12 @@ use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, RouteConfig, Source};
 use crate::plugin::resources::ResourceEnv;
 use crate::plugin::{BuildContext, BuildError, Registry, Resources};
+use crate::public_url::{self, PublicUrls};
 use crate::response_cache::{ResponseCache, RouteCache};
 use crate::route::{Route, RouteMatcher, RouteMetrics, RouteTable, NO_ROUTE};
+use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub struct Runtime {
@@ -23,6 +25,8 @@ pub struct Runtime {
     pub resources: Resources,
     /// Kept answers of routes with `cache:`, kept while `response_cache:` is unchanged.
     pub response_cache: Arc<ResponseCache>,
+    /// `public_url` and `trusted_proxies`: the base of the URLs answers carry.
+    pub public_urls: PublicUrls,
     /// Metrics of requests no route matched.
     pub(crate) no_route_metrics: RouteMetrics,
 }
@@ -54,6 +58,7 @@ impl Runtime {
             found: Vec::new(),
         };
         check_listeners(&config, &mut problems);
+        let public_urls = build_public_urls(&config, &mut problems);
         check_sections(&config, registry, &mut problems);
         let clusters = build_clusters(&config, previous, &mut problems);
         let resources = build_resources(&config, registry, previous, &mut problems);
@@ -71,6 +76,7 @@ impl Runtime {
             clusters,
             resources,
             response_cache,
+            public_urls,
             no_route_metrics: RouteMetrics::new(NO_ROUTE),
         })
     }
@@ -172,6 +178,38 @@ fn check_listeners(config: &Config, problems: &mut Problems<'_>) {
 /// Every connection allocates its read buffer: beyond this, a flood of connections is a flood
 /// of memory.
 const MAX_READ_BUFFER: u64 = 1 << 20;
+
+/// `public_url` is a URL a viewer can use; `trusted_proxies` are addresses or networks.
+fn build_public_urls(config: &Config, problems: &mut Problems<'_>) -> PublicUrls {
+    let root = ConfigPath::root();
+    let fixed = config
+        .public_url
+        .as_deref()
+        .and_then(|text| match public_url::normalise(text) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                problems.at(&root.key("public_url"), e);
+                None
+            }
+        });
+    let mut trusted_proxies = Vec::new();
+    for (i, text) in config.trusted_proxies.iter().enumerate() {
+        match text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => problems.at(
+                &root.key("trusted_proxies").index(i),
+                format!("{text:?} is not an address or network (10.0.0.0/8)"),
+            ),
+        }
+    }
+    PublicUrls {
+        fixed,
+        trusted_proxies,
+    }
+}
 
 /// Two listeners on one address (or on the same port, one of them on every interface) cannot
 /// both bind: say so now, not when the server fails to start.
@@ -379,8 +417,17 @@ fn build_route(
             return None;
         }
     };
+    let public_url = match rc.public_url.as_deref().map(public_url::normalise) {
+        Some(Ok(url)) => Some(url),
+        Some(Err(e)) => {
+            problems.at(&rpath.key("public_url"), e);
+            return None;
+        }
+        None => None,
+    };
     Some(Route {
         name: rc.name.clone(),
+        public_url,
         matcher,
         filters: filters.into(),
         handler,

@@ -98,12 +98,11 @@ impl Info {
 impl Handler for Info {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
         let path = req.header.uri.path().to_string();
-        let host = req.authority().unwrap_or("localhost").to_string();
         if !path.ends_with("/info.json") {
             // The image's base URI: send the client to its info.json.
             let location = format!(
-                "{}://{host}{}/info.json",
-                req.scheme(),
+                "{}{}/info.json",
+                req.public_base,
                 path.trim_end_matches('/')
             );
             let location = HeaderValue::from_str(&location)

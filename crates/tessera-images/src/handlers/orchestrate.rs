@@ -140,8 +140,7 @@ impl Handler for Orchestrate {
         // one, not the local file's.
         let path = req.header.uri.path().to_string();
         if let Some(base) = path.strip_suffix("/info.json") {
-            let host = req.authority().unwrap_or("localhost").to_string();
-            let id = format!("{}://{host}{base}", req.scheme());
+            let id = format!("{}{base}", req.public_base);
             if let Ok(v) = http::HeaderValue::from_str(&id) {
                 req.header.insert_header("x-iiif-id", v).ok();
             }

@@ -27,13 +27,12 @@ pub fn etag_of(parts: &[&[u8]]) -> String {
     format!("\"{hex}\"")
 }
 
-/// The IIIF id of the image a request addresses: the request's scheme, host (or HTTP/2
-/// authority) and path without `/info.json`.
+/// The IIIF id of the image a request addresses: the public base the client reaches this
+/// server at (see `tessera_proxy::public_url`) and the path without `/info.json`.
 pub fn image_id(req: &RequestContext<'_>) -> String {
     let path = req.header.uri.path();
     let base = path.strip_suffix("/info.json").unwrap_or(path);
-    let host = req.authority().unwrap_or("localhost");
-    format!("{}://{host}{base}", req.scheme())
+    format!("{}{base}", req.public_base)
 }
 
 /// Whether the client already holds `etag` (`If-None-Match`).

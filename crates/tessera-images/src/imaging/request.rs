@@ -29,12 +29,15 @@ impl RequestTemplate {
         self.0.render(captures)
     }
 
-    /// Parse the request, or 400 with the IIIF reason. More than four segments mean the
-    /// identifier before them had an unescaped `/`: no image has that name, so 404 (as the
-    /// IIIF validator expects).
+    /// Parse the request, or 400 with the IIIF reason. What cannot be an image request of
+    /// this identifier at all — more than four segments, an `info.json`, or one lone segment —
+    /// means the identifier before it had an unescaped `/` (`/iiif/a/b/info.json`): no image
+    /// has that name, so 404, as the IIIF spec and validator expect.
     pub fn parse(&self, version: Version, captures: &Captures) -> Result<ImageRequest, HttpError> {
         let text = self.0.render(captures);
-        if text.split('/').count() > 4 {
+        let segments = text.split('/').count();
+        let info = text == "info.json" || text.ends_with("/info.json");
+        if segments > 4 || segments == 1 || info {
             return Err(HttpError::new(
                 StatusCode::NOT_FOUND,
                 "no such image (a '/' in an identifier must be written %2F)",

@@ -46,6 +46,15 @@ pub struct Config {
     /// Add an `x-proxy-destination` response header naming the route and upstream endpoint.
     #[serde(default)]
     pub debug_headers: bool,
+    /// The URL clients reach this server at (`https://iiif.example.org`, perhaps with a path
+    /// prefix), for the URLs answers carry: info.json ids, redirects. Default: each request's
+    /// own scheme and Host (or what a trusted proxy says of them).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Addresses or networks (`10.0.0.0/8`) of the proxies in front of Tessera, whose
+    /// `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host` are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// The memory of the response cache, which routes with `cache:` use.
     #[serde(default)]
     pub response_cache: ResponseCacheConfig,
@@ -71,6 +80,8 @@ pub const ENGINE_KEYS: &[&str] = &[
     "limits",
     "access_log",
     "debug_headers",
+    "public_url",
+    "trusted_proxies",
     "response_cache",
     "clusters",
     "routes",
@@ -379,6 +390,9 @@ pub struct RouteConfig {
     /// Keep this route's answers in the response cache (`cache: {}` for the defaults).
     #[serde(default)]
     pub cache: Option<RouteCacheConfig>,
+    /// This route's own public URL, instead of the top-level `public_url`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]

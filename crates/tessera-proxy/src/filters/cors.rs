@@ -1,7 +1,9 @@
 //! `cors`: Cross-Origin Resource Sharing. Answers preflight (`OPTIONS` with
 //! `Access-Control-Request-Method`) itself with 204, and adds `Access-Control-Allow-Origin` to
-//! responses for allowed origins. IIIF viewers load images cross-origin, so most image routes
-//! want this with the defaults (any origin, GET/HEAD/OPTIONS).
+//! responses for allowed origins, error answers included (a viewer that cannot read a 404
+//! reports a CORS failure instead). IIIF viewers load images cross-origin, so most image
+//! routes want this with the defaults (any origin, GET/HEAD/OPTIONS). A route with `cors`
+//! takes the preflights for its paths even when its `match.methods` leave out `OPTIONS`.
 
 use crate::config::Dur;
 use crate::plugin::{
@@ -127,12 +129,7 @@ impl Cors {
 #[async_trait]
 impl Filter for Cors {
     async fn request(&self, req: &mut RequestContext<'_>) -> Result<Flow, HttpError> {
-        let is_preflight = req.header.method == http::Method::OPTIONS
-            && req
-                .header
-                .headers
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-        if !is_preflight {
+        if !crate::route::is_preflight(req.header) {
             return Ok(Flow::Continue);
         }
         let Some(allow) = self.allow_origin(req.header_str("origin")) else {
@@ -163,6 +160,10 @@ impl Filter for Cors {
             (None, None) => {}
         }
         Ok(Flow::Respond(resp))
+    }
+
+    fn answers_preflights(&self) -> bool {
+        true
     }
 
     fn response(&self, req: &RequestInfo<'_>, resp: &mut ResponseHeader) {

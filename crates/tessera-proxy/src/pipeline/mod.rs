@@ -55,6 +55,9 @@ pub struct Exchange {
     pub tls: bool,
     /// The response cache's part in this request.
     pub cache: CacheState,
+    /// Where clients reach this server, for URLs in answers (see [`crate::public_url`]); set
+    /// when a route takes the request.
+    pub public_base: Arc<str>,
 }
 
 impl Exchange {
@@ -66,6 +69,7 @@ impl Exchange {
             client_ip,
             tls,
             cache: CacheState::default(),
+            public_base: Arc::from(""),
         }
     }
 
@@ -87,13 +91,24 @@ impl Exchange {
             header,
             client_ip: self.client_ip,
             tls: self.tls,
+            public_base: &self.public_base,
             route: self.route_name(),
             captures: &self.captures,
             extensions: &self.extensions,
         }
     }
 
-    fn enter(&mut self, route: Arc<Route>, captures: Captures) {
+    fn enter(
+        &mut self,
+        runtime: &Runtime,
+        header: &RequestHeader,
+        route: Arc<Route>,
+        captures: Captures,
+    ) {
+        self.public_base =
+            runtime
+                .public_urls
+                .base(route.public_url.as_ref(), header, self.client_ip, self.tls);
         self.route = Some(route);
         self.captures = captures;
     }
@@ -108,11 +123,13 @@ fn context<'a>(
     extensions: &'a mut Extensions,
     client_ip: Option<IpAddr>,
     tls: bool,
+    public_base: &'a str,
 ) -> RequestContext<'a> {
     RequestContext {
         header,
         client_ip,
         tls,
+        public_base,
         route,
         captures,
         extensions,
@@ -133,10 +150,11 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
     let Some((route, captures)) = runtime.routes.find(header) else {
         return answer(StatusCode::NOT_FOUND, "no route matches this request");
     };
-    ex.enter(route, captures);
+    ex.enter(runtime, header, route, captures);
     for _hop in 0..MAX_HANDOFFS {
         let Some(route) = ex.route.clone() else { break };
         let (client_ip, tls) = (ex.client_ip, ex.tls);
+        let public_base = ex.public_base.clone();
         let mut req = context(
             header,
             &route.name,
@@ -144,6 +162,7 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
             &mut ex.extensions,
             client_ip,
             tls,
+            &public_base,
         );
         if let Flow::Respond(early) = route.filters.request(&mut req).await {
             return Outcome::Answer(early);
@@ -175,7 +194,7 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
         tracing::debug!(from = %route.name, to = %next_route.name, "handed to another route");
         // The answer is the next route's to keep, under its filters and its name for it.
         ex.cache.handed_on(header);
-        ex.enter(next_route, captures);
+        ex.enter(runtime, header, next_route, captures);
     }
     tracing::error!(route = %ex.route_name(), "a request was handed from route to route more than {MAX_HANDOFFS} times");
     misconfigured()
@@ -198,7 +217,7 @@ fn misconfigured() -> Outcome {
 /// would change what the URL says.
 fn check_host(header: &RequestHeader) -> Result<(), &'static str> {
     match crate::plugin::authority(header) {
-        Some(host) if is_host_and_port(host) => Ok(()),
+        Some(host) if crate::public_url::is_host_and_port(host) => Ok(()),
         Some(_) => Err("bad request: the Host header is not a host name or address"),
         None if header.version == http::Version::HTTP_11 => {
             Err("bad request: an HTTP/1.1 request needs a Host header")
@@ -236,39 +255,6 @@ fn single_content_length(header: &mut RequestHeader) -> Result<(), &'static str>
             .map_err(|_| bad)?;
     }
     Ok(())
-}
-
-/// `name`, `name:port`, `1.2.3.4:port` or `[v6]:port`, names of letters, digits, `.`, `-`, `_`.
-fn is_host_and_port(text: &str) -> bool {
-    if text.is_empty() || text.len() > 255 {
-        return false;
-    }
-    let (host, port) = match text.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((addr, rest)) => {
-                if addr.parse::<std::net::Ipv6Addr>().is_err() {
-                    return false;
-                }
-                match rest.strip_prefix(':') {
-                    Some(port) => ("v6", Some(port)),
-                    None if rest.is_empty() => ("v6", None),
-                    None => return false,
-                }
-            }
-            None => return false,
-        },
-        None => match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        },
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    host_ok && port_ok
 }
 
 /// Bytes of the request line and headers, as a client sent them (approximately).

@@ -98,6 +98,11 @@ struct Test {
 }
 
 fn test(routes: &str) -> Test {
+    test_with("", routes)
+}
+
+/// [`test`] with more top-level keys (`top`, whole lines).
+fn test_with(top: &str, routes: &str) -> Test {
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
     let builder = Builder::with_builtins()
@@ -111,7 +116,7 @@ fn test(routes: &str) -> Test {
         .handler("fail", |_: Nothing, _: &BuildContext<'_>| Ok(Failing))
         .filter("stop", |_: Nothing, _: &BuildContext<'_>| Ok(Stop));
     let yaml = format!(
-        "limits: {{ max_request_header_bytes: 1024 }}\nclusters:\n  web: {{ endpoints: [\"127.0.0.1:1\"] }}\nroutes:\n{routes}"
+        "{top}limits: {{ max_request_header_bytes: 1024 }}\nclusters:\n  web: {{ endpoints: [\"127.0.0.1:1\"] }}\nroutes:\n{routes}"
     );
     let (config, source) = load_str("p.yaml", &yaml).expect("parses");
     let runtime = Runtime::build(config, &source, builder.registry(), None).expect("builds");
@@ -125,8 +130,16 @@ fn get(path: &str) -> RequestHeader {
 }
 
 impl Test {
-    async fn send(&self, mut header: RequestHeader) -> (Outcome, Exchange) {
-        let mut ex = Exchange::new(None, false);
+    async fn send(&self, header: RequestHeader) -> (Outcome, Exchange) {
+        self.send_from(None, header).await
+    }
+
+    async fn send_from(
+        &self,
+        client: Option<&str>,
+        mut header: RequestHeader,
+    ) -> (Outcome, Exchange) {
+        let mut ex = Exchange::new(client.map(|ip| ip.parse().unwrap()), false);
         let outcome = run(&self.runtime, &mut header, &mut ex).await;
         (outcome, ex)
     }
@@ -316,4 +329,90 @@ async fn a_repeated_content_length_becomes_one_and_differing_ones_are_400() {
         let (r, _) = t.answer(header).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}");
     }
+}
+
+fn preflight(path: &str) -> RequestHeader {
+    let mut header = get(path);
+    header.set_method(http::Method::OPTIONS);
+    header
+        .insert_header("origin", "https://viewer.example")
+        .unwrap();
+    header
+        .insert_header("access-control-request-method", "GET")
+        .unwrap();
+    header
+}
+
+#[tokio::test]
+async fn a_route_with_cors_answers_preflights_whatever_its_methods() {
+    let routes = "  - name: with-cors\n    match: { path: \"/a/{rest*}\", methods: [GET, HEAD] }\n    filters: [cors]\n    handler: count\n  - name: without\n    match: { path: \"/b/{rest*}\", methods: [GET, HEAD] }\n    handler: count\n";
+    let t = test(routes);
+    let (r, ex) = t.answer(preflight("/a/x")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(ex.route_name(), "with-cors");
+    let allow = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    assert_eq!(allow.map(|(_, v)| v.as_bytes()), Some(&b"*"[..]));
+    assert_eq!(t.calls(), 0, "the handler never sees a preflight");
+    // Without cors, or without Access-Control-Request-Method, the methods still hold.
+    let (r, _) = t.answer(preflight("/b/x")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let mut plain = get("/a/x");
+    plain.set_method(http::Method::OPTIONS);
+    let (r, _) = t.answer(plain).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_public_base_comes_from_config_a_trusted_proxy_or_the_request() {
+    let routes = COUNTED.to_string()
+        + "    cache: {}\n  - name: fixed\n    match: { path: \"/f/{rest*}\" }\n    public_url: \"https://route.example/prefix/\"\n    handler: count\n";
+    let t = test_with("trusted_proxies: [\"10.0.0.0/8\"]\n", &routes);
+    let forwarded = || {
+        let mut h = get("/c/x");
+        h.insert_header("x-forwarded-proto", "https").unwrap();
+        h.insert_header("x-forwarded-host", "iiif.example.org")
+            .unwrap();
+        h
+    };
+    let (_, ex) = t.send_from(Some("10.1.2.3"), forwarded()).await;
+    assert_eq!(&*ex.public_base, "https://iiif.example.org");
+    // A client that is not a trusted proxy gets its own request's base, and not the answer
+    // kept for the other base.
+    let (_, ex) = t.send_from(Some("192.0.2.1"), forwarded()).await;
+    assert_eq!(&*ex.public_base, "http://example.org");
+    assert_eq!(ex.cache.status(), Some("miss"));
+    assert_eq!(t.calls(), 2);
+    let (_, ex) = t.send_from(Some("10.1.2.3"), get("/f/x")).await;
+    assert_eq!(&*ex.public_base, "https://route.example/prefix");
+
+    let fixed = test_with("public_url: \"https://iiif.example.org\"\n", COUNTED);
+    let (_, ex) = fixed.send(get("/c/x")).await;
+    assert_eq!(&*ex.public_base, "https://iiif.example.org");
+}
+
+#[tokio::test]
+async fn bad_public_urls_and_proxies_are_refused_at_their_lines() {
+    let yaml = "public_url: \"iiif.example.org\"\ntrusted_proxies: [\"10.0.0.0/8\", \"nonsense\"]\nroutes:\n  - name: r\n    match: { path: \"/\" }\n    public_url: \"https://x.example/?q\"\n    handler: { respond: { body: \"\" } }\n";
+    let (config, source) = load_str("p.yaml", yaml).expect("parses");
+    let Err(errors) = Runtime::build(config, &source, Builder::with_builtins().registry(), None)
+    else {
+        panic!("built")
+    };
+    let text: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+    assert_eq!(text.len(), 3, "{text:?}");
+    assert!(
+        text[0].starts_with("p.yaml:1:") && text[0].contains("http://"),
+        "{text:?}"
+    );
+    assert!(
+        text[1].starts_with("p.yaml:2:") && text[1].contains("nonsense"),
+        "{text:?}"
+    );
+    assert!(
+        text[2].starts_with("p.yaml:6:") && text[2].contains("query"),
+        "{text:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! What the response cache calls an answer: the name a handler gives a request, and what the
 //! answer is about (for purging everything about one thing at once).
 
-use super::context::{authority, RequestInfo};
+use super::context::RequestInfo;
 
 /// How the response cache names a request's answer. Requests of one route with equal names
 /// get equal answers, so one stored answer serves them all.
@@ -15,18 +15,17 @@ pub struct CacheName {
 }
 
 impl CacheName {
-    /// The request as sent: scheme, host, path and query. Right for answers that depend on
-    /// nothing else (an answer that names its own URL depends on the host, for example).
+    /// The request as its client sees it: the public base (scheme, host, any prefix), path
+    /// and query. Right for answers that depend on nothing else (an answer that names its own
+    /// URL depends on the base, for example).
     pub fn of_request(req: &RequestInfo<'_>) -> Self {
-        let scheme = if req.tls { "https" } else { "http" };
-        let host = authority(req.header).unwrap_or("");
         let path = req
             .header
             .uri
             .path_and_query()
             .map_or("/", |pq| pq.as_str());
         Self {
-            name: format!("{scheme}://{host}{path}"),
+            name: format!("{}{path}", req.public_base),
             about: None,
         }
     }

@@ -16,6 +16,11 @@ impl From<Vec<Arc<dyn Filter>>> for FilterChain {
 }
 
 impl FilterChain {
+    /// Whether one of the filters answers CORS preflights ([`Filter::answers_preflights`]).
+    pub fn answers_preflights(&self) -> bool {
+        self.0.iter().any(|f| f.answers_preflights())
+    }
+
     /// The request phase: each filter in turn, until one answers (or fails, which is an answer
     /// too: its error).
     pub async fn request(&self, req: &mut RequestContext<'_>) -> Flow {

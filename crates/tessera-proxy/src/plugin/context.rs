@@ -13,6 +13,10 @@ pub struct RequestContext<'a> {
     pub client_ip: Option<IpAddr>,
     /// Whether the client connection is TLS.
     pub tls: bool,
+    /// Where clients reach this server: `scheme://host[:port][/prefix]`, no trailing slash.
+    /// URLs in answers (an info.json id, a `Location`) start with it; see
+    /// [`crate::public_url`].
+    pub public_base: &'a str,
     /// The name of the route that matched.
     pub route: &'a str,
     /// What the route's path pattern captured.
@@ -56,6 +60,7 @@ impl RequestContext<'_> {
             header: self.header,
             client_ip: self.client_ip,
             tls: self.tls,
+            public_base: self.public_base,
             route: self.route,
             captures: self.captures,
             extensions: self.extensions,
@@ -68,6 +73,8 @@ pub struct RequestInfo<'a> {
     pub header: &'a RequestHeader,
     pub client_ip: Option<IpAddr>,
     pub tls: bool,
+    /// See [`RequestContext::public_base`].
+    pub public_base: &'a str,
     pub route: &'a str,
     pub captures: &'a Captures,
     pub extensions: &'a Extensions,

@@ -57,6 +57,14 @@ pub trait Filter: Send + Sync + 'static {
     /// Before the response header goes to the client: upstream responses, handler responses
     /// and early answers of filters alike.
     fn response(&self, _req: &RequestInfo<'_>, _response: &mut ResponseHeader) {}
+
+    /// Whether this filter answers CORS preflights (`OPTIONS` with
+    /// `Access-Control-Request-Method`). A route with such a filter takes the preflights for
+    /// its paths whatever its `match.methods` say, since a browser asks before every
+    /// cross-origin request that sends a header of its own.
+    fn answers_preflights(&self) -> bool {
+        false
+    }
 }
 
 /// Where a proxying handler sends the request.

@@ -96,6 +96,11 @@ impl RouteMatcher {
         if !self.methods.is_empty() && !self.methods.contains(&req.method) {
             return false;
         }
+        self.matches_any_method(req, out)
+    }
+
+    /// [`RouteMatcher::matches`] without the condition on the method.
+    pub fn matches_any_method(&self, req: &RequestHeader, out: &mut Captures) -> bool {
         if !self.hosts.is_empty() {
             let Some(host) = request_host(req) else {
                 return false;

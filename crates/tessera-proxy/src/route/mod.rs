@@ -26,6 +26,8 @@ pub struct Route {
     pub handler: Arc<dyn Handler>,
     /// `cache:`: the route's answers are kept in the response cache.
     pub cache: Option<RouteCache>,
+    /// `public_url:`: the base of the URLs this route's answers carry, if the route sets it.
+    pub public_url: Option<Arc<str>>,
     pub(crate) metrics: RouteMetrics,
 }
 
@@ -40,12 +42,19 @@ impl RouteTable {
         Self { routes }
     }
 
-    /// The first route that matches `req`, with its captures.
+    /// The first route that matches `req`, with its captures. A CORS preflight is also taken
+    /// by a route that answers preflights and matches it but for the method.
     pub fn find(&self, req: &RequestHeader) -> Option<(Arc<Route>, Captures)> {
         let mut captures = Captures::default();
+        let preflight = is_preflight(req);
         self.routes
             .iter()
-            .find(|r| r.matcher.matches(req, &mut captures))
+            .find(|r| {
+                r.matcher.matches(req, &mut captures)
+                    || (preflight
+                        && r.filters.answers_preflights()
+                        && r.matcher.matches_any_method(req, &mut captures))
+            })
             .map(|r| (r.clone(), captures))
     }
 
@@ -62,4 +71,12 @@ impl RouteTable {
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
+}
+
+/// `OPTIONS` with `Access-Control-Request-Method`: a browser asking before a cross-origin request.
+pub fn is_preflight(req: &RequestHeader) -> bool {
+    req.method == http::Method::OPTIONS
+        && req
+            .headers
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }

@@ -90,6 +90,7 @@ mod tests {
             header: &client,
             client_ip: Some("192.0.2.7".parse().unwrap()),
             tls: true,
+            public_base: "https://public.example",
             route: "r",
             captures: &captures,
             extensions: &extensions,

@@ -1,0 +1,117 @@
+//! What a viewer in a browser needs of the embedded default: CORS preflights and errors it can
+//! read, ids and redirects with the URL the browser used behind a TLS-terminating proxy, and 404
+//! for an identifier with an unescaped slash.
+
+use crate::harness::*;
+
+const VIEWER: &str = "https://viewer.example";
+
+#[test]
+fn preflights_are_answered_and_errors_carry_cors() {
+    let cache = tempfile::tempdir().unwrap();
+    let t = Tessera::start(&embedded_default(cache.path()));
+    for path in [
+        "/iiif/sample/info.json",
+        "/iiif/sample",
+        "/iiif/sample/full/!400,400/0/default.jpg",
+        "/iiif/sample/0,0,512,512/256,/0/default.jpg",
+    ] {
+        let r = request("OPTIONS", path)
+            .header("Origin", VIEWER)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send(t.port);
+        assert_eq!(r.status, 204, "{path}: {}", r.text());
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+        assert_eq!(
+            r.header("access-control-allow-headers"),
+            Some("authorization"),
+            "{path}"
+        );
+    }
+    // A missing image is a 404 the viewer's script can read, not a CORS failure.
+    for path in [
+        "/iiif/missing/info.json",
+        "/iiif/missing/full/!400,400/0/default.jpg",
+        "/iiif/missing/0,0,10,10/10,/0/default.jpg",
+    ] {
+        let r = get(path).header("Origin", VIEWER).send(t.port);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+    }
+    let r = get("/iiif/sample/info.json")
+        .header("Origin", VIEWER)
+        .send(t.port);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+}
+
+#[test]
+fn an_identifier_with_an_unescaped_slash_is_not_found() {
+    let cache = tempfile::tempdir().unwrap();
+    let t = Tessera::start(&embedded_default(cache.path()));
+    for path in [
+        "/iiif/a/b/info.json",
+        "/iiif/sample/extra/full/max/0/default.jpg",
+        "/iiif/a/b/c/d/e/f/default.jpg",
+    ] {
+        let r = t.get(path);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+    }
+    // Malformed parameters of a well-formed request stay 400 with the reason.
+    let r = t.get("/iiif/sample/full/max/0/fancy.jpg");
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
+/// Behind a load balancer that terminates TLS: ids and redirects use what a trusted proxy
+/// says; anyone else's forwarded headers change nothing; `public_url` fixes the base.
+#[test]
+fn ids_and_redirects_use_the_public_url() {
+    let cache = tempfile::tempdir().unwrap();
+    let yaml = embedded_default(cache.path()) + "trusted_proxies: [\"127.0.0.1\"]\n";
+    let t = Tessera::start(&yaml);
+    let via_proxy = |path: &str| {
+        get(path)
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", "iiif.example.org")
+            .send(t.port)
+    };
+    let info = via_proxy("/iiif/sample/info.json");
+    assert_eq!(info.status, 200, "{}", info.text());
+    let json: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(json["id"], "https://iiif.example.org/iiif/sample");
+    let redirect = via_proxy("/iiif/sample");
+    assert_eq!(redirect.status, 303);
+    assert_eq!(
+        redirect.header("location"),
+        Some("https://iiif.example.org/iiif/sample/info.json")
+    );
+    // The same request without the proxy's word gets its own base, never the kept answer
+    // made for the other one.
+    let direct = get("/iiif/sample/info.json")
+        .header("Host", "127.0.0.1")
+        .send(t.port);
+    let json: serde_json::Value = serde_json::from_slice(&direct.body).unwrap();
+    assert_eq!(json["id"], "http://127.0.0.1/iiif/sample");
+
+    let other_cache = tempfile::tempdir().unwrap();
+    let untrusted = Tessera::start(&embedded_default(other_cache.path()));
+    let forged = get("/iiif/sample/info.json")
+        .header("Host", "127.0.0.1")
+        .header("X-Forwarded-Host", "evil.example")
+        .header("Forwarded", "host=evil.example;proto=https")
+        .send(untrusted.port);
+    let json: serde_json::Value = serde_json::from_slice(&forged.body).unwrap();
+    assert_eq!(json["id"], "http://127.0.0.1/iiif/sample");
+}
+
+#[test]
+fn a_fixed_public_url_names_every_id() {
+    let cache = tempfile::tempdir().unwrap();
+    let yaml =
+        embedded_default(cache.path()) + "public_url: \"https://images.example.org/base/\"\n";
+    let t = Tessera::start(&yaml);
+    let json: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif/sample/info.json").body).unwrap();
+    assert_eq!(json["id"], "https://images.example.org/base/iiif/sample");
+}
