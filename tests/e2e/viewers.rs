@@ -115,3 +115,57 @@ fn a_fixed_public_url_names_every_id() {
         serde_json::from_slice(&t.get("/iiif/sample/info.json").body).unwrap();
     assert_eq!(json["id"], "https://images.example.org/base/iiif/sample");
 }
+
+/// info.json says what `render` serves: `max` is the largest size within `maxArea`, and a
+/// size beyond it is refused with the reason; the listed `sizes` are all within it.
+#[test]
+fn info_json_advertises_the_limits_render_enforces() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let t = Tessera::start(&format!(
+        r#"
+origins: {{ samples: {{ dir: {repo}/examples/images }} }}
+hot_cache: {{ dir: {}, capacity: 1GiB }}
+routes:
+  - name: info3
+    match: {{ path: "/iiif/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: samples, key: "{{image}}.jp2", max_area: 500000 }} }}
+  - name: info2
+    match: {{ path: "/iiif2/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: samples, key: "{{image}}.jp2", version: 2, max_area: 500000, max_width: 1000 }} }}
+  - name: render
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ render: {{ origin: samples, key: "{{image}}.jp2", max_pixels: 500000 }} }}
+"#,
+        cache.path().display()
+    ));
+    let info: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif/sample/info.json").body).unwrap();
+    assert_eq!(info["maxArea"], 500000);
+    assert_eq!(info["maxWidth"], 65535);
+    for size in info["sizes"].as_array().unwrap() {
+        let (w, h) = (
+            size["width"].as_u64().unwrap(),
+            size["height"].as_u64().unwrap(),
+        );
+        assert!(w * h <= 500000, "{size}");
+    }
+    let v2: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif2/sample/info.json").body).unwrap();
+    assert_eq!(v2["profile"][1]["maxArea"], 500000);
+    assert_eq!(v2["profile"][1]["maxWidth"], 1000);
+
+    // The 2048×1536 sample: `max` is the largest 4:3 size within 500 000 pixels.
+    let max = t.get("/iiif/sample/full/max/0/default.jpg");
+    assert_eq!(max.status, 200, "{}", max.text());
+    let bitmap = tessera_render::decode_jpeg(&max.body, 10_000_000).unwrap();
+    let (w, h) = (bitmap.width, bitmap.height);
+    assert!(u64::from(w) * u64::from(h) <= 500000, "{w}×{h}");
+    assert!(
+        u64::from(w) * u64::from(h) > 480000,
+        "{w}×{h} is not the largest"
+    );
+    let over = t.get("/iiif/sample/full/1000,/0/default.jpg");
+    assert_eq!(over.status, 400);
+    assert!(over.text().contains("500000"), "{}", over.text());
+}

@@ -311,11 +311,11 @@ fn tiny_regions_are_served_wherever_they_are() {
     assert!(!t.log().contains("\"level\":\"ERROR\""), "{}", t.log());
 }
 
-/// Limits of an output format are the client's to respect: a JPEG wider than 65535 pixels is
-/// 400 with the reason, and the same size as PNG is served. An identifier longer than a file
-/// name may be is no such image.
+/// The widest JPEG (65535 pixels) is the limit `render` serves and info.json advertises as
+/// `maxWidth`: `max` of a wider image is that wide, an explicit wider size is 400 with the
+/// reason, whatever the format. An identifier longer than a file name may be is no such image.
 #[test]
-fn format_limits_are_400_and_long_identifiers_404() {
+fn format_limits_are_advertised_and_long_identifiers_404() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
         jp2_with(70000, 8, &["-n", "3"]),
@@ -329,12 +329,17 @@ fn format_limits_are_400_and_long_identifiers_404() {
         cache.path().display()
     );
     let t = Tessera::start(&yaml);
-    let r = t.get("/iiif/wide/full/max/0/default.jpg");
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("65535"), "{}", r.text());
+    let info: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif/wide/info.json").body).unwrap();
+    assert_eq!(info["maxWidth"], 65535);
     let r = t.get("/iiif/wide/full/max/0/default.png");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(png_pixels(&r.body).0, 70000);
+    assert_eq!(png_pixels(&r.body).0, 65535);
+    for format in ["jpg", "png"] {
+        let r = t.get(&format!("/iiif/wide/full/70000,/0/default.{format}"));
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("65535"), "{}", r.text());
+    }
 
     let long = "x".repeat(300);
     for path in [

@@ -12,7 +12,7 @@ use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use tessera_iiif::{scale_factors, Format, ImageInfo, TileSpec, Version};
+use tessera_iiif::{scale_factors, Format, ImageInfo, ImageLimits, TileSpec, Version};
 use tessera_origin::Origin;
 use tessera_proxy::plugin::{
     BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, LocalResponse,
@@ -38,6 +38,17 @@ pub struct InfoConfig {
     /// Formats beyond `jpg` to list, e.g. `[png, webp]`.
     #[serde(default)]
     pub extra_formats: Vec<String>,
+    /// Advertised as `maxArea`: the largest output, in pixels, of the routes that serve these
+    /// images. Default: `render`'s default `max_pixels`; keep the two equal.
+    #[serde(default = "defaults::max_pixels")]
+    pub max_area: u64,
+    /// Advertised as `maxWidth` (and, unless `max_height` is set, the height limit too).
+    /// Default: 65535, the widest JPEG.
+    #[serde(default = "defaults::max_side")]
+    pub max_width: u32,
+    /// Advertised as `maxHeight`; default: `max_width`.
+    #[serde(default)]
+    pub max_height: Option<u32>,
     #[serde(default = "defaults::cache_control")]
     pub cache_control: String,
 }
@@ -56,6 +67,8 @@ pub struct Info {
     level: u8,
     tile_size: u32,
     extra_formats: Vec<Format>,
+    /// `maxWidth`, `maxHeight`, `maxArea` (the image's own size is filled in per request).
+    limits: ImageLimits,
     cache_control: HeaderValue,
     index: Arc<IndexStore>,
 }
@@ -77,6 +90,16 @@ impl Info {
         if cfg.tile_size < 64 {
             return Err(BuildError::new("must be at least 64").at("tile_size"));
         }
+        let positive = |v: u64, at: &str| {
+            if v == 0 {
+                Err(BuildError::new("must be at least 1").at(at))
+            } else {
+                Ok(())
+            }
+        };
+        positive(cfg.max_area, "max_area")?;
+        positive(cfg.max_width.into(), "max_width")?;
+        positive(cfg.max_height.map_or(1, u64::from), "max_height")?;
         Ok(Self {
             origin: ctx
                 .resource::<Origins>()?
@@ -87,6 +110,12 @@ impl Info {
             level: cfg.level.min(2),
             tile_size: cfg.tile_size,
             extra_formats,
+            limits: ImageLimits {
+                max_width: Some(cfg.max_width),
+                max_height: cfg.max_height,
+                max_area: Some(cfg.max_area),
+                ..ImageLimits::new(0, 0)
+            },
             cache_control: HeaderValue::from_str(&cfg.cache_control)
                 .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
             index: ctx.resource::<ImageIndex>()?.store.clone(),
@@ -139,7 +168,16 @@ impl Handler for Info {
                 scale_factors: factors,
             }
         }];
-        info.sizes = (1..=ix.levels).rev().map(|r| ix.size_at(r)).collect();
+        let limits = &self.limits;
+        info.max_width = limits.max_width;
+        info.max_height = limits.max_height;
+        info.max_area = limits.max_area;
+        // "Servers MUST ensure that sizes … are within any size limits expressed."
+        info.sizes = (1..=ix.levels)
+            .rev()
+            .map(|r| ix.size_at(r))
+            .filter(|&(w, h)| limits.allows(w, h))
+            .collect();
         info.extra_formats = self.extra_formats.clone();
         Ok(HandlerAction::Respond(answer::info_json(
             &info,

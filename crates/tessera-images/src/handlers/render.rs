@@ -35,9 +35,10 @@ pub struct RenderConfig {
     /// IIIF Image API version: 2 or 3.
     #[serde(default = "defaults::version")]
     pub version: u8,
-    /// The largest output, in pixels (also published as `maxArea` by nothing yet: keep it in
-    /// line with what viewers ask).
-    #[serde(default = "default_max_pixels")]
+    /// The largest output, in pixels: `max` and `!w,h` shrink to it, larger sizes are 400.
+    /// The `info` route of these images advertises it as `maxArea` (its `max_area`, which
+    /// defaults to the same value).
+    #[serde(default = "defaults::max_pixels")]
     pub max_pixels: u64,
     /// The largest image decoded for one request, in pixels (the region at the chosen
     /// resolution); more answers 501. Bounds memory: OpenJPEG holds 4 bytes per sample.
@@ -58,9 +59,6 @@ pub struct RenderConfig {
     pub local_suffix: String,
 }
 
-fn default_max_pixels() -> u64 {
-    16_000_000
-}
 fn default_max_decode_pixels() -> u64 {
     64_000_000
 }
@@ -101,6 +99,7 @@ impl Render {
     fn limits(&self, indexed: &Indexed) -> ImageLimits {
         ImageLimits {
             max_area: Some(self.max_pixels),
+            max_width: Some(defaults::MAX_SIDE),
             ..ImageLimits::new(indexed.index.width, indexed.index.height)
         }
     }

@@ -24,6 +24,22 @@ pub fn decode_timeout() -> Dur {
     Dur::secs(30)
 }
 
+/// The largest output `render` makes, in pixels, and what `info` advertises as `maxArea`
+/// unless told otherwise: both default to it so that what info.json promises is what is served.
+pub const MAX_PIXELS: u64 = 16_000_000;
+
+/// The widest and tallest output: JPEG, the default format, stores sides in 16 bits. `render`
+/// serves no more, and `info` advertises it as `maxWidth`.
+pub const MAX_SIDE: u32 = 65_535;
+
+pub fn max_pixels() -> u64 {
+    MAX_PIXELS
+}
+
+pub fn max_side() -> u32 {
+    MAX_SIDE
+}
+
 pub fn decodes() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }

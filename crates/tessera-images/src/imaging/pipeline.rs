@@ -125,7 +125,7 @@ pub fn output(r: &Resolved, jpeg_quality: u8) -> Result<Output, ViewError> {
     };
     // What each encoder can write: JPEG stores sides in 16 bits, WebP in 14.
     let max_side = match format {
-        tessera_render::Format::Jpeg => 65_535,
+        tessera_render::Format::Jpeg => super::defaults::MAX_SIDE,
         tessera_render::Format::Webp => 16_383,
         _ => u32::MAX,
     };
