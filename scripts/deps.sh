@@ -3,7 +3,8 @@
 # cmake (Pingora's zlib-ng build), curl and openssl (the TLS/HTTP2 end-to-end test), and for the
 # tile tests the real image server (iipimage-server), opj_compress (libopenjp2-tools) to make
 # test JP2s, nginx (FastCGI front for iipsrv), and the IIIF validator (PyPI iiif-validator, which
-# needs libmagic1), and strace (the hostile-input test watches which files Tessera opens).
+# needs libmagic1), strace (the hostile-input test watches which files Tessera opens), and
+# chromium (the viewer page is tested in a real, headless browser).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ command -v cc >/dev/null || missing+=(build-essential)
 command -v opj_compress >/dev/null || missing+=(libopenjp2-tools)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v strace >/dev/null || missing+=(strace)
+command -v chromium >/dev/null || missing+=(chromium)
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || ldconfig -p | grep -q libmagic.so.1 || missing+=(libmagic1)
 
 if [ ${#missing[@]} -gt 0 ]; then

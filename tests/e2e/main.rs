@@ -7,6 +7,7 @@ mod images;
 mod s3;
 
 mod bombs;
+mod browser;
 mod cli;
 mod clusters;
 mod faults;

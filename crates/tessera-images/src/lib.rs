@@ -28,7 +28,7 @@ pub mod names;
 pub mod resources;
 pub mod thumbs;
 
-use handlers::{byte_range, info, orchestrate, render, thumbs as thumbs_handler};
+use handlers::{byte_range, info, orchestrate, render, thumbs as thumbs_handler, viewer};
 use resources::{HotCacheSection, ImageIndex, Origins};
 use tessera_proxy::Builder;
 
@@ -46,4 +46,5 @@ pub fn register(builder: Builder) -> Builder {
         .handler("info", info::Info::build)
         .handler("render", render::Render::build)
         .handler("thumbs", thumbs_handler::Thumbs::build)
+        .handler("viewer", viewer::Viewer::build)
 }

@@ -13,7 +13,7 @@ use crate::plugin::{
 };
 use crate::runtime::Runtime;
 use crate::service::{Admission, ConnectionLimits, TesseraProxy};
-use crate::state::{ConfigSource, Shared};
+use crate::state::{ConfigSource, Overrides, Shared};
 use crate::supervisor::Supervisor;
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
@@ -42,6 +42,7 @@ pub enum RunError {
 #[derive(Clone, Default)]
 pub struct Builder {
     registry: Registry,
+    overrides: Overrides,
 }
 
 impl Builder {
@@ -111,9 +112,16 @@ impl Builder {
         &self.registry
     }
 
+    /// Listen on these `ip:port` addresses (plain HTTP) instead of the config's `listen`.
+    pub fn listen_on(mut self, addresses: Vec<String>) -> Self {
+        self.overrides.listen = Some(addresses);
+        self
+    }
+
     /// Load and fully check a config (everything but binding the listeners).
     pub fn check(&self, source: &ConfigSource) -> Result<Config, ConfigErrors> {
-        let (config, src) = source.load()?;
+        let (mut config, src) = source.load()?;
+        self.overrides.apply(&mut config);
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
         Ok(runtime.config)
     }
@@ -129,7 +137,8 @@ impl Builder {
         crate::state::init_metrics();
         crate::response_cache::init_metrics();
         crate::service::init_metrics();
-        let (config, src) = source.load()?;
+        let (mut config, src) = source.load()?;
+        self.overrides.apply(&mut config);
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
         check_bindable(&runtime.config)?;
         runtime.open_resources(&src)?;
@@ -139,6 +148,7 @@ impl Builder {
             current: ArcSwap::from_pointee(runtime),
             registry: self.registry,
             source,
+            overrides: self.overrides,
             ready: AtomicBool::new(false),
         });
 

@@ -17,11 +17,12 @@ use std::sync::LazyLock;
 pub enum ConfigSource {
     /// A file, re-read on every reload.
     File(PathBuf),
-    /// Text compiled into the binary (the embedded default); reloads re-read the same text.
+    /// Text compiled into the binary (the embedded default) or made by the command line
+    /// (`tessera serve`); reloads re-read the same text.
     /// Relative paths in it resolve against `base` (e.g. the source tree it came from).
     Embedded {
         name: String,
-        text: &'static str,
+        text: std::borrow::Cow<'static, str>,
         base: PathBuf,
     },
 }
@@ -75,10 +76,31 @@ pub fn fingerprint(text: &str) -> u64 {
     h.finish()
 }
 
+/// What the command line says over the config file (`tessera run --listen`), applied to every
+/// version of the config read, at start and at each reload.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Listen on these `ip:port` addresses instead of the config's `listen`.
+    pub listen: Option<Vec<String>>,
+}
+
+impl Overrides {
+    /// An address from the command line is served as plain HTTP/1.1 with the defaults.
+    pub fn apply(&self, config: &mut crate::config::Config) {
+        if let Some(addresses) = &self.listen {
+            config.listen = addresses
+                .iter()
+                .map(|a| crate::config::ListenerConfig::plain(a))
+                .collect();
+        }
+    }
+}
+
 pub struct Shared {
     pub current: ArcSwap<Runtime>,
     pub registry: Registry,
     pub source: ConfigSource,
+    pub overrides: Overrides,
     /// Set once the service is serving and reloads are armed.
     pub ready: AtomicBool,
 }
@@ -106,7 +128,8 @@ impl Shared {
     }
 
     fn try_apply(&self, text: &str) -> Result<(), ConfigErrors> {
-        let (config, source) = self.source.parse(text)?;
+        let (mut config, source) = self.source.parse(text)?;
+        self.overrides.apply(&mut config);
         let old = self.current.load_full();
         let runtime = Runtime::build(config, &source, &self.registry, Some(&old))?;
         runtime.open_resources(&source)?;

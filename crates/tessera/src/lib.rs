@@ -1,10 +1,11 @@
 #![forbid(unsafe_code)]
-//! The `tessera` command line: `run`, `check`, `schema`, `index`. A plugin crate builds its own
+//! The `tessera` command line: `run`, `serve`, `check`, `schema`, `index`. A plugin crate builds its own
 //! binary with [`main_with`] and a [`tessera_proxy::Builder`] carrying its extra factories,
 //! usually [`builder`] (the engine's built-ins and the image application) plus its own.
 
 mod index;
 mod logging;
+mod serve;
 
 use logging::LogFormat;
 
@@ -46,7 +47,14 @@ enum Command {
         /// The config file.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Listen on this `ip:port` (plain HTTP) instead of the config's `listen`; repeat for
+        /// more than one.
+        #[arg(long)]
+        listen: Vec<String>,
     },
+    /// Serve a folder of JPEG 2000 images: IIIF Image API 3 at /iiif/3/, 2 at /iiif/2/, and a
+    /// viewer at / (open http://127.0.0.1:8080/ in a browser).
+    Serve(serve::ServeArgs),
     /// Check a config file; print each problem as file:line:col: message.
     Check { file: PathBuf },
     /// Print the JSON Schema of the config file.
@@ -100,9 +108,19 @@ pub fn main_with(builder: Builder) -> ExitCode {
             logging::init(cli.log_format.unwrap_or(LogFormat::Text), "warn", true);
             index::run(&builder, args)
         }
-        Command::Run { config } => {
+        Command::Run { config, listen } => {
             logging::init(cli.log_format.unwrap_or(LogFormat::Json), "info", false);
-            match run(builder, config) {
+            match run(builder, config, listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tessera: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve(args) => {
+            logging::init(cli.log_format.unwrap_or(LogFormat::Text), "info", false);
+            match serve(builder, &args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tessera: {e:#}");
@@ -113,7 +131,31 @@ pub fn main_with(builder: Builder) -> ExitCode {
     }
 }
 
-fn run(builder: Builder, config: Option<PathBuf>) -> anyhow::Result<()> {
+fn serve(builder: Builder, args: &serve::ServeArgs) -> anyhow::Result<()> {
+    let text = serve::config(args)?;
+    tracing::info!(folder = %args.dir.display(), "serving http://{}/", args.listen);
+    let source = ConfigSource::Embedded {
+        name: "<tessera serve>".into(),
+        text: text.into(),
+        base: std::env::current_dir().unwrap_or_default(),
+    };
+    let name = source.name();
+    builder
+        .run(source)
+        .with_context(|| format!("cannot start with {name}"))
+}
+
+fn run(builder: Builder, config: Option<PathBuf>, listen: Vec<String>) -> anyhow::Result<()> {
+    for address in &listen {
+        address
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--listen {address:?} is not an ip:port address"))?;
+    }
+    let builder = if listen.is_empty() {
+        builder
+    } else {
+        builder.listen_on(listen)
+    };
     let local = PathBuf::from("proxy.yaml");
     let source = match config {
         Some(path) => ConfigSource::File(path),
@@ -122,7 +164,7 @@ fn run(builder: Builder, config: Option<PathBuf>) -> anyhow::Result<()> {
             tracing::info!("no ./proxy.yaml: serving the embedded default config");
             ConfigSource::Embedded {
                 name: "<embedded proxy.yaml>".into(),
-                text: EMBEDDED_DEFAULT,
+                text: EMBEDDED_DEFAULT.into(),
                 // Relative paths in the embedded default (the sample image) are those of the
                 // source tree the binary was built from.
                 base: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")),

@@ -40,8 +40,15 @@ pub fn init(format: LogFormat, level: &str, to_stderr: bool) {
         std::mem::forget(guard);
         BoxMakeWriter::new(writer)
     };
+    // Colours only for a terminal: a file or a pipe gets plain text.
+    let terminal = if to_stderr {
+        std::io::IsTerminal::is_terminal(&std::io::stderr())
+    } else {
+        std::io::IsTerminal::is_terminal(&std::io::stdout())
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal)
         .with_writer(writer);
     match format {
         LogFormat::Json => builder

@@ -6,3 +6,4 @@ pub mod info;
 pub mod orchestrate;
 pub mod render;
 pub mod thumbs;
+pub mod viewer;

@@ -92,12 +92,7 @@ fn yes() -> bool {
 }
 
 fn default_listen() -> Vec<ListenerConfig> {
-    vec![ListenerConfig {
-        address: "0.0.0.0:8080".into(),
-        tls: None,
-        h2c: false,
-        read_buffer: default_read_buffer(),
-    }]
+    vec![ListenerConfig::plain("0.0.0.0:8080")]
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
@@ -116,6 +111,18 @@ pub struct ListenerConfig {
     /// a flood of idle connections multiplies.
     #[serde(default = "default_read_buffer")]
     pub read_buffer: ByteSize,
+}
+
+impl ListenerConfig {
+    /// Plain HTTP/1.1 on `address`, everything else at its default.
+    pub fn plain(address: &str) -> Self {
+        Self {
+            address: address.to_string(),
+            tls: None,
+            h2c: false,
+            read_buffer: default_read_buffer(),
+        }
+    }
 }
 
 fn default_read_buffer() -> ByteSize {

@@ -1,0 +1,102 @@
+//! `tessera serve DIR`: a folder of JPEG 2000 images as a IIIF image service with a viewer, in
+//! one command. It writes the config a user would write for this — the same routes as the
+//! embedded default, under `/iiif/3/` and `/iiif/2/`, with the gallery at `/` — and runs it as
+//! `tessera run` would, so nothing here is a second way of serving.
+//!
+//! The renderer decodes from a working copy of each image in a hot cache kept per folder under
+//! the user's cache directory (`$XDG_CACHE_HOME/tessera`, else `~/.cache/tessera`), so that a
+//! file edited while it is decoded can never crash the server, and a second start is warm.
+
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The folder of images (`.jp2` files) to serve.
+    pub dir: PathBuf,
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The largest working copy of the images kept on disk.
+    #[arg(long, default_value = "4GiB")]
+    pub cache_capacity: String,
+}
+
+/// The config for `args`: the folder must exist; paths are written absolute.
+pub fn config(args: &ServeArgs) -> anyhow::Result<String> {
+    let dir = std::fs::canonicalize(&args.dir)
+        .map_err(|e| anyhow::anyhow!("cannot serve {}: {e}", args.dir.display()))?;
+    if !dir.is_dir() {
+        anyhow::bail!("cannot serve {}: not a folder", args.dir.display());
+    }
+    let cache = cache_dir(&dir);
+    let quoted = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
+    let title = serde_json::to_string(&format!("Tessera: {}", dir.display())).unwrap_or_default();
+    let mut yaml = format!(
+        r#"# Written by `tessera serve`.
+listen: [{{ address: {listen} }}]
+origins:
+  folder: {{ dir: {dir} }}
+hot_cache: {{ dir: {cache}, capacity: {capacity} }}
+response_cache: {{ memory: 128MiB }}
+routes:
+  - name: home
+    match: {{ path: "/", methods: [GET, HEAD] }}
+    handler: {{ viewer: {{ show: gallery, origin: folder, iiif: /iiif/3, title: {title} }} }}
+  - name: view
+    match: {{ path: "/view/{{image}}", methods: [GET, HEAD] }}
+    handler: {{ viewer: {{ show: image, iiif: /iiif/3 }} }}
+  - name: viewer-files
+    match: {{ path: "/viewer/{{file*}}", methods: [GET, HEAD] }}
+    handler: {{ viewer: {{ show: assets }} }}
+"#,
+        listen = serde_json::to_string(&args.listen).unwrap_or_default(),
+        dir = quoted(&dir),
+        cache = quoted(&cache),
+        capacity = serde_json::to_string(&args.cache_capacity).unwrap_or_default(),
+    );
+    for version in [3, 2] {
+        yaml.push_str(&format!(
+            r#"  - name: info-v{version}
+    match: {{ path: "/iiif/{version}/{{image}}/info.json", methods: [GET, HEAD] }}
+    filters: [cors]
+    cache: {{}}
+    handler: {{ info: {{ origin: folder, key: "{{image}}.jp2", version: {version}, extra_formats: [png, webp] }} }}
+  - name: base-v{version}
+    match: {{ path: "/iiif/{version}/{{image}}", methods: [GET, HEAD] }}
+    filters: [cors]
+    handler: {{ info: {{ origin: folder, key: "{{image}}.jp2", version: {version} }} }}
+  - name: small-full-v{version}
+    match: {{ path: "/iiif/{version}/{{image}}/full/{{size}}/{{rotation}}/{{quality}}.{{format}}", methods: [GET, HEAD] }}
+    filters: [cors]
+    cache: {{}}
+    handler:
+      byte_range:
+        origin: folder
+        key: "{{image}}.jp2"
+        version: {version}
+        request: "full/{{size}}/{{rotation}}/{{quality}}.{{format}}"
+        max_pixels: 1000000
+        otherwise: render-v{version}
+  - name: render-v{version}
+    match: {{ path: "/iiif/{version}/{{image}}/{{iiif*}}", methods: [GET, HEAD] }}
+    filters: [cors]
+    cache: {{}}
+    handler: {{ render: {{ origin: folder, key: "{{image}}.jp2", version: {version} }} }}
+"#
+        ));
+    }
+    Ok(yaml)
+}
+
+/// A working-copy directory of its own for each folder served.
+fn cache_dir(dir: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("tessera")
+        .join(format!("serve-{:016x}", h.finish()))
+}
