@@ -9,15 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// `tessera serve` on a folder, its JSON log collected.
-struct Served {
+pub struct Served {
     child: Child,
-    port: u16,
+    pub port: u16,
     log: Arc<Mutex<Vec<serde_json::Value>>>,
     _cache: tempfile::TempDir,
 }
 
 impl Served {
-    fn start(dir: &std::path::Path) -> Self {
+    pub fn start(dir: &std::path::Path) -> Self {
         let port = free_port();
         let cache = tempfile::tempdir().unwrap();
         let mut child = Command::new(tessera_bin())

@@ -296,3 +296,43 @@ fn check_refuses_admin_and_listen_on_one_address() {
         "{stderr}"
     );
 }
+
+/// `tessera run --listen` serves the config's routes on the address given instead of the
+/// config's own; a malformed address is refused before anything starts.
+#[test]
+fn run_listen_overrides_the_config_s_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    let (configured, given) = (free_port(), free_port());
+    std::fs::write(
+        &path,
+        format!("listen: [{{ address: \"127.0.0.1:{configured}\" }}]\nroutes:\n  - name: hi\n    match: {{ path: \"/\" }}\n    handler: {{ respond: {{ body: \"hi\" }} }}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(tessera_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{given}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = eventually(20, || {
+        std::net::TcpStream::connect(("127.0.0.1", given)).is_ok()
+    });
+    let configured_open = std::net::TcpStream::connect(("127.0.0.1", configured)).is_ok();
+    let answer = up.then(|| get("/").send(given).text());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "nothing listens on the --listen address");
+    assert_eq!(answer.as_deref(), Some("hi"));
+    assert!(!configured_open, "the config's own address was bound too");
+
+    let out = Command::new(tessera_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .args(["--listen", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen \"nowhere\""));
+}

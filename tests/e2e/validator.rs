@@ -119,3 +119,29 @@ fn the_iiif_validator_passes_levels_1_and_2_for_versions_2_and_3() {
     let r = t.get(&format!("/iiif3/{ID}/full/!2000,3000/0/default.png"));
     assert_eq!(r.status, 200);
 }
+
+/// `tessera serve` of a folder passes too: the routes it writes are the ones a user needs.
+#[test]
+fn the_iiif_validator_passes_level_2_through_tessera_serve() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::copy(validator_image(), folder.path().join(format!("{ID}.jp2"))).unwrap();
+    let served = crate::browser::Served::start(folder.path());
+    let mut failures = Vec::new();
+    for (prefix, version) in [("iiif/2", "2.0"), ("iiif/3", "3.0")] {
+        let (passed, failed, text) = validate(served.port, prefix, version, 2);
+        println!(
+            "--- tessera serve, iiif-validate.py --version={version} --level=2: {passed} passed, {} failed {failed:?}\n{text}",
+            failed.len()
+        );
+        let unexpected: Vec<&String> = failed
+            .iter()
+            .filter(|f| !SPEC_OVER_VALIDATOR.contains(&f.as_str()))
+            .collect();
+        if !unexpected.is_empty() || passed < 20 {
+            failures.push(format!(
+                "version {version}: {unexpected:?} failed, {passed} passed"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
