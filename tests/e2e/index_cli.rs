@@ -81,6 +81,19 @@ fn indexes_an_s3_prefix_and_tells_what_can_be_read_partially() {
     let text = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(text.path(), "not an image\n").unwrap();
     s3.put_file("a/readme.txt", text.path());
+    let jpeg = tempfile::NamedTempFile::new().unwrap();
+    let picture = tessera_render::Bitmap {
+        width: 8,
+        height: 8,
+        channels: 3,
+        pixels: vec![90; 8 * 8 * 3],
+    };
+    std::fs::write(
+        jpeg.path(),
+        tessera_render::encode(&picture, tessera_render::Format::Jpeg, 85).unwrap(),
+    )
+    .unwrap();
+    s3.put_file("a/photo.jpg", jpeg.path());
     s3.put_file("b/other.jp2", &rpcl(300, 200));
     let index_dir = tempfile::tempdir().unwrap();
     let yaml = format!(
@@ -92,21 +105,28 @@ fn indexes_an_s3_prefix_and_tells_what_can_be_read_partially() {
     let run = index(&yaml, &["--origin", "masters", "--prefix", "a/"]);
     let report = format!("{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.code, Some(1), "some objects failed:\n{report}");
-    assert_eq!(run.count("objects"), 5, "{report}");
+    assert_eq!(run.count("objects"), 6, "{report}");
     assert_eq!(run.count("indexed"), 4, "{report}");
     assert_eq!(run.count("partial-ready"), 3, "{report}");
     assert_eq!(run.count("not partial"), 1, "{report}");
-    assert_eq!(run.count("failed"), 1, "{report}");
+    assert_eq!(run.count("failed"), 2, "{report}");
     assert!(
         run.stdout
             .contains("LRCP progression: resolutions are not contiguous (e.g. a/lrcp.jp2)"),
         "{report}"
     );
-    assert!(
-        run.stdout
-            .contains("not a JP2 file or a J2K codestream (e.g. a/readme.txt)"),
-        "{report}"
-    );
+    // Objects that are not JPEG 2000 are counted by what they are.
+    for (what, key) in [
+        ("not an image format this server knows", "a/readme.txt"),
+        ("a JPEG", "a/photo.jpg"),
+    ] {
+        assert!(
+            run.stdout.contains(&format!(
+                "the image is {what}: only JPEG 2000 masters are served (convert it with opj_compress) (e.g. {key})"
+            )),
+            "{report}"
+        );
+    }
     assert_eq!(json_files(index_dir.path()), 4);
     assert!(
         s3.requests_for("b/other.jp2").is_empty(),

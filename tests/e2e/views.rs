@@ -141,6 +141,10 @@ fn bad_requests_missing_and_corrupt_images() {
     )
     .unwrap();
     s3.put_file("junk", junk.path());
+    // A JPEG 2000 cut inside its header: a JP2, but not a readable one.
+    let cut = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cut.path(), &std::fs::read(rpcl(2000, 1500)).unwrap()[..120]).unwrap();
+    s3.put_file("cut", cut.path());
     let t = Tessera::start(&config(&s3, ""));
     for (path, status) in [
         ("/iiif/big/full/!200,200/0/default.tif", 299), // format we do not write: handed on
@@ -149,15 +153,23 @@ fn bad_requests_missing_and_corrupt_images() {
         ("/iiif/big/full/300,/0/default", 400),
         ("/iiif/nothing/full/100,/0/default.jpg", 404),
         ("/iiif/nothing/info.json", 404),
-        ("/iiif/junk/full/100,/0/default.jpg", 502),
-        ("/iiif/junk/info.json", 502),
+        // Not a JPEG 2000 file at all: unsupported, with the reason; a broken one: 502.
+        ("/iiif/junk/full/100,/0/default.jpg", 415),
+        ("/iiif/junk/info.json", 415),
+        ("/iiif/cut/full/100,/0/default.jpg", 502),
+        ("/iiif/cut/info.json", 502),
     ] {
         let r = t.get(path);
         assert_eq!(r.status, status, "{path}: {}", r.text());
     }
+    assert!(t
+        .get("/iiif/junk/info.json")
+        .text()
+        .contains("only JPEG 2000 masters are served"));
     assert!(t.wait_log("cannot read the image header"), "{}", t.log());
+    assert!(t.wait_log("image not served"), "{}", t.log());
     assert!(
-        t.log().contains("\"key\":\"junk\""),
+        t.log().contains("\"key\":\"cut\"") && t.log().contains("\"key\":\"junk\""),
         "the log names the object"
     );
 }

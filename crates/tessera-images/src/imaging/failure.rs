@@ -65,6 +65,10 @@ impl Failure {
                 tracing::warn!(origin, key, "image refused: {why}");
                 answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, &why)
             }
+            Failure::Header(IndexError::Unsupported(why)) => {
+                tracing::warn!(origin, key, "image not served: {why}");
+                answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, &why)
+            }
             Failure::Header(e @ IndexError::Origin(OriginError::Timeout(_))) => {
                 tracing::error!(origin, key, error = %e, "origin timed out reading the image header");
                 image_store_timed_out()
@@ -175,6 +179,10 @@ mod tests {
     fn each_layer_maps_to_its_status() {
         let timeout = || OriginError::Timeout("read".into());
         assert_eq!(status(Failure::Header(IndexError::NotFound)), 404);
+        assert_eq!(
+            status(Failure::Header(IndexError::Unsupported("a JPEG".into()))),
+            415
+        );
         assert_eq!(
             status(Failure::Header(IndexError::Refused("x".into()))),
             415

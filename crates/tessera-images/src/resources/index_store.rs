@@ -35,6 +35,9 @@ pub enum IndexError {
     /// The image declares more than this server decodes (see [`Declared`]).
     #[error("{0}")]
     Refused(String),
+    /// The object is not a JPEG 2000 file: what it is, and what to do.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// What an image may declare, checked from its index before anything is decoded: a file of a
@@ -255,6 +258,30 @@ fn decode_stored(text: &[u8]) -> Option<Indexed> {
     }
 }
 
+/// Why an object that does not start as a JP2 (or J2K) cannot be served, named by its first
+/// bytes so that the answer says what the file is.
+fn not_jp2(prefix: &[u8]) -> String {
+    let starts = |magic: &[u8]| prefix.starts_with(magic);
+    let what = if starts(&[0xFF, 0xD8, 0xFF]) {
+        "a JPEG"
+    } else if starts(b"\x89PNG") {
+        "a PNG"
+    } else if starts(b"II*\0") || starts(b"MM\0*") || starts(b"II+\0") || starts(b"MM\0+") {
+        "a TIFF"
+    } else if starts(b"GIF8") {
+        "a GIF"
+    } else if starts(b"RIFF") && prefix.get(8..12) == Some(b"WEBP") {
+        "a WebP"
+    } else if starts(b"%PDF") {
+        "a PDF"
+    } else if prefix.is_empty() {
+        "empty"
+    } else {
+        "not an image format this server knows"
+    };
+    format!("the image is {what}: only JPEG 2000 masters are served (convert it with opj_compress)")
+}
+
 /// Read the header (and, without TLM, walk the SOTs) of `key`.
 async fn build(origin: &dyn Origin, key: &str, first_read: u64) -> Result<Indexed, IndexError> {
     let meta = origin.head(key).await.map_err(origin_error)?;
@@ -277,6 +304,9 @@ async fn build(origin: &dyn Origin, key: &str, first_read: u64) -> Result<Indexe
                 return Err(IndexError::Corrupt(format!(
                     "the header is longer than {MAX_HEADER_BYTES} bytes"
                 )))
+            }
+            Err(ParseError::Invalid(Jp2Error::NotJp2)) => {
+                return Err(IndexError::Unsupported(not_jp2(&prefix)))
             }
             Err(ParseError::Invalid(e)) => return Err(IndexError::Corrupt(e.to_string())),
         }
