@@ -208,3 +208,51 @@ fn masters_other_than_jpeg_2000_are_415_with_the_reason() {
         }
     }
 }
+
+/// With `prefetch` on the info route, the info.json a viewer asks for first starts the copy
+/// its tiles need: the first tile finds the image in the hot cache (or joins its copy), and
+/// the image is copied once.
+#[test]
+fn info_json_prefetches_the_image_for_its_tiles() {
+    let s3 = crate::s3::S3Server::start();
+    s3.put_file(
+        "img",
+        &crate::images::jp2_with(1200, 900, &["-t", "256,256", "-n", "4"]),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let t = Tessera::start(&format!(
+        r#"origins:
+{}hot_cache: {{ dir: "{}", capacity: 1GiB }}
+routes:
+  - name: info
+    match: {{ path: "/iiif/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: masters, key: "{{image}}", prefetch: {{}} }} }}
+  - name: tiles
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ render: {{ origin: masters, key: "{{image}}" }} }}
+"#,
+        s3.origin_yaml("masters"),
+        cache.path().display()
+    ));
+    let prefetched =
+        |outcome: &str| t.metric("tessera_hot_cache_prefetch_total", &[("outcome", outcome)]);
+    assert_eq!(t.get("/iiif/img/info.json").status, 200);
+    assert!(
+        eventually(10, || prefetched("copied") == 1.0),
+        "{}",
+        t.metrics()
+    );
+    let tile = t.get("/iiif/img/0,0,256,256/256,/0/default.jpg");
+    assert_eq!(tile.status, 200, "{}", tile.text());
+    let lookups =
+        |outcome: &str| t.metric("tessera_hot_cache_requests_total", &[("outcome", outcome)]);
+    assert_eq!(
+        (lookups("miss"), lookups("hit")),
+        (1.0, 1.0),
+        "the tile found the copy"
+    );
+    // Asked again, info.json finds the image there and copies nothing.
+    assert_eq!(t.get("/iiif/img/info.json").status, 200);
+    assert!(eventually(10, || prefetched("present") == 1.0));
+    assert_eq!(lookups("miss"), 1.0);
+}

@@ -81,6 +81,14 @@ impl HotCache {
         )
     }
 
+    /// Whether the local copy of `key` is here or being copied, without using it (no lease, no
+    /// change to its place in the eviction order, no hit counted).
+    pub fn contains(&self, origin: &Arc<dyn Origin>, key: &str, suffix: &str) -> bool {
+        let name = crate::file_name(&origin.describe(), key, suffix);
+        let st = self.inner.lock();
+        st.policy.contains(&name) || st.inflight.contains_key(&name)
+    }
+
     /// A lease on the local copy of `key` from `origin`, stored as
     /// [`crate::file_name`]`(origin.describe(), key, suffix)`. Copies it first unless it is
     /// already here or on its way.

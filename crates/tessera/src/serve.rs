@@ -60,7 +60,7 @@ routes:
     match: {{ path: "/iiif/{version}/{{image}}/info.json", methods: [GET, HEAD] }}
     filters: [cors]
     cache: {{}}
-    handler: {{ info: {{ origin: folder, key: "{{image}}.jp2", version: {version}, extra_formats: [png, webp] }} }}
+    handler: {{ info: {{ origin: folder, key: "{{image}}.jp2", version: {version}, extra_formats: [png, webp], prefetch: {{}} }} }}
   - name: base-v{version}
     match: {{ path: "/iiif/{version}/{{image}}", methods: [GET, HEAD] }}
     filters: [cors]

@@ -6,7 +6,7 @@ use crate::imaging::keys::KeyTemplate;
 use crate::imaging::request;
 use crate::imaging::{answer, defaults, Failure};
 use crate::names::info_base;
-use crate::resources::{ImageIndex, IndexStore, Origins};
+use crate::resources::{HotCacheSection, HotCacheSlot, ImageIndex, IndexStore, Origins};
 use async_trait::async_trait;
 use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
@@ -49,8 +49,24 @@ pub struct InfoConfig {
     /// Advertised as `maxHeight`; default: `max_width`.
     #[serde(default)]
     pub max_height: Option<u32>,
+    /// Also start copying the image into the hot cache, in the background, for the tiles a
+    /// viewer asks for next (`orchestrate` or `render` routes of the same images).
+    #[serde(default)]
+    pub prefetch: Option<PrefetchConfig>,
     #[serde(default = "defaults::cache_control")]
     pub cache_control: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrefetchConfig {
+    /// The local file's suffix: the `local_suffix` of the routes that serve the tiles.
+    #[serde(default = "jp2")]
+    pub suffix: String,
+}
+
+fn jp2() -> String {
+    ".jp2".into()
 }
 
 fn two() -> u8 {
@@ -71,6 +87,8 @@ pub struct Info {
     limits: ImageLimits,
     cache_control: HeaderValue,
     index: Arc<IndexStore>,
+    /// Where and as what to prefetch the image, if asked to.
+    prefetch: Option<(Arc<HotCacheSlot>, String)>,
 }
 
 impl Info {
@@ -119,6 +137,15 @@ impl Info {
             cache_control: HeaderValue::from_str(&cfg.cache_control)
                 .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
             index: ctx.resource::<ImageIndex>()?.store.clone(),
+            prefetch: match cfg.prefetch {
+                Some(p) => Some((
+                    ctx.resource::<HotCacheSection>()?
+                        .slot()
+                        .map_err(|e| e.at("prefetch"))?,
+                    p.suffix,
+                )),
+                None => None,
+            },
         })
     }
 }
@@ -179,6 +206,9 @@ impl Handler for Info {
             .filter(|&(w, h)| limits.allows(w, h))
             .collect();
         info.extra_formats = self.extra_formats.clone();
+        if let Some((slot, suffix)) = &self.prefetch {
+            slot.prefetch(&self.origin, &key, suffix);
+        }
         Ok(HandlerAction::Respond(answer::info_json(
             &info,
             self.version,

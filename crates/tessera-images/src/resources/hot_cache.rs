@@ -6,6 +6,7 @@
 //! never touches the directory.
 
 use super::config::HotCacheConfig;
+use super::prefetch::Prefetcher;
 use prometheus::{
     register_histogram_with_registry, register_int_counter_vec_with_registry,
     register_int_counter_with_registry, register_int_gauge_with_registry, Histogram, IntCounter,
@@ -149,6 +150,7 @@ pub struct HotCacheSlot {
     pub config: HotCacheConfig,
     settings: Settings,
     cache: OnceLock<HotCache>,
+    prefetcher: Arc<Prefetcher>,
 }
 
 impl HotCacheSlot {
@@ -157,6 +159,7 @@ impl HotCacheSlot {
             settings: hot_cache_settings(config)?,
             config: config.clone(),
             cache: OnceLock::new(),
+            prefetcher: Arc::default(),
         })
     }
 
@@ -194,6 +197,12 @@ impl HotCacheSlot {
     /// The open cache; `None` before [`HotCacheSlot::open`] (as under `tessera check`).
     pub fn get(&self) -> Option<&HotCache> {
         self.cache.get()
+    }
+
+    /// Start copying `key` from `origin` in the background, if it is not here yet (see
+    /// [`super::prefetch`]). Needs a Tokio runtime.
+    pub fn prefetch(self: &Arc<Self>, origin: &Arc<dyn Origin>, key: &str, suffix: &str) {
+        self.prefetcher.prefetch(self, origin, key, suffix);
     }
 
     /// A lease on the local copy of `key`, copying it from `origin` first if needed.

@@ -10,8 +10,12 @@ mod hot_cache;
 mod image_index;
 mod index_store;
 mod origins;
+mod prefetch;
 
-pub(crate) use hot_cache::init_metrics;
+pub(crate) fn init_metrics() {
+    hot_cache::init_metrics();
+    prefetch::init_metrics();
+}
 pub use hot_cache::{HotCacheSection, HotCacheSlot, LeaseError};
 pub use image_index::ImageIndex;
 pub use index_store::{beside_key, Declared, IndexError, IndexStore, Indexed};
