@@ -148,17 +148,17 @@ fn the_viewer_shows_a_folder_in_a_real_browser() {
     assert!(
         requests.contains(&(
             "GET".into(),
-            "/iiif/3/sample/full/!200,200/0/default.jpg".into(),
+            "/iiif/3/sample.jp2/full/!200,200/0/default.jpg".into(),
             200
         )),
         "{requests:#?}"
     );
     let page = get("/").send(t.port).text();
-    assert!(page.contains("href=\"/view/sample\""), "{page}");
+    assert!(page.contains("href=\"/view/sample.jp2\""), "{page}");
     assert!(page.contains("1 other files are not shown"), "{page}");
 
     // The viewer page: info.json, then tiles, every one 200 and of the size it was asked.
-    let console = browse(&t.url("/view/sample"));
+    let console = browse(&t.url("/view/sample.jp2"));
     assert!(console.is_empty(), "console: {console:#?}");
     let first = t.take_requests();
     assert!(
@@ -170,11 +170,11 @@ fn the_viewer_shows_a_folder_in_a_real_browser() {
         .any(|(_, p, _)| p == "/viewer/openseadragon.min.js"));
     assert!(first
         .iter()
-        .any(|(_, p, _)| p == "/iiif/3/sample/info.json"));
+        .any(|(_, p, _)| p == "/iiif/3/sample.jp2/info.json"));
     let tiles: Vec<&String> = first
         .iter()
         .map(|(_, p, _)| p)
-        .filter(|p| p.starts_with("/iiif/3/sample/") && tile(p).is_some())
+        .filter(|p| p.starts_with("/iiif/3/sample.jp2/") && tile(p).is_some())
         .collect();
     assert!(tiles.len() >= 2, "{first:#?}");
     for path in &tiles {
@@ -186,7 +186,7 @@ fn the_viewer_shows_a_folder_in_a_real_browser() {
     let deepest_at_first = tiles.iter().any(|p| tile(p).unwrap().1);
 
     // A zoom step loads tiles at full resolution, which the first screen did not need.
-    let console = browse(&t.url("/view/sample?zoom=4"));
+    let console = browse(&t.url("/view/sample.jp2?zoom=4"));
     assert!(console.is_empty(), "console: {console:#?}");
     let zoomed = t.take_requests();
     assert!(
@@ -227,7 +227,7 @@ fn a_page_on_another_origin_loads_tiles_with_preflights() {
 <div id="v" style="width:1000px;height:700px"></div>
 <script src="{base}/viewer/openseadragon.min.js"></script>
 <script>
-OpenSeadragon({{ id: "v", prefixUrl: "{base}/viewer/images/", tileSources: "{base}/iiif/3/sample/info.json",
+OpenSeadragon({{ id: "v", prefixUrl: "{base}/viewer/images/", tileSources: "{base}/iiif/3/sample.jp2/info.json",
   loadTilesWithAjax: true, ajaxHeaders: {{ "X-Viewer": "another-site" }}, crossOriginPolicy: "Anonymous" }});
 </script></body></html>"#
         ),

@@ -15,6 +15,7 @@ mod filters;
 mod hostile;
 mod index_cli;
 mod large_views;
+mod masters;
 mod observability;
 mod reload;
 mod response_cache;

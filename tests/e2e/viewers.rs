@@ -170,10 +170,10 @@ routes:
     assert!(over.text().contains("500000"), "{}", over.text());
 }
 
-/// A folder of images that are not JPEG 2000: each is answered 415 with what it is and what
-/// to do, never 502, through info, byte_range and render.
+/// A folder of files that are not images this server reads: each is answered 415 with what it
+/// is, never 502, through info, byte_range and render; JPEG and PNG beside them are served.
 #[test]
-fn masters_other_than_jpeg_2000_are_415_with_the_reason() {
+fn files_that_are_not_images_it_reads_are_415_with_the_reason() {
     use tessera_render::{encode, Bitmap, Format};
     let folder = tempfile::tempdir().unwrap();
     let picture = Bitmap {
@@ -183,19 +183,26 @@ fn masters_other_than_jpeg_2000_are_415_with_the_reason() {
         pixels: vec![128; 64 * 48 * 3],
     };
     let write = |name: &str, bytes: &[u8]| std::fs::write(folder.path().join(name), bytes).unwrap();
-    write("photo.jp2", &encode(&picture, Format::Jpeg, 85).unwrap());
-    write("drawing.jp2", &encode(&picture, Format::Png, 85).unwrap());
-    write(
-        "scan.jp2",
-        b"II*\0\x08\0\0\0 a TIFF header and nothing else",
-    );
-    write("notes.jp2", b"just some text");
+    write("photo.jpg", &encode(&picture, Format::Jpeg, 85).unwrap());
+    write("drawing.png", &encode(&picture, Format::Png, 85).unwrap());
+    write("anim.gif", b"GIF89a\x40\0\x30\0 and no more");
+    write("paper.pdf", b"%PDF-1.7 not an image");
+    write("notes.txt", b"just some text");
     let t = crate::browser::Served::start(folder.path());
+    for name in ["photo.jpg", "drawing.png"] {
+        for path in [
+            format!("/iiif/3/{name}/info.json"),
+            format!("/iiif/3/{name}/full/!200,200/0/default.jpg"),
+            format!("/iiif/3/{name}/0,0,32,32/32,/0/default.jpg"),
+        ] {
+            let r = get(&path).send(t.port);
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+        }
+    }
     for (name, what) in [
-        ("photo", "a JPEG"),
-        ("drawing", "a PNG"),
-        ("scan", "a TIFF"),
-        ("notes", "not an image format this server knows"),
+        ("anim.gif", "a GIF"),
+        ("paper.pdf", "a PDF"),
+        ("notes.txt", "not an image format this server knows"),
     ] {
         for path in [
             format!("/iiif/3/{name}/info.json"),

@@ -165,7 +165,7 @@ fn bad_requests_missing_and_corrupt_images() {
     assert!(t
         .get("/iiif/junk/info.json")
         .text()
-        .contains("only JPEG 2000 masters are served"));
+        .contains("JPEG 2000, JPEG, PNG and TIFF masters are served"));
     assert!(t.wait_log("cannot read the image header"), "{}", t.log());
     assert!(t.wait_log("image not served"), "{}", t.log());
     assert!(

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod auth;
+pub mod format;
 pub mod handlers;
 pub mod imaging;
 pub mod names;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_images::resources::{ImageIndex, IndexStore, Origins};
+use tessera_images::resources::{ImageIndex, IndexError, IndexStore, Origins};
 use tessera_jp2::Jp2Index;
 use tessera_origin::Origin;
 use tessera_proxy::runtime::Runtime;
@@ -39,8 +39,9 @@ pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  every object listed was indexed, or there were none (an index that allows no partial
      reads is still an index: such images are served by reading the whole file)
-  1  some objects could not be indexed (not JPEG 2000, damaged, or an origin error); the
-     others were, and the summary names the reasons
+  1  some objects could not be indexed (not an image format served, damaged, or an origin
+     error); the others were, and the summary names the reasons. JPEG, PNG and TIFF masters
+     need no index and are counted apart (as other formats), by format
   2  nothing was done: the config is invalid, the origin is unknown, the config has no
      image_index.dir, the directory is not writable, or the listing failed";
 
@@ -182,6 +183,8 @@ enum Outcome {
     Partial,
     /// Indexed, but only whole-file reads can serve it; why.
     WholeOnly(String),
+    /// A JPEG, PNG or TIFF master: nothing to index (info and render read its local copy).
+    OtherFormat(String),
     /// Not indexed; why.
     Failed(String),
 }
@@ -194,6 +197,7 @@ async fn index_one(
     // The store refuses truncated files itself (their tile-parts run past the end).
     let outcome = match store.get(&origin, &key).await {
         Ok(indexed) => partial_or_not(&indexed.index),
+        Err(IndexError::Raster(format)) => Outcome::OtherFormat(format.to_string()),
         Err(e) => Outcome::Failed(e.to_string()),
     };
     (key, outcome)
@@ -250,6 +254,7 @@ struct Tally {
     indexed: usize,
     partial: usize,
     whole_only: Reasons,
+    other_formats: Reasons,
     failed: Reasons,
 }
 
@@ -265,6 +270,7 @@ impl Tally {
                 self.indexed += 1;
                 self.whole_only.add(reason, key);
             }
+            Outcome::OtherFormat(format) => self.other_formats.add(format, key),
             Outcome::Failed(reason) => self.failed.add(reason, key),
         }
     }
@@ -329,6 +335,8 @@ fn print_summary(job: &Job, prefix: &str, tally: &Tally, elapsed: Duration) {
     println!("partial-ready: {}", tally.partial);
     println!("not partial:   {}", tally.whole_only.count());
     tally.whole_only.print();
+    println!("other formats: {}", tally.other_formats.count());
+    tally.other_formats.print();
     println!("failed:        {}", tally.failed.count());
     tally.failed.print();
     println!("elapsed:       {:.1}s", elapsed.as_secs_f64());

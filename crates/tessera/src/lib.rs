@@ -52,8 +52,9 @@ enum Command {
         #[arg(long)]
         listen: Vec<String>,
     },
-    /// Serve a folder of JPEG 2000 images: IIIF Image API 3 at /iiif/3/, 2 at /iiif/2/, and a
-    /// viewer at / (open http://127.0.0.1:8080/ in a browser).
+    /// Serve a folder of images (JPEG 2000, JPEG, PNG, TIFF): IIIF Image API 3 at /iiif/3/, 2
+    /// at /iiif/2/, each image named by its file name, and a viewer at / (open
+    /// http://127.0.0.1:8080/ in a browser).
     Serve(serve::ServeArgs),
     /// Check a config file; print each problem as file:line:col: message.
     Check { file: PathBuf },

@@ -1,5 +1,5 @@
-//! `tessera serve DIR`: a folder of JPEG 2000 images as a IIIF image service with a viewer, in
-//! one command. It writes the config a user would write for this — the same routes as the
+//! `tessera serve DIR`: a folder of images (JPEG 2000, JPEG, PNG, TIFF) as a IIIF image
+//! service with a viewer, in one command. An image's identifier is its file name. It writes the config a user would write for this — the same routes as the
 //! embedded default, under `/iiif/3/` and `/iiif/2/`, with the gallery at `/` — and runs it as
 //! `tessera run` would, so nothing here is a second way of serving.
 //!
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// The folder of images (`.jp2` files) to serve.
+    /// The folder of images (JPEG 2000, JPEG, PNG, TIFF) to serve.
     pub dir: PathBuf,
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -41,7 +41,14 @@ response_cache: {{ memory: 128MiB }}
 routes:
   - name: home
     match: {{ path: "/", methods: [GET, HEAD] }}
-    handler: {{ viewer: {{ show: gallery, origin: folder, iiif: /iiif/3, title: {title} }} }}
+    handler:
+      viewer:
+        show: gallery
+        origin: folder
+        iiif: /iiif/3
+        title: {title}
+        suffixes: [.jp2, .j2k, .jpg, .jpeg, .png, .tif, .tiff]
+        strip_suffix: false
   - name: view
     match: {{ path: "/view/{{image}}", methods: [GET, HEAD] }}
     handler: {{ viewer: {{ show: image, iiif: /iiif/3 }} }}
@@ -60,11 +67,11 @@ routes:
     match: {{ path: "/iiif/{version}/{{image}}/info.json", methods: [GET, HEAD] }}
     filters: [cors]
     cache: {{}}
-    handler: {{ info: {{ origin: folder, key: "{{image}}.jp2", version: {version}, extra_formats: [png, webp], prefetch: {{}} }} }}
+    handler: {{ info: {{ origin: folder, key: "{{image}}", version: {version}, extra_formats: [png, webp], prefetch: {{}} }} }}
   - name: base-v{version}
     match: {{ path: "/iiif/{version}/{{image}}", methods: [GET, HEAD] }}
     filters: [cors]
-    handler: {{ info: {{ origin: folder, key: "{{image}}.jp2", version: {version} }} }}
+    handler: {{ info: {{ origin: folder, key: "{{image}}", version: {version} }} }}
   - name: small-full-v{version}
     match: {{ path: "/iiif/{version}/{{image}}/full/{{size}}/{{rotation}}/{{quality}}.{{format}}", methods: [GET, HEAD] }}
     filters: [cors]
@@ -72,7 +79,7 @@ routes:
     handler:
       byte_range:
         origin: folder
-        key: "{{image}}.jp2"
+        key: "{{image}}"
         version: {version}
         request: "full/{{size}}/{{rotation}}/{{quality}}.{{format}}"
         max_pixels: 1000000
@@ -81,7 +88,7 @@ routes:
     match: {{ path: "/iiif/{version}/{{image}}/{{iiif*}}", methods: [GET, HEAD] }}
     filters: [cors]
     cache: {{}}
-    handler: {{ render: {{ origin: folder, key: "{{image}}.jp2", version: {version} }} }}
+    handler: {{ render: {{ origin: folder, key: "{{image}}", version: {version} }} }}
 "#
         ));
     }

@@ -8,7 +8,7 @@
 //! `otherwise:` (typically the orchestrate route), or, for small files, is read whole.
 
 use crate::imaging::pipeline::{self, ViewError};
-use crate::imaging::{answer, defaults, Failure, Found, IndexedImages};
+use crate::imaging::{answer, defaults, Failure, Found, IndexedImages, Lookup};
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 use prometheus::{
@@ -115,7 +115,18 @@ impl ByteRange {
 #[async_trait]
 impl Handler for ByteRange {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
-        let Found { iiif, key, indexed } = self.images.find(req.captures).await?;
+        let Found { iiif, key, indexed } = match self.images.lookup(req.captures).await? {
+            Lookup::Jp2(found) => found,
+            // A JPEG, PNG or TIFF has no JPEG 2000 byte ranges to read.
+            Lookup::Raster { format, .. } => {
+                let why = format!(
+                    "the image is a {format} master: info and render routes serve it, not byte ranges"
+                );
+                return self
+                    .elsewhere(&why)
+                    .map_err(|_| HttpError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, why.clone()));
+            }
+        };
         let (origin_name, version) = (&self.images.origin_name, self.images.version);
         let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
         let resolved = iiif

@@ -3,16 +3,22 @@
 //! absolute info.json URL, as the spec asks.
 
 use crate::imaging::keys::KeyTemplate;
+use crate::imaging::pipeline::ViewError;
+use crate::imaging::raster::{self, Format as RasterFormat, RasterInfo};
 use crate::imaging::request;
 use crate::imaging::{answer, defaults, Failure};
 use crate::names::info_base;
+use crate::resources::IndexError;
 use crate::resources::{HotCacheSection, HotCacheSlot, ImageIndex, IndexStore, Origins};
 use async_trait::async_trait;
 use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use tessera_iiif::{scale_factors, Format, ImageInfo, ImageLimits, TileSpec, Version};
+use tessera_iiif::{
+    pyramid_levels, pyramid_sizes, scale_factors, Format, ImageInfo, ImageLimits, TileSpec, Version,
+};
+use tessera_jp2::Jp2Index;
 use tessera_origin::Origin;
 use tessera_proxy::plugin::{
     BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, LocalResponse,
@@ -89,6 +95,10 @@ pub struct Info {
     index: Arc<IndexStore>,
     /// Where and as what to prefetch the image, if asked to.
     prefetch: Option<(Arc<HotCacheSlot>, String)>,
+    /// The hot cache, where JPEG, PNG and TIFF masters are read from (none: they are 415).
+    raster: Option<Arc<HotCacheSlot>>,
+    /// Their local copies' suffix: the prefetch suffix, which is the tiles routes'.
+    raster_suffix: String,
 }
 
 impl Info {
@@ -137,6 +147,11 @@ impl Info {
             cache_control: HeaderValue::from_str(&cfg.cache_control)
                 .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
             index: ctx.resource::<ImageIndex>()?.store.clone(),
+            raster: ctx
+                .resource::<HotCacheSection>()
+                .ok()
+                .and_then(|section| section.slot().ok()),
+            raster_suffix: cfg.prefetch.as_ref().map_or_else(jp2, |p| p.suffix.clone()),
             prefetch: match cfg.prefetch {
                 Some(p) => Some((
                     ctx.resource::<HotCacheSection>()?
@@ -147,6 +162,72 @@ impl Info {
                 None => None,
             },
         })
+    }
+}
+
+/// What info.json says of an image's size and structure, whatever its format.
+struct Shape {
+    width: u32,
+    height: u32,
+    /// The tiles it is stored in, if more than one.
+    tile: Option<(u32, u32)>,
+    /// Resolutions offered: scale factors 1 … 2^(resolutions − 1).
+    resolutions: u32,
+    /// The reduced sizes, smallest first (the full size is not listed).
+    sizes: Vec<(u32, u32)>,
+}
+
+impl Shape {
+    fn of_jp2(ix: &Jp2Index) -> Self {
+        Self {
+            width: ix.width,
+            height: ix.height,
+            tile: (ix.tiles_x * ix.tiles_y > 1).then_some((ix.tile_width, ix.tile_height)),
+            // NL decomposition levels give NL + 1 resolutions.
+            resolutions: u32::from(ix.levels) + 1,
+            sizes: (1..=ix.levels).rev().map(|r| ix.size_at(r)).collect(),
+        }
+    }
+
+    /// A TIFF pyramid offers its pages; a single picture, halvings down to about a tile.
+    fn of_raster(info: &RasterInfo, tile_size: u32) -> Self {
+        let (width, height) = (info.width, info.height);
+        let (resolutions, sizes) = if info.pages.len() > 1 {
+            let sizes = info.pages[1..].iter().rev().map(|p| (p.width, p.height));
+            (info.pages.len() as u32, sizes.collect())
+        } else {
+            let levels = pyramid_levels(width, height, tile_size / 2);
+            let mut sizes = pyramid_sizes(width, height, levels);
+            sizes.pop(); // the full size, which comes last
+            (levels, sizes)
+        };
+        Self {
+            width,
+            height,
+            tile: info.pages[0].tile,
+            resolutions,
+            sizes,
+        }
+    }
+}
+
+impl Info {
+    /// A JPEG, PNG or TIFF master: its header, read from the local copy in the hot cache.
+    async fn raster_shape(&self, key: &str, format: RasterFormat) -> Result<Shape, HttpError> {
+        let origin = self.origin.describe();
+        let Some(slot) = &self.raster else {
+            return Err(Failure::Header(IndexError::Raster(format)).answer(&origin, key));
+        };
+        let lease = slot
+            .lease(&self.origin, key, &self.raster_suffix)
+            .await
+            .map_err(|e| Failure::Copy(e).answer(&origin, key))?;
+        let path = lease.path().to_path_buf();
+        let probed = tokio::task::spawn_blocking(move || raster::probe(&path, format))
+            .await
+            .map_err(|_| Failure::View(ViewError::DecoderFailed).answer(&origin, key))?
+            .map_err(|e| Failure::View(e).answer(&origin, key))?;
+        Ok(Shape::of_raster(&probed, self.tile_size))
     }
 }
 
@@ -173,36 +254,33 @@ impl Handler for Info {
             ));
         }
         let key = self.key.key(req.captures)?;
-        let indexed = self
-            .index
-            .get(&self.origin, &key)
-            .await
-            .map_err(|e| Failure::Header(e).answer(&self.origin.describe(), &key))?;
-        let ix = &indexed.index;
-        let mut info = ImageInfo::new(answer::image_id(req), ix.width, ix.height, self.level);
-        // NL decomposition levels give NL + 1 resolutions: scale factors 1 … 2^NL.
-        let factors = scale_factors(u32::from(ix.levels) + 1);
-        info.tiles = vec![if ix.tiles_x * ix.tiles_y > 1 {
-            TileSpec {
-                width: ix.tile_width,
-                height: (ix.tile_height != ix.tile_width).then_some(ix.tile_height),
+        let shape = match self.index.get(&self.origin, &key).await {
+            Ok(indexed) => Shape::of_jp2(&indexed.index),
+            Err(IndexError::Raster(format)) => self.raster_shape(&key, format).await?,
+            Err(e) => return Err(Failure::Header(e).answer(&self.origin.describe(), &key)),
+        };
+        let mut info = ImageInfo::new(answer::image_id(req), shape.width, shape.height, self.level);
+        let factors = scale_factors(shape.resolutions);
+        info.tiles = vec![match shape.tile {
+            Some((width, height)) => TileSpec {
+                width,
+                height: (height != width).then_some(height),
                 scale_factors: factors,
-            }
-        } else {
-            TileSpec {
+            },
+            None => TileSpec {
                 width: self.tile_size,
                 height: None,
                 scale_factors: factors,
-            }
+            },
         }];
         let limits = &self.limits;
         info.max_width = limits.max_width;
         info.max_height = limits.max_height;
         info.max_area = limits.max_area;
         // "Servers MUST ensure that sizes … are within any size limits expressed."
-        info.sizes = (1..=ix.levels)
-            .rev()
-            .map(|r| ix.size_at(r))
+        info.sizes = shape
+            .sizes
+            .into_iter()
             .filter(|&(w, h)| limits.allows(w, h))
             .collect();
         info.extra_formats = self.extra_formats.clone();

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use include_dir::{include_dir, Dir};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -27,6 +27,13 @@ use tessera_proxy::plugin::{
 static ASSETS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/assets/openseadragon");
 const GALLERY: &str = include_str!("../viewer/gallery.html");
 const IMAGE: &str = include_str!("../viewer/image.html");
+
+/// What an identifier keeps unescaped in a URL path segment: RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// More images than this are not listed on one page.
 const MAX_LISTED: usize = 2000;
@@ -40,9 +47,13 @@ pub struct ViewerConfig {
     /// The origin whose images the gallery lists.
     #[serde(default)]
     pub origin: Option<String>,
-    /// The images' object keys end with this; the IIIF identifier is the key without it.
-    #[serde(default = "default_suffix")]
-    pub suffix: String,
+    /// The gallery lists the keys that end with one of these (case-insensitive).
+    #[serde(default = "default_suffixes")]
+    pub suffixes: Vec<String>,
+    /// The IIIF identifier is the key without its suffix (the routes' `key` adds it back);
+    /// `false` keeps the whole key (`photo.jpg`), for routes whose `key` is `{image}`.
+    #[serde(default = "yes")]
+    pub strip_suffix: bool,
     /// Where the IIIF routes are: an image's info.json is `{iiif}/{identifier}/info.json`.
     #[serde(default = "default_iiif")]
     pub iiif: String,
@@ -65,8 +76,11 @@ pub enum Show {
     Assets,
 }
 
-fn default_suffix() -> String {
-    ".jp2".into()
+fn default_suffixes() -> Vec<String> {
+    vec![".jp2".into()]
+}
+fn yes() -> bool {
+    true
 }
 fn default_iiif() -> String {
     "/iiif".into()
@@ -84,7 +98,8 @@ fn default_title() -> String {
 pub struct Viewer {
     show: Show,
     origin: Option<Arc<dyn Origin>>,
-    suffix: String,
+    suffixes: Vec<String>,
+    strip_suffix: bool,
     iiif: String,
     pages: String,
     assets: String,
@@ -128,7 +143,12 @@ impl Viewer {
         Ok(Self {
             show: cfg.show,
             origin,
-            suffix: cfg.suffix,
+            suffixes: cfg
+                .suffixes
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+            strip_suffix: cfg.strip_suffix,
             iiif: path(&cfg.iiif, "iiif")?,
             pages: path(&cfg.pages, "pages")?,
             assets: path(&cfg.assets, "assets")?,
@@ -158,15 +178,23 @@ impl Viewer {
             tracing::warn!(origin = %origin.describe(), error = %e, "viewer: cannot list the images");
             HttpError::new(StatusCode::BAD_GATEWAY, "the images cannot be listed")
         })?;
-        let (images, others): (Vec<&String>, Vec<&String>) = keys
-            .iter()
-            .partition(|k| k.ends_with(&self.suffix) && !k.contains('/'));
+        let mut images = Vec::new();
+        let mut others = 0usize;
+        for key in keys.iter().filter(|k| !k.contains('/')) {
+            match self.suffix_of(key) {
+                Some(len) => images.push((key, len)),
+                None => others += 1,
+            }
+        }
         let items: String = images
             .iter()
             .take(MAX_LISTED)
-            .map(|key| {
-                let id = &key[..key.len() - self.suffix.len()];
-                let url_id = utf8_percent_encode(id, NON_ALPHANUMERIC).to_string();
+            .map(|(key, suffix_len)| {
+                let id = match self.strip_suffix {
+                    true => &key[..key.len() - suffix_len],
+                    false => key.as_str(),
+                };
+                let url_id = utf8_percent_encode(id, SEGMENT).to_string();
                 format!(
                     "<li><a href=\"{pages}/{url_id}\"><img loading=\"lazy\" alt=\"\" src=\"{iiif}/{url_id}/full/!200,200/0/default.jpg\"><span>{name}</span></a></li>\n",
                     pages = self.pages,
@@ -175,20 +203,16 @@ impl Viewer {
                 )
             })
             .collect();
+        let kinds = self.suffixes.join(", ");
         let mut summary = match images.len() {
-            0 => format!(
-                "No images here: put JPEG 2000 files ({}) in the folder.",
-                self.suffix
-            ),
+            0 => format!("No images here: put image files ({kinds}) in the folder."),
             1 => "1 image.".to_string(),
             n if n > MAX_LISTED => format!("{n} images; the first {MAX_LISTED} are listed."),
             n => format!("{n} images."),
         };
-        if !others.is_empty() {
+        if others > 0 {
             summary.push_str(&format!(
-                " {} other files are not shown: only JPEG 2000 masters ({}) at the top of the folder are served.",
-                others.len(),
-                self.suffix
+                " {others} other files are not shown: only images ({kinds}) at the top of the folder are served."
             ));
         }
         let page = GALLERY
@@ -198,11 +222,20 @@ impl Viewer {
         Ok(html(page))
     }
 
+    /// The length of the listed suffix `key` ends with, if any.
+    fn suffix_of(&self, key: &str) -> Option<usize> {
+        let lower = key.to_ascii_lowercase();
+        self.suffixes
+            .iter()
+            .find(|s| lower.ends_with(s.as_str()) && lower.len() > s.len())
+            .map(String::len)
+    }
+
     fn image_page(&self, raw_id: &str) -> LocalResponse {
         // The capture is as the client sent it (percent-encoded): decode for the title, encode
         // again for URLs, so that nothing in the page comes from the request unescaped.
         let id = percent_encoding::percent_decode_str(raw_id).decode_utf8_lossy();
-        let url_id = utf8_percent_encode(&id, NON_ALPHANUMERIC).to_string();
+        let url_id = utf8_percent_encode(&id, SEGMENT).to_string();
         let page = IMAGE
             .replace("{title}", &html_escape(&id))
             .replace("{gallery}", "/")
@@ -274,7 +307,8 @@ mod tests {
         let viewer = Viewer {
             show: Show::Image,
             origin: None,
-            suffix: ".jp2".into(),
+            suffixes: vec![".jp2".into()],
+            strip_suffix: true,
             iiif: "/iiif".into(),
             pages: "/view".into(),
             assets: "/viewer".into(),

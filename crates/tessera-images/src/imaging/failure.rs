@@ -65,6 +65,9 @@ impl Failure {
                 tracing::warn!(origin, key, "image refused: {why}");
                 answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, &why)
             }
+            Failure::Header(e @ IndexError::Raster(_)) => {
+                answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, &e.to_string())
+            }
             Failure::Header(IndexError::Unsupported(why)) => {
                 tracing::warn!(origin, key, "image not served: {why}");
                 answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, &why)
@@ -110,6 +113,7 @@ fn view_failed(e: ViewError, origin: &str, key: &str) -> HttpError {
         }
         ViewError::Origin(OriginError::NotFound) => no_such_image(),
         ViewError::NotSupported(m) => answer(StatusCode::NOT_IMPLEMENTED, &m),
+        ViewError::Unsupported(m) => answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, &m),
         ViewError::Limit(m) => answer(StatusCode::BAD_REQUEST, &m),
         ViewError::TimedOut(_) => {
             tracing::error!(origin, key, error = %e, "decoding the image timed out");

@@ -4,6 +4,7 @@
 
 use super::failure::Failure;
 use super::keys::KeyTemplate;
+use super::raster::Format as RasterFormat;
 use super::request::{self, RequestTemplate};
 use crate::names::image_base;
 use crate::resources::{ImageIndex, IndexError, IndexStore, Indexed, Origins};
@@ -29,6 +30,18 @@ pub struct Found {
     pub iiif: ImageRequest,
     pub key: String,
     pub indexed: Indexed,
+}
+
+/// One request's image, whatever its format.
+pub enum Lookup {
+    /// A JPEG 2000 master, with its header index.
+    Jp2(Found),
+    /// A JPEG, PNG or TIFF master: read from its local copy (see [`super::raster`]).
+    Raster {
+        iiif: ImageRequest,
+        key: String,
+        format: RasterFormat,
+    },
 }
 
 /// Why a request's image was not found, before any log line is written.
@@ -67,6 +80,24 @@ impl IndexedImages {
             Missed::Request(e) => e,
             Missed::Index { error, key } => Failure::Header(error).answer(&self.origin_name, &key),
         })
+    }
+
+    /// [`IndexedImages::find`], with masters of other formats told apart instead of refused.
+    pub async fn lookup(&self, captures: &Captures) -> Result<Lookup, HttpError> {
+        match self.look(captures).await {
+            Ok(found) => Ok(Lookup::Jp2(found)),
+            Err(Missed::Index {
+                error: IndexError::Raster(format),
+                key,
+            }) => {
+                let iiif = self.request.parse(self.version, captures)?;
+                Ok(Lookup::Raster { iiif, key, format })
+            }
+            Err(Missed::Request(e)) => Err(e),
+            Err(Missed::Index { error, key }) => {
+                Err(Failure::Header(error).answer(&self.origin_name, &key))
+            }
+        }
     }
 
     /// The response cache's name for the request: its canonical form for an image of

@@ -9,7 +9,8 @@ pub mod failure;
 pub mod indexed_images;
 pub mod keys;
 pub mod pipeline;
+pub mod raster;
 pub mod request;
 
 pub use failure::Failure;
-pub use indexed_images::{Found, IndexedImages};
+pub use indexed_images::{Found, IndexedImages, Lookup};

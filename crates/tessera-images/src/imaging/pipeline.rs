@@ -35,6 +35,9 @@ pub enum ViewError {
     /// Tessera cannot produce this output (format, rotation).
     #[error("{0}")]
     NotSupported(String),
+    /// The master is of a kind Tessera does not read (a TIFF in CMYK, say).
+    #[error("{0}")]
+    Unsupported(String),
     /// The output is beyond what its format can hold (a JPEG side over 65535 pixels).
     #[error("{0}")]
     Limit(String),

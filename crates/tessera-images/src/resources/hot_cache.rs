@@ -201,8 +201,10 @@ impl HotCacheSlot {
 
     /// Start copying `key` from `origin` in the background, if it is not here yet (see
     /// [`super::prefetch`]). Needs a Tokio runtime.
-    pub fn prefetch(self: &Arc<Self>, origin: &Arc<dyn Origin>, key: &str, suffix: &str) {
-        self.prefetcher.prefetch(self, origin, key, suffix);
+    pub fn prefetch(&self, origin: &Arc<dyn Origin>, key: &str, suffix: &str) {
+        if let Some(cache) = self.get() {
+            self.prefetcher.prefetch(cache, origin, key, suffix);
+        }
     }
 
     /// A lease on the local copy of `key`, copying it from `origin` first if needed.

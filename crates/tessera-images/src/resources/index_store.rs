@@ -9,6 +9,7 @@
 //! With `beside_image`, each index is also an object `{key}.tessera-index.json` in the origin,
 //! looked for before the header is read, so a fleet of Tesseras builds each index once.
 
+use crate::format::Format as RasterFormat;
 use moka::future::Cache;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub enum IndexError {
     /// The object is not a JPEG 2000 file: what it is, and what to do.
     #[error("{0}")]
     Unsupported(String),
+    /// The object is a JPEG, PNG or TIFF master: no header index, but `info` and `render`
+    /// read it from its local copy (see [`crate::imaging::raster`]).
+    #[error("the image is a {0} master: info and render routes serve it, not byte ranges")]
+    Raster(RasterFormat),
 }
 
 /// What an image may declare, checked from its index before anything is decoded: a file of a
@@ -258,28 +263,11 @@ fn decode_stored(text: &[u8]) -> Option<Indexed> {
     }
 }
 
-/// Why an object that does not start as a JP2 (or J2K) cannot be served, named by its first
-/// bytes so that the answer says what the file is.
+/// Why an object that is not a JP2 (or J2K), JPEG, PNG or TIFF cannot be served, named by its
+/// first bytes so that the answer says what the file is.
 fn not_jp2(prefix: &[u8]) -> String {
-    let starts = |magic: &[u8]| prefix.starts_with(magic);
-    let what = if starts(&[0xFF, 0xD8, 0xFF]) {
-        "a JPEG"
-    } else if starts(b"\x89PNG") {
-        "a PNG"
-    } else if starts(b"II*\0") || starts(b"MM\0*") || starts(b"II+\0") || starts(b"MM\0+") {
-        "a TIFF"
-    } else if starts(b"GIF8") {
-        "a GIF"
-    } else if starts(b"RIFF") && prefix.get(8..12) == Some(b"WEBP") {
-        "a WebP"
-    } else if starts(b"%PDF") {
-        "a PDF"
-    } else if prefix.is_empty() {
-        "empty"
-    } else {
-        "not an image format this server knows"
-    };
-    format!("the image is {what}: only JPEG 2000 masters are served (convert it with opj_compress)")
+    let what = crate::format::describe_other(prefix);
+    format!("the image is {what}: JPEG 2000, JPEG, PNG and TIFF masters are served")
 }
 
 /// Read the header (and, without TLM, walk the SOTs) of `key`.
@@ -306,7 +294,10 @@ async fn build(origin: &dyn Origin, key: &str, first_read: u64) -> Result<Indexe
                 )))
             }
             Err(ParseError::Invalid(Jp2Error::NotJp2)) => {
-                return Err(IndexError::Unsupported(not_jp2(&prefix)))
+                return Err(match RasterFormat::sniff(&prefix) {
+                    Some(format) => IndexError::Raster(format),
+                    None => IndexError::Unsupported(not_jp2(&prefix)),
+                })
             }
             Err(ParseError::Invalid(e)) => return Err(IndexError::Corrupt(e.to_string())),
         }

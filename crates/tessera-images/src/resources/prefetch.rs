@@ -11,10 +11,10 @@
 //! copy what they need). At most `WORKERS` prefetches copy at once, so prefetching never holds
 //! all of the hot cache's copy slots that requests wait for.
 
-use super::hot_cache::HotCacheSlot;
 use prometheus::{register_int_counter_vec_with_registry, IntCounterVec};
 use std::collections::VecDeque;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use tessera_hotcache::HotCache;
 use tessera_origin::Origin;
 use tessera_proxy::metrics::registry;
 
@@ -101,7 +101,7 @@ impl Prefetcher {
     /// than `WORKERS` run. Needs a Tokio runtime (a request's).
     pub fn prefetch(
         self: &Arc<Self>,
-        slot: &Arc<HotCacheSlot>,
+        cache: &HotCache,
         origin: &Arc<dyn Origin>,
         key: &str,
         suffix: &str,
@@ -124,13 +124,13 @@ impl Prefetcher {
             start
         };
         if start {
-            let (this, slot) = (self.clone(), slot.clone());
-            tokio::spawn(async move { this.work(&slot).await });
+            let (this, cache) = (self.clone(), cache.clone());
+            tokio::spawn(async move { this.work(&cache).await });
         }
     }
 
     /// Copy queued images until the queue is empty.
-    async fn work(&self, slot: &HotCacheSlot) {
+    async fn work(&self, cache: &HotCache) {
         loop {
             let job = {
                 let mut queue = self.lock();
@@ -142,14 +142,11 @@ impl Prefetcher {
                     }
                 }
             };
-            let present = slot
-                .get()
-                .is_some_and(|cache| cache.contains(&job.origin, &job.key, &job.suffix));
-            if present {
+            if cache.contains(&job.origin, &job.key, &job.suffix) {
                 PREFETCH.with_label_values(&["present"]).inc();
                 continue;
             }
-            match slot.lease(&job.origin, &job.key, &job.suffix).await {
+            match cache.ensure(&job.origin, &job.key, &job.suffix).await {
                 // The lease is let go at once: the copy stays, unpinned, like any other.
                 Ok(_lease) => PREFETCH.with_label_values(&["copied"]).inc(),
                 Err(e) => {

@@ -8,19 +8,21 @@
 //! limit on output pixels and on decodes running at once.
 
 use crate::imaging::pipeline::{self, ViewError};
-use crate::imaging::{answer, defaults, Failure, Found, IndexedImages};
+use crate::imaging::{answer, defaults, Failure, Found, IndexedImages, Lookup};
 use crate::resources::{HotCacheSection, HotCacheSlot, Indexed};
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
-use tessera_iiif::{ImageLimits, Resolved};
+use tessera_iiif::{ImageLimits, ImageRequest, Resolved};
 use tessera_proxy::config::Dur;
 use tessera_proxy::plugin::{
     BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
     RequestInfo,
 };
+
+mod raster;
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,12 +98,29 @@ impl Render {
 impl Render {
     /// The image's limits for this route: `max` (and `!w,h`) shrink to the largest output it
     /// serves.
-    fn limits(&self, indexed: &Indexed) -> ImageLimits {
+    fn limits(&self, width: u32, height: u32) -> ImageLimits {
         ImageLimits {
             max_area: Some(self.max_pixels),
             max_width: Some(defaults::MAX_SIDE),
-            ..ImageLimits::new(indexed.index.width, indexed.index.height)
+            ..ImageLimits::new(width, height)
         }
+    }
+
+    /// The request against the image's `limits`: 400 with the reason when it does not fit.
+    fn resolve(&self, iiif: &ImageRequest, limits: &ImageLimits) -> Result<Resolved, HttpError> {
+        let resolved = iiif
+            .resolve(self.images.version, limits)
+            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        if u64::from(resolved.width) * u64::from(resolved.height) > self.max_pixels {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "size: the output may have at most {} pixels",
+                    self.max_pixels
+                ),
+            ));
+        }
+        Ok(resolved)
     }
 }
 
@@ -155,21 +174,15 @@ fn reduce_for(r: &Resolved, area: (u32, u32, u32, u32), levels: u8) -> u8 {
 #[async_trait]
 impl Handler for Render {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
-        let Found { iiif, key, indexed } = self.images.find(req.captures).await?;
+        let Found { iiif, key, indexed } = match self.images.lookup(req.captures).await? {
+            Lookup::Jp2(found) => found,
+            Lookup::Raster { iiif, key, format } => {
+                return self.raster(req, iiif, key, format).await
+            }
+        };
         let (origin_name, version) = (&self.images.origin_name, self.images.version);
-        let limits = self.limits(&indexed);
-        let resolved = iiif
-            .resolve(version, &limits)
-            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-        if u64::from(resolved.width) * u64::from(resolved.height) > self.max_pixels {
-            return Err(HttpError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "size: the output may have at most {} pixels",
-                    self.max_pixels
-                ),
-            ));
-        }
+        let limits = self.limits(indexed.index.width, indexed.index.height);
+        let resolved = self.resolve(&iiif, &limits)?;
         let failed = |e: Failure| e.answer(origin_name, &key);
         let out =
             pipeline::output(&resolved, self.jpeg_quality).map_err(|e| failed(Failure::View(e)))?;
@@ -242,7 +255,7 @@ impl Handler for Render {
 
     async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
         self.images
-            .canonical_name(req, |indexed| self.limits(indexed))
+            .canonical_name(req, |i| self.limits(i.index.width, i.index.height))
             .await
     }
 }

@@ -1,0 +1,208 @@
+//! Masters other than JPEG 2000 — JPEG, PNG, and TIFF striped, tiled and pyramidal (made by
+//! vips, as collections make them) — through `info` and `render`: the size and pyramid in
+//! info.json, the right pixels for a region, and for a pyramid only the page an output needs.
+
+use crate::harness::*;
+use crate::views::png_pixels;
+use std::path::Path;
+use std::process::Command;
+use tessera_render::{encode, Bitmap, Format};
+
+const W: u32 = 1000;
+const H: u32 = 700;
+
+/// A picture whose every pixel tells where it is.
+fn gradient() -> Bitmap {
+    let mut pixels = Vec::with_capacity((W * H * 3) as usize);
+    for y in 0..H {
+        for x in 0..W {
+            pixels.extend_from_slice(&[
+                (x * 255 / W) as u8,
+                (y * 255 / H) as u8,
+                ((x ^ y) & 0xFF) as u8,
+            ]);
+        }
+    }
+    Bitmap {
+        width: W,
+        height: H,
+        channels: 3,
+        pixels,
+    }
+}
+
+fn vips(args: &[&str]) {
+    let ok = Command::new("vips")
+        .args(args)
+        .status()
+        .expect("vips runs (scripts/deps.sh installs libvips-tools)")
+        .success();
+    assert!(ok, "vips {args:?}");
+}
+
+/// The folder: photo.jpg, drawing.png, striped.tif, tiled.tif, pyramid.tif (deflate) and
+/// pyramid-jpeg.tif (JPEG-compressed tiles, the README's recipe).
+fn masters(dir: &Path) {
+    let picture = gradient();
+    std::fs::write(
+        dir.join("photo.jpg"),
+        encode(&picture, Format::Jpeg, 95).unwrap(),
+    )
+    .unwrap();
+    let png = dir.join("drawing.png");
+    std::fs::write(&png, encode(&picture, Format::Png, 95).unwrap()).unwrap();
+    let src = png.to_str().unwrap();
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    vips(&["tiffsave", src, &out("striped.tif")]);
+    vips(&[
+        "tiffsave",
+        src,
+        &out("tiled.tif"),
+        "--tile",
+        "--tile-width",
+        "256",
+        "--tile-height",
+        "256",
+    ]);
+    vips(&[
+        "tiffsave",
+        src,
+        &out("pyramid.tif"),
+        "--tile",
+        "--pyramid",
+        "--compression",
+        "deflate",
+        "--tile-width",
+        "256",
+        "--tile-height",
+        "256",
+    ]);
+    // The README's recipe: JPEG-compressed tiles.
+    vips(&[
+        "tiffsave",
+        src,
+        &out("pyramid-jpeg.tif"),
+        "--tile",
+        "--pyramid",
+        "--compression",
+        "jpeg",
+        "--tile-width",
+        "256",
+        "--tile-height",
+        "256",
+    ]);
+}
+
+fn serve(dir: &Path, cache: &Path, max_decode_pixels: u64) -> Tessera {
+    Tessera::start(&format!(
+        r#"origins: {{ folder: {{ dir: "{}" }} }}
+hot_cache: {{ dir: "{}", capacity: 1GiB }}
+routes:
+  - name: info
+    match: {{ path: "/iiif/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: folder, key: "{{image}}" }} }}
+  - name: render
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ render: {{ origin: folder, key: "{{image}}", max_decode_pixels: {max_decode_pixels} }} }}
+"#,
+        dir.display(),
+        cache.display()
+    ))
+}
+
+#[test]
+fn jpeg_png_and_tiff_masters_are_served_with_the_right_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    masters(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let t = serve(dir.path(), cache.path(), 64_000_000);
+    let picture = gradient();
+    for (name, exact) in [
+        ("photo.jpg", false),
+        ("drawing.png", true),
+        ("striped.tif", true),
+        ("tiled.tif", true),
+        ("pyramid.tif", true),
+        ("pyramid-jpeg.tif", false),
+    ] {
+        let info = t.get(&format!("/iiif/{name}/info.json"));
+        assert_eq!(info.status, 200, "{name}: {}", info.text());
+        let info: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+        assert_eq!(
+            (info["width"].as_u64(), info["height"].as_u64()),
+            (Some(1000), Some(700)),
+            "{name}"
+        );
+
+        // A region at full resolution: the picture's own pixels.
+        let (x, y, w, h) = (100u32, 200u32, 300u32, 150u32);
+        let r = t.get(&format!("/iiif/{name}/{x},{y},{w},{h}/{w},/0/default.png"));
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        let (pw, ph, px) = png_pixels(&r.body);
+        assert_eq!((pw, ph), (w, h), "{name}");
+        let (mut worst, mut total) = (0u8, 0u64);
+        for row in 0..h {
+            for col in 0..w {
+                for c in 0..3 {
+                    let want = picture.pixels[(((y + row) * W + x + col) * 3 + c) as usize];
+                    let got = px[((row * w + col) * 3 + c) as usize];
+                    worst = worst.max(want.abs_diff(got));
+                    total += u64::from(want.abs_diff(got));
+                }
+            }
+        }
+        let mean = total as f64 / f64::from(w * h * 3);
+        println!("{name}: mean error {mean:.2}, worst {worst}");
+        if exact {
+            assert_eq!(worst, 0, "{name}: a pixel is off by {worst}");
+        } else {
+            // JPEG compression: close on average (a wrong colour space would be off by ~100).
+            assert!(mean < 4.0, "{name}: pixels are off by {mean:.1} on average");
+        }
+
+        // A small view and a tile as a viewer asks for them.
+        for path in [
+            "full/!200,200/0/default.jpg",
+            "512,512,488,188/244,/0/default.jpg",
+        ] {
+            let r = t.get(&format!("/iiif/{name}/{path}"));
+            assert_eq!(r.status, 200, "{name} {path}: {}", r.text());
+        }
+    }
+    // The tiled TIFFs offer their tiles; the pyramid its pages as sizes and scale factors.
+    let info: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif/pyramid.tif/info.json").body).unwrap();
+    assert_eq!(info["tiles"][0]["width"], 256, "{info}");
+    let factors = info["tiles"][0]["scaleFactors"].as_array().unwrap().len();
+    assert!(factors >= 3, "{info}");
+    assert!(
+        info["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["width"] == 500 && s["height"] == 350),
+        "{info}"
+    );
+}
+
+/// With too little room to decode a whole page of 1000×700, a small view of the pyramid is
+/// still served (from its smaller page), a tile of any TIFF too (only the tiles or strips it
+/// touches are read); the one-page files cannot be, and say why.
+#[test]
+fn a_small_view_of_a_pyramid_reads_a_small_page() {
+    let dir = tempfile::tempdir().unwrap();
+    masters(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let t = serve(dir.path(), cache.path(), 200_000);
+    let r = t.get("/iiif/pyramid.tif/full/!250,250/0/default.jpg");
+    assert_eq!(r.status, 200, "{}", r.text());
+    for name in ["striped.tif", "tiled.tif", "pyramid.tif"] {
+        let r = t.get(&format!("/iiif/{name}/256,256,256,256/256,/0/default.jpg"));
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+    }
+    for name in ["striped.tif", "photo.jpg", "drawing.png"] {
+        let r = t.get(&format!("/iiif/{name}/full/!250,250/0/default.jpg"));
+        assert_eq!(r.status, 501, "{name}: {}", r.text());
+        assert!(r.text().contains("max_decode_pixels"), "{}", r.text());
+    }
+}
