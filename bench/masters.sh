@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# What each kind of master costs `render`, beside iipsrv (nginx → iipsrv, file local) on the same
+# files in one run: a 4000×3000 picture as a tiled JPEG 2000, a pyramidal tiled TIFF (JPEG
+# tiles), a one-page tiled TIFF (deflate), a JPEG and a PNG, all in one local folder.
+#
+#   bench/masters.sh                     # prints Markdown tables
+#   ROUNDS=5 DURATION=10s bench/masters.sh
+#
+# For each master: tiles per second (wrk, 48 distinct 256-px tiles at full resolution) and the
+# median latency of a small view (full/!1024,1024, N requests one at a time). The response
+# cache is off; the local copy is made before measuring (hot cache warm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8s}
+CONNECTIONS=${CONNECTIONS:-8}
+VIEWS=${VIEWS:-9}
+need wrk wrk; need nginx nginx-light; need curl curl; need opj_compress libopenjp2-tools
+need vips libvips-tools
+IIPSRV=/usr/lib/iipimage-server/iipsrv.fcgi
+[ -x $IIPSRV ] || { echo "missing iipsrv: apt-get install -y iipimage-server" >&2; exit 1; }
+
+cargo build --release -p tessera >&2
+TESSERA=$PWD/target/release/tessera
+IIP=$(port); NGX=$(port); TES=$(port); ADM=$(port)
+
+echo "making the masters" >&2
+mkdir -p "$WORK/m"
+python3 scripts/make-sample-image.py 1000 750 "$WORK/small.ppm"
+vips resize "$WORK/small.ppm" "$WORK/src.png" 4 --kernel linear
+vips copy "$WORK/src.png" "$WORK/src.ppm"
+opj_compress -i "$WORK/src.ppm" -o "$WORK/m/tiled.jp2" -t 256,256 -n 5 -r 10 -p RPCL >/dev/null
+vips tiffsave "$WORK/src.png" "$WORK/m/pyramid.tif" --tile --pyramid --compression jpeg --Q 90 --tile-width 256 --tile-height 256
+vips tiffsave "$WORK/src.png" "$WORK/m/tiled.tif" --tile --compression deflate --tile-width 256 --tile-height 256
+vips jpegsave "$WORK/src.png" "$WORK/m/photo.jpg" --Q 90
+cp "$WORK/src.png" "$WORK/m/drawing.png"
+
+LOGFILE=$WORK/iipsrv.log VERBOSITY=0 $IIPSRV --bind 127.0.0.1:$IIP --backlog 1024 >/dev/null 2>&1 & PIDS+=($!)
+cat > "$WORK/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $WORK/t; fastcgi_temp_path $WORK/t; proxy_temp_path $WORK/t; uwsgi_temp_path $WORK/t; scgi_temp_path $WORK/t;
+  server { listen 127.0.0.1:$NGX;
+    location /fcgi-bin/iipsrv.fcgi { fastcgi_pass 127.0.0.1:$IIP;
+      fastcgi_param QUERY_STRING \$query_string; fastcgi_param REQUEST_METHOD \$request_method;
+      fastcgi_param REQUEST_URI \$request_uri; fastcgi_param SERVER_NAME \$server_name;
+      fastcgi_param SERVER_PORT \$server_port; fastcgi_param HTTP_HOST \$http_host; } } }
+CONF
+nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
+
+cat > "$WORK/proxy.yaml" <<YAML
+listen: [{ address: "127.0.0.1:$TES" }]
+admin: { address: "127.0.0.1:$ADM" }
+access_log: false
+origins: { folder: { dir: "$WORK/m" } }
+hot_cache: { dir: "$WORK/cache", capacity: 4GiB }
+routes:
+  - name: render
+    match: { path: "/render/{image}/{iiif*}" }
+    handler: { render: { origin: folder, key: "{image}", version: 2 } }
+YAML
+"$TESSERA" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & PIDS+=($!)
+wait_port "$IIP"; wait_port "$NGX"; wait_port "$TES"
+
+ms() { curl -s -o /dev/null -w "%{http_code} %{time_total}\n" "$1" | awk '{ if ($1 != 200) { print "HTTP " $1 > "/dev/stderr"; exit 1 } printf "%.1f\n", $2 * 1000 }'; }
+tiles_lua 256
+
+echo "| master | bytes | render tiles/s | iipsrv tiles/s | render full/!1024,1024 ms | iipsrv full/!1024,1024 ms |"
+echo "|---|---:|---:|---:|---:|---:|"
+for m in tiled.jp2 pyramid.tif tiled.tif photo.jpg drawing.png; do
+  size=$(stat -c %s "$WORK/m/$m")
+  ms "http://127.0.0.1:$TES/render/$m/full/!256,256/0/default.jpg" >/dev/null   # the local copy
+  : > "$WORK/r"; : > "$WORK/i"
+  for _ in $(seq "$ROUNDS"); do
+    rps "http://127.0.0.1:$TES" "/render/$m/" >> "$WORK/r"
+    # iipsrv reads JPEG 2000 and TIFF; not JPEG or PNG.
+    case $m in *.jp2|*.tif) rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/" >> "$WORK/i" ;; esac
+  done
+  : > "$WORK/rv"; : > "$WORK/iv"
+  for _ in $(seq "$VIEWS"); do
+    ms "http://127.0.0.1:$TES/render/$m/full/!1024,1024/0/default.jpg" >> "$WORK/rv"
+    case $m in *.jp2|*.tif) ms "http://127.0.0.1:$NGX/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/full/!1024,1024/0/default.jpg" >> "$WORK/iv" ;; esac
+  done
+  iip_rps=$( [ -s "$WORK/i" ] && median < "$WORK/i" || echo "—")
+  iip_view=$( [ -s "$WORK/iv" ] && median < "$WORK/iv" || echo "—")
+  echo "| $m | $size | $(median < "$WORK/r") | $iip_rps | $(median < "$WORK/rv") | $iip_view |"
+  echo "$m rounds: render $(tr '\n' ' ' < "$WORK/r")| iipsrv $(tr '\n' ' ' < "$WORK/i")" >&2
+done
+echo
+echo "4000×3000 picture; wrk -t2 -c$CONNECTIONS -d$DURATION over 48 distinct 256-px tiles at full resolution (median of $ROUNDS rounds); views: median of $VIEWS requests; one tessera process ($(nproc) threads), one iipsrv process; $(nproc) cores; iipsrv does not read JPEG or PNG"
