@@ -129,8 +129,8 @@ fn tile(path: &str) -> Option<((u32, u32), bool)> {
     Some(((w, h), region_w == Some(w)))
 }
 
-#[test]
-fn the_viewer_shows_a_folder_in_a_real_browser() {
+/// A folder holding the embedded default's sample image, `sample.jp2`.
+fn folder_with_the_sample() -> tempfile::TempDir {
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let folder = tempfile::tempdir().unwrap();
     std::fs::copy(
@@ -138,6 +138,12 @@ fn the_viewer_shows_a_folder_in_a_real_browser() {
         folder.path().join("sample.jp2"),
     )
     .unwrap();
+    folder
+}
+
+#[test]
+fn the_viewer_shows_a_folder_in_a_real_browser() {
+    let folder = folder_with_the_sample();
     std::fs::write(folder.path().join("notes.txt"), "not an image").unwrap();
     let t = Served::start(folder.path());
 
@@ -209,13 +215,7 @@ fn the_viewer_shows_a_folder_in_a_real_browser() {
 /// browser asks first (CORS preflight), Tessera answers, and the tiles load.
 #[test]
 fn a_page_on_another_origin_loads_tiles_with_preflights() {
-    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        format!("{repo}/examples/images/sample.jp2"),
-        folder.path().join("sample.jp2"),
-    )
-    .unwrap();
+    let folder = folder_with_the_sample();
     let t = Served::start(folder.path());
 
     let site = tempfile::tempdir().unwrap();

@@ -52,45 +52,25 @@ fn masters(dir: &Path) {
     let png = dir.join("drawing.png");
     std::fs::write(&png, encode(&picture, Format::Png, 95).unwrap()).unwrap();
     let src = png.to_str().unwrap();
-    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    vips(&["tiffsave", src, &out("striped.tif")]);
-    vips(&[
-        "tiffsave",
-        src,
-        &out("tiled.tif"),
-        "--tile",
-        "--tile-width",
-        "256",
-        "--tile-height",
-        "256",
-    ]);
-    vips(&[
-        "tiffsave",
-        src,
-        &out("pyramid.tif"),
-        "--tile",
-        "--pyramid",
-        "--compression",
-        "deflate",
-        "--tile-width",
-        "256",
-        "--tile-height",
-        "256",
-    ]);
-    // The README's recipe: JPEG-compressed tiles.
-    vips(&[
-        "tiffsave",
-        src,
-        &out("pyramid-jpeg.tif"),
-        "--tile",
-        "--pyramid",
-        "--compression",
-        "jpeg",
-        "--tile-width",
-        "256",
-        "--tile-height",
-        "256",
-    ]);
+    // As collections make TIFFs: `vips tiffsave` with these options (the last is the README's
+    // recipe, JPEG-compressed tiles).
+    for (name, options) in [
+        ("striped.tif", ""),
+        ("tiled.tif", "--tile --tile-width 256 --tile-height 256"),
+        (
+            "pyramid.tif",
+            "--tile --pyramid --compression deflate --tile-width 256 --tile-height 256",
+        ),
+        (
+            "pyramid-jpeg.tif",
+            "--tile --pyramid --compression jpeg --tile-width 256 --tile-height 256",
+        ),
+    ] {
+        let out = dir.join(name);
+        let mut args = vec!["tiffsave", src, out.to_str().unwrap()];
+        args.extend(options.split_whitespace());
+        vips(&args);
+    }
 }
 
 fn serve(dir: &Path, cache: &Path, max_decode_pixels: u64) -> Tessera {
