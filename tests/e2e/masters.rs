@@ -186,3 +186,39 @@ fn a_small_view_of_a_pyramid_reads_a_small_page() {
         assert!(r.text().contains("max_decode_pixels"), "{}", r.text());
     }
 }
+
+/// On a route with `cache:`, answers from these masters are kept like any other.
+#[test]
+fn answers_from_other_masters_are_kept_in_the_response_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("photo.jpg"),
+        encode(&gradient(), Format::Jpeg, 90).unwrap(),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let t = Tessera::start(&format!(
+        r#"origins: {{ folder: {{ dir: "{}" }} }}
+hot_cache: {{ dir: "{}", capacity: 1GiB }}
+routes:
+  - name: render
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    cache: {{}}
+    handler: {{ render: {{ origin: folder, key: "{{image}}" }} }}
+"#,
+        dir.path().display(),
+        cache.path().display()
+    ));
+    let path = "/iiif/photo.jpg/0,0,256,256/256,/0/default.jpg";
+    let first = t.get(path);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let second = t.get(path);
+    assert_eq!(second.body, first.body);
+    let kept = |outcome: &str| {
+        t.metric(
+            "tessera_cache_requests_total",
+            &[("route", "render"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!((kept("miss"), kept("hit")), (1.0, 1.0));
+}

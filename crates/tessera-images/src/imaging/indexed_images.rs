@@ -101,15 +101,23 @@ impl IndexedImages {
     }
 
     /// The response cache's name for the request: its canonical form for an image of
-    /// `limits` (from its index). `None` when it cannot be found or does not resolve: the
+    /// `limits` (from its index), or for a JPEG, PNG or TIFF master the request as sent. `None` when it cannot be found or does not resolve: the
     /// handler then answers with the error, and logs it.
     pub async fn canonical_name(
         &self,
         req: &RequestInfo<'_>,
         limits: impl FnOnce(&Indexed) -> ImageLimits,
     ) -> Option<CacheName> {
-        let found = self.look(req.captures).await.ok()?;
         let base = image_base(req.header.uri.path())?;
+        let found = match self.look(req.captures).await {
+            Ok(found) => found,
+            // A JPEG, PNG or TIFF master has no index to say its size: named as asked.
+            Err(Missed::Index {
+                error: IndexError::Raster(_),
+                ..
+            }) => return Some(CacheName::of_request_about(req, Some(base))),
+            Err(_) => return None,
+        };
         let limits = limits(&found.indexed);
         let resolved = found.iiif.resolve(self.version, &limits).ok()?;
         Some(CacheName::about(
