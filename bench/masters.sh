@@ -5,6 +5,7 @@
 #
 #   bench/masters.sh                     # prints Markdown tables
 #   ROUNDS=5 DURATION=10s bench/masters.sh
+#   MASTERS="pyramid.tif tiled.tif" bench/masters.sh      # some of them
 #
 # For each master: tiles per second (wrk, 48 distinct 256-px tiles at full resolution) and the
 # median latency of a small view (full/!1024,1024, N requests one at a time). The response
@@ -17,6 +18,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8s}
 CONNECTIONS=${CONNECTIONS:-8}
 VIEWS=${VIEWS:-9}
+MASTERS=${MASTERS:-tiled.jp2 pyramid.tif tiled.tif photo.jpg drawing.png}
 need wrk wrk; need nginx nginx-light; need curl curl; need opj_compress libopenjp2-tools
 need vips libvips-tools
 IIPSRV=/usr/lib/iipimage-server/iipsrv.fcgi
@@ -69,7 +71,7 @@ tiles_lua 256
 
 echo "| master | bytes | render tiles/s | iipsrv tiles/s | render full/!1024,1024 ms | iipsrv full/!1024,1024 ms |"
 echo "|---|---:|---:|---:|---:|---:|"
-for m in tiled.jp2 pyramid.tif tiled.tif photo.jpg drawing.png; do
+for m in $MASTERS; do
   size=$(stat -c %s "$WORK/m/$m")
   ms "http://127.0.0.1:$TES/render/$m/full/!256,256/0/default.jpg" >/dev/null   # the local copy
   : > "$WORK/r"; : > "$WORK/i"

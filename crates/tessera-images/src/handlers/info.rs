@@ -223,7 +223,7 @@ impl Info {
             .await
             .map_err(|e| Failure::Copy(e).answer(&origin, key))?;
         let path = lease.path().to_path_buf();
-        let probed = tokio::task::spawn_blocking(move || raster::probe(&path, format))
+        let probed = tokio::task::spawn_blocking(move || raster::probe_cached(&path, format))
             .await
             .map_err(|_| Failure::View(ViewError::DecoderFailed).answer(&origin, key))?
             .map_err(|e| Failure::View(e).answer(&origin, key))?;

@@ -18,7 +18,9 @@
 use super::pipeline::ViewError;
 pub use crate::format::Format;
 use std::io::{BufReader, Read, Seek};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+use std::time::SystemTime;
 use tessera_render::Bitmap;
 use tiff::decoder::{Decoder, DecodingResult, Limits};
 use tiff::ColorType;
@@ -55,6 +57,27 @@ pub struct Rect {
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> ViewError {
     ViewError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Probed files, by path, size and modification time: a file replaced by a new copy is probed
+/// again. Each request of a viewer needs the pages of its image; reading them once per file,
+/// not once per tile, is what a TIFF's directories cost.
+static PROBED: LazyLock<moka::sync::Cache<FileVersion, Arc<RasterInfo>>> =
+    LazyLock::new(|| moka::sync::Cache::new(4096));
+
+/// A file as it is now: its path, size and modification time.
+type FileVersion = (PathBuf, u64, Option<SystemTime>);
+
+/// [`probe`], remembered for the file as it is now.
+pub fn probe_cached(path: &Path, format: Format) -> Result<Arc<RasterInfo>, ViewError> {
+    let meta = std::fs::metadata(path).map_err(|e| corrupt("cannot open the file", e))?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(info) = PROBED.get(&key) {
+        return Ok(info);
+    }
+    let info = Arc::new(probe(path, format)?);
+    PROBED.insert(key, info.clone());
+    Ok(info)
 }
 
 /// Read the header of the master at `path`.

@@ -27,7 +27,7 @@ impl Render {
         let path = lease.path().to_path_buf();
         let probed = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || raster::probe(&path, format))
+            tokio::task::spawn_blocking(move || raster::probe_cached(&path, format))
                 .await
                 .map_err(|_| failed(Failure::View(ViewError::DecoderFailed)))?
                 .map_err(|e| failed(Failure::View(e)))?
