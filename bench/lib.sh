@@ -1,7 +1,8 @@
 # The set-up every benchmark script shares; `source bench/lib.sh` from the repository root.
 # It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
 # with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
-# (of numbers on stdin), tiles_lua and rps (wrk over 48 distinct tiles), and the test S3
+# (of numbers on stdin), tiles_lua and rps (wrk over 48 distinct tiles),
+# start_iipsrv_behind_nginx (the image-server reference), and the test S3
 # server's credentials ($AK, $SK, and the AWS_*
 # variables Tessera reads).
 
@@ -37,3 +38,22 @@ LUA
 }
 # Requests per second of wrk (CONNECTIONS, DURATION) over tiles.lua against URL $1, prefix $2.
 rps() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/tiles.lua" "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'; }
+
+# The image-server reference: one iipsrv process on port $1, with nginx (one worker) in front
+# of it on port $2 speaking FastCGI at /fcgi-bin/iipsrv.fcgi; waits until both listen.
+start_iipsrv_behind_nginx() {
+  local iip=$1 ngx=$2
+  LOGFILE=$WORK/iipsrv.log VERBOSITY=0 /usr/lib/iipimage-server/iipsrv.fcgi --bind 127.0.0.1:$iip --backlog 1024 >/dev/null 2>&1 & PIDS+=($!)
+  cat > "$WORK/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $WORK/t; fastcgi_temp_path $WORK/t; proxy_temp_path $WORK/t; uwsgi_temp_path $WORK/t; scgi_temp_path $WORK/t;
+  server { listen 127.0.0.1:$ngx;
+    location /fcgi-bin/iipsrv.fcgi { fastcgi_pass 127.0.0.1:$iip;
+      fastcgi_param QUERY_STRING \$query_string; fastcgi_param REQUEST_METHOD \$request_method;
+      fastcgi_param REQUEST_URI \$request_uri; fastcgi_param SERVER_NAME \$server_name;
+      fastcgi_param SERVER_PORT \$server_port; fastcgi_param HTTP_HOST \$http_host; } } }
+CONF
+  nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
+  wait_port "$iip"; wait_port "$ngx"
+}

@@ -39,18 +39,7 @@ vips tiffsave "$WORK/src.png" "$WORK/m/tiled.tif" --tile --compression deflate -
 vips jpegsave "$WORK/src.png" "$WORK/m/photo.jpg" --Q 90
 cp "$WORK/src.png" "$WORK/m/drawing.png"
 
-LOGFILE=$WORK/iipsrv.log VERBOSITY=0 $IIPSRV --bind 127.0.0.1:$IIP --backlog 1024 >/dev/null 2>&1 & PIDS+=($!)
-cat > "$WORK/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $WORK/t; fastcgi_temp_path $WORK/t; proxy_temp_path $WORK/t; uwsgi_temp_path $WORK/t; scgi_temp_path $WORK/t;
-  server { listen 127.0.0.1:$NGX;
-    location /fcgi-bin/iipsrv.fcgi { fastcgi_pass 127.0.0.1:$IIP;
-      fastcgi_param QUERY_STRING \$query_string; fastcgi_param REQUEST_METHOD \$request_method;
-      fastcgi_param REQUEST_URI \$request_uri; fastcgi_param SERVER_NAME \$server_name;
-      fastcgi_param SERVER_PORT \$server_port; fastcgi_param HTTP_HOST \$http_host; } } }
-CONF
-nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
+start_iipsrv_behind_nginx "$IIP" "$NGX"
 
 cat > "$WORK/proxy.yaml" <<YAML
 listen: [{ address: "127.0.0.1:$TES" }]
@@ -64,7 +53,7 @@ routes:
     handler: { render: { origin: folder, key: "{image}", version: 2 } }
 YAML
 "$TESSERA" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & PIDS+=($!)
-wait_port "$IIP"; wait_port "$NGX"; wait_port "$TES"
+wait_port "$TES"
 
 ms() { curl -s -o /dev/null -w "%{http_code} %{time_total}\n" "$1" | awk '{ if ($1 != 200) { print "HTTP " $1 > "/dev/stderr"; exit 1 } printf "%.1f\n", $2 * 1000 }'; }
 tiles_lua 256

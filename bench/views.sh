@@ -63,19 +63,7 @@ BIG=$(stat -c %s "$WORK/big.jp2")
 wait_port "$S3P"
 put() { curl -sf -o /dev/null -T "$2" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
   -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$S3P/images/$1"; }
-LOGFILE=$WORK/iipsrv.log VERBOSITY=0 $IIPSRV --bind 127.0.0.1:$IIP --backlog 1024 >/dev/null 2>&1 & PIDS+=($!)
-cat > "$WORK/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $WORK/t; fastcgi_temp_path $WORK/t; proxy_temp_path $WORK/t; uwsgi_temp_path $WORK/t; scgi_temp_path $WORK/t;
-  server { listen 127.0.0.1:$NGX;
-    location /fcgi-bin/iipsrv.fcgi { fastcgi_pass 127.0.0.1:$IIP;
-      fastcgi_param QUERY_STRING \$query_string; fastcgi_param REQUEST_METHOD \$request_method;
-      fastcgi_param REQUEST_URI \$request_uri; fastcgi_param SERVER_NAME \$server_name;
-      fastcgi_param SERVER_PORT \$server_port; fastcgi_param HTTP_HOST \$http_host; } } }
-CONF
-nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
-wait_port "$IIP"; wait_port "$NGX"
+start_iipsrv_behind_nginx "$IIP" "$NGX"
 
 cat > "$WORK/proxy.yaml" <<YAML
 listen: [{ address: "127.0.0.1:$TES" }]

@@ -93,12 +93,12 @@ pub struct Info {
     limits: ImageLimits,
     cache_control: HeaderValue,
     index: Arc<IndexStore>,
-    /// Where and as what to prefetch the image, if asked to.
-    prefetch: Option<(Arc<HotCacheSlot>, String)>,
-    /// The hot cache, where JPEG, PNG and TIFF masters are read from (none: they are 415).
-    raster: Option<Arc<HotCacheSlot>>,
-    /// Their local copies' suffix: the prefetch suffix, which is the tiles routes'.
-    raster_suffix: String,
+    /// The hot cache, where JPEG, PNG and TIFF masters are read from (none: they are 415),
+    /// and where `prefetch` copies images.
+    cache: Option<Arc<HotCacheSlot>>,
+    /// The local copies' suffix: the prefetch suffix, which is the tiles routes'.
+    suffix: String,
+    prefetch: bool,
 }
 
 impl Info {
@@ -147,20 +147,20 @@ impl Info {
             cache_control: HeaderValue::from_str(&cfg.cache_control)
                 .map_err(|_| BuildError::new("not a valid header value").at("cache_control"))?,
             index: ctx.resource::<ImageIndex>()?.store.clone(),
-            raster: ctx
-                .resource::<HotCacheSection>()
-                .ok()
-                .and_then(|section| section.slot().ok()),
-            raster_suffix: cfg.prefetch.as_ref().map_or_else(jp2, |p| p.suffix.clone()),
-            prefetch: match cfg.prefetch {
-                Some(p) => Some((
+            cache: match &cfg.prefetch {
+                // Prefetching needs the hot cache; reading other masters only uses it if there.
+                Some(_) => Some(
                     ctx.resource::<HotCacheSection>()?
                         .slot()
                         .map_err(|e| e.at("prefetch"))?,
-                    p.suffix,
-                )),
-                None => None,
+                ),
+                None => ctx
+                    .resource::<HotCacheSection>()
+                    .ok()
+                    .and_then(|section| section.slot().ok()),
             },
+            suffix: cfg.prefetch.as_ref().map_or_else(jp2, |p| p.suffix.clone()),
+            prefetch: cfg.prefetch.is_some(),
         })
     }
 }
@@ -215,15 +215,15 @@ impl Info {
     /// A JPEG, PNG or TIFF master: its header, read from the local copy in the hot cache.
     async fn raster_shape(&self, key: &str, format: RasterFormat) -> Result<Shape, HttpError> {
         let origin = self.origin.describe();
-        let Some(slot) = &self.raster else {
+        let Some(slot) = &self.cache else {
             return Err(Failure::Header(IndexError::Raster(format)).answer(&origin, key));
         };
         let lease = slot
-            .lease(&self.origin, key, &self.raster_suffix)
+            .lease(&self.origin, key, &self.suffix)
             .await
             .map_err(|e| Failure::Copy(e).answer(&origin, key))?;
         let path = lease.path().to_path_buf();
-        let probed = tokio::task::spawn_blocking(move || raster::probe_cached(&path, format))
+        let probed = tokio::task::spawn_blocking(move || raster::probe(&path, format))
             .await
             .map_err(|_| Failure::View(ViewError::DecoderFailed).answer(&origin, key))?
             .map_err(|e| Failure::View(e).answer(&origin, key))?;
@@ -284,8 +284,8 @@ impl Handler for Info {
             .filter(|&(w, h)| limits.allows(w, h))
             .collect();
         info.extra_formats = self.extra_formats.clone();
-        if let Some((slot, suffix)) = &self.prefetch {
-            slot.prefetch(&self.origin, &key, suffix);
+        if let Some(slot) = self.cache.as_ref().filter(|_| self.prefetch) {
+            slot.prefetch(&self.origin, &key, &self.suffix);
         }
         Ok(HandlerAction::Respond(answer::info_json(
             &info,

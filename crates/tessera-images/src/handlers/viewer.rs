@@ -238,7 +238,6 @@ impl Viewer {
         let url_id = utf8_percent_encode(&id, SEGMENT).to_string();
         let page = IMAGE
             .replace("{title}", &html_escape(&id))
-            .replace("{gallery}", "/")
             .replace("{info}", &format!("{}/{url_id}/info.json", self.iiif))
             .replace("{assets}", &self.assets);
         html(page)

@@ -74,34 +74,18 @@ impl IndexedImages {
     }
 
     /// The request's image, or the error its client gets: 400 for malformed IIIF, 404 for an
-    /// unknown image, 502/504 (with a log line) when its header cannot be read.
-    pub async fn find(&self, captures: &Captures) -> Result<Found, HttpError> {
+    /// unknown image, 415 for a file that is no image it reads, 502/504 (with a log line) when
+    /// its header cannot be read. JPEG, PNG and TIFF masters are told apart, not refused.
+    pub async fn lookup(&self, captures: &Captures) -> Result<Lookup, HttpError> {
         self.look(captures).await.map_err(|missed| match missed {
             Missed::Request(e) => e,
             Missed::Index { error, key } => Failure::Header(error).answer(&self.origin_name, &key),
         })
     }
 
-    /// [`IndexedImages::find`], with masters of other formats told apart instead of refused.
-    pub async fn lookup(&self, captures: &Captures) -> Result<Lookup, HttpError> {
-        match self.look(captures).await {
-            Ok(found) => Ok(Lookup::Jp2(found)),
-            Err(Missed::Index {
-                error: IndexError::Raster(format),
-                key,
-            }) => {
-                let iiif = self.request.parse(self.version, captures)?;
-                Ok(Lookup::Raster { iiif, key, format })
-            }
-            Err(Missed::Request(e)) => Err(e),
-            Err(Missed::Index { error, key }) => {
-                Err(Failure::Header(error).answer(&self.origin_name, &key))
-            }
-        }
-    }
-
     /// The response cache's name for the request: its canonical form for an image of
-    /// `limits` (from its index), or for a JPEG, PNG or TIFF master the request as sent. `None` when it cannot be found or does not resolve: the
+    /// `limits` (from its index), or for a JPEG, PNG or TIFF master (which has no index to say
+    /// its size) the request as sent. `None` when it cannot be found or does not resolve: the
     /// handler then answers with the error, and logs it.
     pub async fn canonical_name(
         &self,
@@ -109,14 +93,9 @@ impl IndexedImages {
         limits: impl FnOnce(&Indexed) -> ImageLimits,
     ) -> Option<CacheName> {
         let base = image_base(req.header.uri.path())?;
-        let found = match self.look(req.captures).await {
-            Ok(found) => found,
-            // A JPEG, PNG or TIFF master has no index to say its size: named as asked.
-            Err(Missed::Index {
-                error: IndexError::Raster(_),
-                ..
-            }) => return Some(CacheName::of_request_about(req, Some(base))),
-            Err(_) => return None,
+        let found = match self.look(req.captures).await.ok()? {
+            Lookup::Jp2(found) => found,
+            Lookup::Raster { .. } => return Some(CacheName::of_request_about(req, Some(base))),
         };
         let limits = limits(&found.indexed);
         let resolved = found.iiif.resolve(self.version, &limits).ok()?;
@@ -126,14 +105,15 @@ impl IndexedImages {
         ))
     }
 
-    async fn look(&self, captures: &Captures) -> Result<Found, Missed> {
+    async fn look(&self, captures: &Captures) -> Result<Lookup, Missed> {
         let iiif = self
             .request
             .parse(self.version, captures)
             .map_err(Missed::Request)?;
         let key = self.key.key(captures).map_err(Missed::Request)?;
         match self.index.get(&self.origin, &key).await {
-            Ok(indexed) => Ok(Found { iiif, key, indexed }),
+            Ok(indexed) => Ok(Lookup::Jp2(Found { iiif, key, indexed })),
+            Err(IndexError::Raster(format)) => Ok(Lookup::Raster { iiif, key, format }),
             Err(error) => Err(Missed::Index { error, key }),
         }
     }

@@ -1,13 +1,14 @@
 //! Masters that are not JPEG 2000: JPEG, PNG and TIFF (striped, tiled, and pyramidal with its
 //! reduced-resolution pages), read from the local copy in the hot cache.
 //!
-//! 1. [`probe`] reads only the header: the size, and for a TIFF every page of the pyramid
+//! 1. [`probe`] reads only the header (once per file, kept while the file is unchanged): the size, and for a TIFF every page of the pyramid
 //!    (each IFD that repeats the image at a smaller size) and its tile size.
 //! 2. [`decode_region`] picks the smallest page that still has the pixels the output needs,
 //!    and reads only the tiles or strips of that page the region touches (`tiff`'s
 //!    `read_chunk`), so a small view of a pyramidal TIFF reads a small page, and a tile of a
 //!    tiled one reads a few of its tiles. A JPEG or PNG has one page, decoded whole.
-//! 3. The caller renders the region (crop, resize, rotate, encode) as for any decode.
+//! 3. The caller renders the region (crop, resize, rotate, encode) with `tessera-render`, as
+//!    for any decode.
 //!
 //! What a page may cost is bounded before it is read: the region of the chosen page must hold
 //! at most the route's `max_decode_pixels`. Samples of 16 bits are kept to their high 8;
@@ -21,6 +22,7 @@ use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::SystemTime;
+pub use tessera_iiif::Rect;
 use tessera_render::Bitmap;
 use tiff::decoder::{Decoder, DecodingResult, Limits};
 use tiff::ColorType;
@@ -44,15 +46,8 @@ pub struct RasterInfo {
     pub height: u32,
     /// Largest first; `pages[0]` is the full image.
     pub pages: Vec<Page>,
-}
-
-/// A rectangle in pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rect {
-    pub x: u32,
-    pub y: u32,
-    pub w: u32,
-    pub h: u32,
+    /// The file's size and modification time: what its answers' ETags are made from.
+    pub version: String,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> ViewError {
@@ -68,20 +63,22 @@ static PROBED: LazyLock<moka::sync::Cache<FileVersion, Arc<RasterInfo>>> =
 /// A file as it is now: its path, size and modification time.
 type FileVersion = (PathBuf, u64, Option<SystemTime>);
 
-/// [`probe`], remembered for the file as it is now.
-pub fn probe_cached(path: &Path, format: Format) -> Result<Arc<RasterInfo>, ViewError> {
+/// What the master at `path` is: its size and pages, read from its header once for the file
+/// as it is now.
+pub fn probe(path: &Path, format: Format) -> Result<Arc<RasterInfo>, ViewError> {
     let meta = std::fs::metadata(path).map_err(|e| corrupt("cannot open the file", e))?;
     let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
     if let Some(info) = PROBED.get(&key) {
         return Ok(info);
     }
-    let info = Arc::new(probe(path, format)?);
+    let mut info = read_header(path, format)?;
+    info.version = format!("{}-{:?}", key.1, key.2);
+    let info = Arc::new(info);
     PROBED.insert(key, info.clone());
     Ok(info)
 }
 
-/// Read the header of the master at `path`.
-pub fn probe(path: &Path, format: Format) -> Result<RasterInfo, ViewError> {
+fn read_header(path: &Path, format: Format) -> Result<RasterInfo, ViewError> {
     let file = std::fs::File::open(path).map_err(|e| corrupt("cannot open the file", e))?;
     let (width, height, pages) = match format {
         Format::Jpeg => {
@@ -117,6 +114,7 @@ pub fn probe(path: &Path, format: Format) -> Result<RasterInfo, ViewError> {
         width,
         height,
         pages,
+        version: String::new(),
     })
 }
 
@@ -217,15 +215,22 @@ pub fn region_on(info: &RasterInfo, page: &Page, region: Rect) -> Rect {
     }
 }
 
-/// Decode `region` of `page` (in that page's pixels) of the master at `path`, as 8-bit grey
-/// or RGB. At most `max_pixels` are decoded (the region for a TIFF, the page for JPEG/PNG).
+/// What [`decode_region`] decoded: 8-bit grey or RGB pixels, and the part of them that is the
+/// region (a JPEG or PNG is decoded whole; rendering crops it).
+pub struct Decoded {
+    pub bitmap: Bitmap,
+    pub crop: Option<tessera_render::Rect>,
+}
+
+/// Decode `region` of `page` (in that page's pixels) of the master at `path`. At most
+/// `max_pixels` are decoded (the region for a TIFF, the page for JPEG/PNG).
 pub fn decode_region(
     path: &Path,
     info: &RasterInfo,
     page: &Page,
     region: Rect,
     max_pixels: u64,
-) -> Result<Bitmap, ViewError> {
+) -> Result<Decoded, ViewError> {
     let too_large = |w: u32, h: u32| {
         ViewError::NotSupported(format!(
             "the image is too large to decode at this size: {w}×{h} pixels, this route decodes at most {max_pixels} (max_decode_pixels): ask for a smaller size"
@@ -237,7 +242,8 @@ pub fn decode_region(
             if u64::from(region.w) * u64::from(region.h) > max_pixels {
                 return Err(too_large(region.w, region.h));
             }
-            tiff_region(BufReader::new(file), page, region)
+            let bitmap = tiff_region(BufReader::new(file), page, region)?;
+            Ok(Decoded { bitmap, crop: None })
         }
         Format::Jpeg | Format::Png => {
             if u64::from(page.width) * u64::from(page.height) > max_pixels {
@@ -251,7 +257,16 @@ pub fn decode_region(
                 }
                 _ => decode_png(file)?,
             };
-            crop(&whole, region)
+            let crop = tessera_render::Rect {
+                x: region.x,
+                y: region.y,
+                w: region.w,
+                h: region.h,
+            };
+            Ok(Decoded {
+                bitmap: whole,
+                crop: Some(crop),
+            })
         }
     }
 }
@@ -294,22 +309,6 @@ fn rgb_or_grey(
         n => return Err(ViewError::Unsupported(format!("images with {n} channels"))),
     };
     Bitmap::new(width, height, channels as u8, pixels).map_err(|e| corrupt("the image", e))
-}
-
-fn crop(whole: &Bitmap, r: Rect) -> Result<Bitmap, ViewError> {
-    let c = usize::from(whole.channels);
-    let (x, w) = (r.x as usize, r.w as usize);
-    let mut pixels = Vec::with_capacity(w * r.h as usize * c);
-    for row in r.y..r.y + r.h {
-        let start = (row as usize * whole.width as usize + x) * c;
-        pixels.extend_from_slice(
-            whole
-                .pixels
-                .get(start..start + w * c)
-                .ok_or_else(|| corrupt("the image", "is smaller than it says"))?,
-        );
-    }
-    Bitmap::new(r.w, r.h, whole.channels, pixels).map_err(|e| corrupt("the image", e))
 }
 
 /// The samples per pixel of a TIFF colour type this reads, or why not. YCbCr (the usual
@@ -444,6 +443,7 @@ mod tests {
             format: Format::Tiff,
             width: 4000,
             height: 3000,
+            version: String::new(),
             pages: vec![
                 page(0, 4000, 3000),
                 page(1, 2000, 1500),

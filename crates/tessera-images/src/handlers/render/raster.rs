@@ -4,7 +4,7 @@
 
 use super::Render;
 use crate::imaging::pipeline::{self, ViewError};
-use crate::imaging::raster::{self, Format, Rect};
+use crate::imaging::raster::{self, Format};
 use crate::imaging::{answer, Failure};
 use tessera_iiif::ImageRequest;
 use tessera_proxy::plugin::{HandlerAction, HttpError, RequestContext};
@@ -27,7 +27,7 @@ impl Render {
         let path = lease.path().to_path_buf();
         let probed = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || raster::probe_cached(&path, format))
+            tokio::task::spawn_blocking(move || raster::probe(&path, format))
                 .await
                 .map_err(|_| failed(Failure::View(ViewError::DecoderFailed)))?
                 .map_err(|e| failed(Failure::View(e)))?
@@ -37,26 +37,17 @@ impl Render {
         let out =
             pipeline::output(&resolved, self.jpeg_quality).map_err(|e| failed(Failure::View(e)))?;
         // The copy's size and time stand for the object's version.
-        let version_tag = std::fs::metadata(&path)
-            .map(|m| format!("{}-{:?}", m.len(), m.modified().ok()))
-            .unwrap_or_default();
         let tag = answer::etag(&[
             origin_name,
             &key,
-            &version_tag,
+            &probed.version,
             &resolved.canonical(version, &limits),
             "render",
         ]);
         if answer::matches_etag(req, &tag) {
             return Ok(HandlerAction::Respond(answer::not_modified(&tag)));
         }
-        let r = resolved.region;
-        let region = Rect {
-            x: r.x,
-            y: r.y,
-            w: r.w,
-            h: r.h,
-        };
+        let region = resolved.region;
         let page = raster::page_for(&probed, region, resolved.width, resolved.height);
         let on_page = raster::region_on(&probed, &page, region);
         let max_pixels = self.max_decode_pixels;
@@ -67,9 +58,9 @@ impl Render {
             .map_err(|e| failed(Failure::View(e)))?;
         let body = slot
             .run(move || {
-                let bitmap = raster::decode_region(&path, &probed, &page, on_page, max_pixels)?;
+                let decoded = raster::decode_region(&path, &probed, &page, on_page, max_pixels)?;
                 drop(lease);
-                tessera_render::render(&bitmap, None, &out)
+                tessera_render::render(&decoded.bitmap, decoded.crop, &out)
                     .map_err(|e| ViewError::Corrupt(e.to_string()))
             })
             .await
