@@ -222,3 +222,72 @@ routes:
     };
     assert_eq!((kept("miss"), kept("hit")), (1.0, 1.0));
 }
+
+/// A `dir` origin's files are read in place: nothing goes into the hot cache, even with one
+/// configured and `prefetch` on. A file truncated while served fails its requests with 502 and
+/// harms nothing else; whole again, it is served again.
+#[test]
+fn a_folder_is_read_in_place_and_a_file_cut_short_under_it_fails_only_its_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    masters(dir.path());
+    let jp2 = std::fs::read(crate::images::jp2_with(
+        1200,
+        900,
+        &["-t", "256,256", "-n", "4"],
+    ))
+    .unwrap();
+    std::fs::write(dir.path().join("tiled.jp2"), &jp2).unwrap();
+    let t = Tessera::start(&format!(
+        r#"origins: {{ folder: {{ dir: "{}" }} }}
+hot_cache: {{ dir: "{}", capacity: 1GiB }}
+routes:
+  - name: info
+    match: {{ path: "/iiif/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: folder, key: "{{image}}", prefetch: {{}} }} }}
+  - name: render
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ render: {{ origin: folder, key: "{{image}}" }} }}
+"#,
+        dir.path().display(),
+        cache.path().display()
+    ));
+    for image in ["tiled.jp2", "pyramid.tif", "photo.jpg"] {
+        for path in [
+            format!("/iiif/{image}/info.json"),
+            format!("/iiif/{image}/0,0,256,256/256,/0/default.jpg"),
+        ] {
+            let r = t.get(&path);
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+        }
+    }
+    let copies: Vec<_> = walk(cache.path())
+        .into_iter()
+        .filter(|p| !p.ends_with("lock"))
+        .collect();
+    assert!(copies.is_empty(), "copied into the hot cache: {copies:?}");
+    assert_eq!(t.metric("tessera_hot_cache_requests_total", &[]), 0.0);
+
+    std::fs::write(dir.path().join("tiled.jp2"), &jp2[..jp2.len() / 3]).unwrap();
+    let cut = t.get("/iiif/tiled.jp2/768,512,256,256/256,/0/default.jpg");
+    assert_eq!(cut.status, 502, "{}", cut.text());
+    let other = t.get("/iiif/photo.jpg/0,0,128,128/128,/0/default.jpg");
+    assert_eq!(other.status, 200, "{}", other.text());
+    std::fs::write(dir.path().join("tiled.jp2"), &jp2).unwrap();
+    let whole = t.get("/iiif/tiled.jp2/768,512,256,256/256,/0/default.jpg");
+    assert_eq!(whole.status, 200, "{}", whole.text());
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -170,6 +170,48 @@ routes:
     assert!(over.text().contains("500000"), "{}", over.text());
 }
 
+/// An image a little over the limit: `max` is its first level, decoded at that resolution, and
+/// info.json (2 and 3) advertises that level's area, so what it says and what render does agree.
+#[test]
+fn max_of_an_image_over_the_limit_is_its_largest_level_within_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let t = Tessera::start(&format!(
+        r#"
+origins: {{ samples: {{ dir: {repo}/examples/images }} }}
+hot_cache: {{ dir: {}, capacity: 1GiB }}
+routes:
+  - name: info3
+    match: {{ path: "/iiif/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: samples, key: "{{image}}.jp2", max_area: 1000000 }} }}
+  - name: info2
+    match: {{ path: "/iiif2/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: samples, key: "{{image}}.jp2", version: 2, max_area: 1000000 }} }}
+  - name: render
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ render: {{ origin: samples, key: "{{image}}.jp2", max_pixels: 1000000 }} }}
+"#,
+        cache.path().display()
+    ));
+    // The 2048×1536 sample's first level, 1024×768, is 786 432 pixels: over half the limit.
+    let info: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif/sample/info.json").body).unwrap();
+    assert_eq!(info["maxArea"], 1024 * 768);
+    assert!(info["sizes"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"width": 1024, "height": 768})));
+    let v2: serde_json::Value =
+        serde_json::from_slice(&t.get("/iiif2/sample/info.json").body).unwrap();
+    assert_eq!(v2["profile"][1]["maxArea"], 1024 * 768);
+    let max = t.get("/iiif/sample/full/max/0/default.jpg");
+    assert_eq!(max.status, 200, "{}", max.text());
+    let bitmap = tessera_render::decode_jpeg(&max.body, 10_000_000).unwrap();
+    assert_eq!((bitmap.width, bitmap.height), (1024, 768));
+    let over = t.get("/iiif/sample/full/1100,/0/default.jpg");
+    assert_eq!(over.status, 400, "{}", over.text());
+}
+
 /// A folder of files that are not images this server reads: each is answered 415 with what it
 /// is, never 502, through info, byte_range and render; JPEG and PNG beside them are served.
 #[test]

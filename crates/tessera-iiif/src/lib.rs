@@ -43,6 +43,7 @@ pub mod request;
 pub mod rotation;
 pub mod scale;
 pub mod size;
+mod stored;
 mod version;
 
 pub use error::{IiifError, Result};

@@ -1,4 +1,4 @@
-#![deny(unsafe_code)] // one exception: `render` memory-maps a leased (pinned) file.
+#![forbid(unsafe_code)]
 //! Tessera's image application: IIIF image delivery, written as a plugin of the engine
 //! (`tessera-proxy`) and registered through the same public API a third-party plugin uses.
 //!

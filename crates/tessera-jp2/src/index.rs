@@ -240,6 +240,11 @@ impl Jp2Index {
         (shrink(self.x0, self.width), shrink(self.y0, self.height))
     }
 
+    /// The sizes of the reduced resolutions, largest first: `size_at(1)` … `size_at(NL)`.
+    pub fn reduced_sizes(&self) -> impl DoubleEndedIterator<Item = (u32, u32)> + '_ {
+        (1..=self.levels).map(|r| self.size_at(r))
+    }
+
     /// The largest reduce `d <= NL` whose decoded size is still at least `target_w` by
     /// `target_h`: about `floor(log2(full / target))`, using the decoder's own rounding so the
     /// result is never smaller than asked for. Targets larger than the image give 0.

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use openjpeg_sys as opj;
 
 use crate::image::Image;
-use crate::stream::MemStream;
+use crate::stream::Stream;
 use crate::Codec;
 
 /// At most this many messages are kept per decode (garbage input can emit one per packet).
@@ -167,7 +167,7 @@ impl<'m> Decoder<'m> {
     }
 
     /// Reads the main header (and the JP2 boxes before it) into a new image.
-    pub(crate) fn read_header(&mut self, stream: &mut MemStream<'_>) -> Option<Image> {
+    pub(crate) fn read_header(&mut self, stream: &mut Stream<'_>) -> Option<Image> {
         let mut image: *mut opj::opj_image_t = ptr::null_mut();
         // SAFETY: live codec and stream; on success OpenJPEG stores a newly allocated image in
         // `image`, which `Image` then owns. On failure it may still have stored one, which
@@ -224,14 +224,14 @@ impl<'m> Decoder<'m> {
     }
 
     /// Decodes into `image`, then reads to the end of the codestream.
-    pub(crate) fn decode(&mut self, stream: &mut MemStream<'_>, image: &mut Image) -> bool {
+    pub(crate) fn decode(&mut self, stream: &mut Stream<'_>, image: &mut Image) -> bool {
         // SAFETY: live codec, its stream and the image from its `read_header`; OpenJPEG
         // (re)allocates the component buffers inside the image, which `Image` frees.
         unsafe { opj::opj_decode(self.raw.as_ptr(), stream.as_ptr(), image.as_ptr()) != 0 }
     }
 
     /// Reads what follows the last tile (EOC, trailing JP2 boxes).
-    pub(crate) fn end_decompress(&mut self, stream: &mut MemStream<'_>) -> bool {
+    pub(crate) fn end_decompress(&mut self, stream: &mut Stream<'_>) -> bool {
         // SAFETY: live codec and its stream.
         unsafe { opj::opj_end_decompress(self.raw.as_ptr(), stream.as_ptr()) != 0 }
     }

@@ -1,5 +1,7 @@
 //! A thin, safe wrapper over the OpenJPEG bundled by `openjpeg-sys` (OpenJPEG 2.5.3, built
-//! statically with `cc`): decode a JPEG 2000 codestream (`.j2k`) or JP2 file held in memory.
+//! statically with `cc`): decode a JPEG 2000 codestream (`.j2k`) or JP2 file held in memory
+//! ([`decode`]) or read in place from a file ([`decode_file`], which reads only what the
+//! region and resolution need).
 //!
 //! Why not the `jpeg2k` crate, which wraps the same library: its in-memory stream's skip
 //! callback returns the new position instead of the number of bytes skipped, which breaks
@@ -32,7 +34,7 @@ mod truncated;
 
 use codec::{Decoder, Messages};
 use image::ceil_div_pow2;
-use stream::MemStream;
+use stream::{FileSource, Source, Stream};
 
 /// The container: a raw codestream or a JP2 file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,23 +144,30 @@ pub enum DecodeError {
 struct Opened<'a, 'm> {
     decoder: Decoder<'m>,
     // Each guard frees its own handle on every path; `Messages` (borrowed for 'm) outlives them.
-    stream: MemStream<'a>,
+    stream: Stream<'a>,
     image: image::Image,
     info: HeaderInfo,
 }
 
+/// The container of `source`, from its first bytes.
+fn detect(source: &dyn Source) -> Result<Codec, DecodeError> {
+    let mut start = [0u8; 8];
+    let n = source.read_at(0, &mut start);
+    Codec::detect(&start[..n])
+        .ok_or_else(|| DecodeError::Header("not a JPEG 2000 codestream or JP2 file".into()))
+}
+
 fn open<'a, 'm>(
-    data: &'a [u8],
+    source: &'a dyn Source,
     messages: &'m Messages,
     strict: bool,
     threads: u32,
 ) -> Result<Opened<'a, 'm>, DecodeError> {
-    let codec = Codec::detect(data)
-        .ok_or_else(|| DecodeError::Header("not a JPEG 2000 codestream or JP2 file".into()))?;
+    let codec = detect(source)?;
     let mut decoder = Decoder::new(codec, messages).map_err(DecodeError::Header)?;
     decoder.set_strict(strict);
     decoder.set_threads(threads);
-    let mut stream = MemStream::new(data)
+    let mut stream = Stream::new(source)
         .ok_or_else(|| DecodeError::Header("opj_stream_create failed".into()))?;
     let image = decoder
         .read_header(&mut stream)
@@ -194,7 +203,7 @@ fn open<'a, 'm>(
 /// Reads the main header (and JP2 boxes before it) without decoding any tile.
 pub fn read_header(data: &[u8]) -> Result<HeaderInfo, DecodeError> {
     let messages = Messages::default();
-    let opened = open(data, &messages, true, 0)?;
+    let opened = open(&data, &messages, true, 0)?;
     Ok(opened.info)
 }
 
@@ -212,13 +221,30 @@ pub fn decode(data: &[u8], opts: &DecodeOptions) -> Result<Decoded, DecodeError>
         tracing::debug!(target: "tessera_openjpeg", "truncated codestream patched for a non-strict decode");
     }
     let data = repaired.as_deref().unwrap_or(data);
+    decode_source(&data, opts)
+}
+
+/// Decodes the JPEG 2000 file `file` as `opts` asks, reading only the parts of it the region
+/// and resolution need, at its length when called.
+///
+/// A file is decoded as it is: with `strict: false`, OpenJPEG's own non-strict mode copes with
+/// a file cut inside its last tile-part, but the repair [`decode`] makes of data cut anywhere
+/// else (a prefix fetched on purpose) is not made; such a file fails with [`DecodeError::Decode`].
+/// So does a file that shrinks while it is read.
+pub fn decode_file(file: &std::fs::File, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    let source = FileSource::new(file)
+        .map_err(|e| DecodeError::Header(format!("cannot read the file: {e}")))?;
+    decode_source(&source, opts)
+}
+
+fn decode_source(source: &dyn Source, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
     let messages = Messages::default();
     let Opened {
         mut decoder,
         mut stream,
         mut image,
         info,
-    } = open(data, &messages, opts.strict, opts.threads)?;
+    } = open(source, &messages, opts.strict, opts.threads)?;
 
     if opts.reduce > info.levels {
         return Err(DecodeError::InvalidOptions(format!(

@@ -1,4 +1,4 @@
-//! An OpenJPEG input stream over a byte slice.
+//! An OpenJPEG input stream over bytes in memory or a file read in place.
 //!
 //! This is the piece that `jpeg2k` gets wrong: its skip callback returns the *new position*
 //! instead of the number of bytes skipped, so OpenJPEG's bookkeeping drifts as soon as it skips
@@ -14,51 +14,127 @@
 //!
 //! The stream also gets the data length (`opj_stream_set_user_data_length`), which OpenJPEG
 //! uses to clamp skips and to know how many bytes are left.
+//!
+//! A file is read with positioned reads (`pread`), not memory-mapped: a file someone truncates
+//! or rewrites while it is decoded then reads short and fails the decode, where a mapping would
+//! kill the process with SIGBUS. The page cache serves both alike.
 
 use std::ffi::c_void;
+use std::fs::File;
 use std::marker::PhantomData;
+use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 
 use openjpeg_sys as opj;
 
 /// Chunk size of OpenJPEG's internal read buffer (its own default is 1 MiB).
-const MAX_CHUNK: usize = 1 << 20;
+const MAX_CHUNK: u64 = 1 << 20;
+
+/// Where a stream's bytes come from.
+pub(crate) trait Source {
+    /// The length the stream sees, fixed when it is opened.
+    fn len(&self) -> u64;
+    /// Fills `buf` from offset `pos` as far as the data goes: the number of bytes read, 0 at
+    /// the end. An I/O error counts as the end, which fails the decode as data cut short.
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> usize;
+}
+
+impl Source for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> usize {
+        let rest = usize::try_from(pos)
+            .ok()
+            .and_then(|p| self.get(p..))
+            .unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        n
+    }
+}
+
+/// A file and its length when it was opened.
+pub(crate) struct FileSource<'a> {
+    file: &'a File,
+    len: u64,
+}
+
+impl<'a> FileSource<'a> {
+    pub(crate) fn new(file: &'a File) -> std::io::Result<Self> {
+        Ok(FileSource {
+            file,
+            len: file.metadata()?.len(),
+        })
+    }
+}
+
+impl Source for FileSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], pos + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!(target: "tessera_openjpeg", "read failed: {e}");
+                    break;
+                }
+            }
+        }
+        done
+    }
+}
 
 /// The position within the data; the logic of the three callbacks, in safe Rust.
-#[derive(Debug)]
 pub(crate) struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
+    source: &'a dyn Source,
+    len: u64,
+    pos: u64,
 }
 
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
-        Cursor { data, pos: 0 }
+    pub(crate) fn new(source: &'a dyn Source) -> Self {
+        Cursor {
+            source,
+            len: source.len(),
+            pos: 0,
+        }
     }
 
-    /// Copies up to `buf.len()` bytes; `None` at the end of the data.
+    /// Copies up to `buf.len()` bytes; `None` at the end of the data (or where a file that
+    /// shrank since it was opened now ends).
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let rest = self.data.get(self.pos..).unwrap_or_default();
-        if rest.is_empty() {
+        let rest = self.len.saturating_sub(self.pos);
+        let n = usize::try_from(rest).unwrap_or(usize::MAX).min(buf.len());
+        if n == 0 {
             return None;
         }
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.pos += n;
-        Some(n)
+        let got = self.source.read_at(self.pos, &mut buf[..n]);
+        if got == 0 {
+            return None;
+        }
+        self.pos += got as u64;
+        Some(got)
     }
 
     /// Skips `n` bytes forward: the number skipped, or -1 if `n` is negative or passes the end
     /// (the position then moves to the end).
     pub(crate) fn skip(&mut self, n: i64) -> i64 {
-        let remaining = self.data.len() - self.pos;
-        match usize::try_from(n) {
+        let remaining = self.len - self.pos;
+        match u64::try_from(n) {
             Ok(k) if k <= remaining => {
                 self.pos += k;
                 n
             }
             Ok(_) => {
-                self.pos = self.data.len();
+                self.pos = self.len;
                 -1
             }
             Err(_) => -1,
@@ -67,8 +143,8 @@ impl<'a> Cursor<'a> {
 
     /// Moves to the absolute offset `pos`; false (position unchanged) if outside the data.
     pub(crate) fn seek(&mut self, pos: i64) -> bool {
-        match usize::try_from(pos) {
-            Ok(p) if p <= self.data.len() => {
+        match u64::try_from(pos) {
+            Ok(p) if p <= self.len => {
                 self.pos = p;
                 true
             }
@@ -77,34 +153,35 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// An owned `opj_stream_t` reading from `data`; destroyed (and its cursor freed) on drop.
-pub(crate) struct MemStream<'a> {
+/// An owned `opj_stream_t` reading from a [`Source`]; destroyed (and its cursor freed) on drop.
+pub(crate) struct Stream<'a> {
     raw: NonNull<opj::opj_stream_t>,
-    _data: PhantomData<&'a [u8]>,
+    _source: PhantomData<&'a dyn Source>,
 }
 
-impl<'a> MemStream<'a> {
+impl<'a> Stream<'a> {
     /// `None` if OpenJPEG could not allocate the stream.
-    pub(crate) fn new(data: &'a [u8]) -> Option<Self> {
-        let chunk = data.len().clamp(1, MAX_CHUNK);
+    pub(crate) fn new(source: &'a dyn Source) -> Option<Self> {
+        let len = source.len();
+        let chunk = len.clamp(1, MAX_CHUNK) as usize;
         // SAFETY: plain allocation call; a null result is handled below.
         let raw = NonNull::new(unsafe { opj::opj_stream_create(chunk, 1) })?;
-        let cursor = Box::into_raw(Box::new(Cursor::new(data)));
+        let cursor = Box::into_raw(Box::new(Cursor::new(source)));
         // SAFETY: `raw` is a valid input stream just created. The user data is a leaked
         // `Box<Cursor<'a>>` that only the callbacks below dereference and that `free_cursor`
         // releases exactly once, when `opj_stream_destroy` runs in `Drop`. The cursor borrows
-        // `data` for 'a, and `MemStream<'a>` cannot outlive 'a, so the slice stays valid for
+        // `source` for 'a, and `Stream<'a>` cannot outlive 'a, so the source stays valid for
         // every callback.
         unsafe {
             opj::opj_stream_set_user_data(raw.as_ptr(), cursor.cast(), Some(free_cursor));
-            opj::opj_stream_set_user_data_length(raw.as_ptr(), data.len() as u64);
+            opj::opj_stream_set_user_data_length(raw.as_ptr(), len);
             opj::opj_stream_set_read_function(raw.as_ptr(), Some(read_cb));
             opj::opj_stream_set_skip_function(raw.as_ptr(), Some(skip_cb));
             opj::opj_stream_set_seek_function(raw.as_ptr(), Some(seek_cb));
         }
-        Some(MemStream {
+        Some(Stream {
             raw,
-            _data: PhantomData,
+            _source: PhantomData,
         })
     }
 
@@ -113,7 +190,7 @@ impl<'a> MemStream<'a> {
     }
 }
 
-impl Drop for MemStream<'_> {
+impl Drop for Stream<'_> {
     fn drop(&mut self) {
         // SAFETY: `raw` came from `opj_stream_create` and is destroyed only here; this also
         // calls `free_cursor` on the boxed cursor.
@@ -125,10 +202,10 @@ unsafe extern "C" fn read_cb(buf: *mut c_void, n: usize, user: *mut c_void) -> u
     if buf.is_null() || user.is_null() {
         return usize::MAX;
     }
-    // SAFETY: `user` is the `Cursor` installed by `MemStream::new`, alive until the stream is
+    // SAFETY: `user` is the `Cursor` installed by `Stream::new`, alive until the stream is
     // destroyed, and OpenJPEG calls the callbacks of one stream from one thread at a time.
     // `buf` points to at least `n` writable bytes (OpenJPEG's chunk buffer or its caller's
-    // destination), which do not overlap the input slice.
+    // destination), which do not overlap the source.
     let (cursor, out) = unsafe {
         (
             &mut *user.cast::<Cursor>(),
@@ -158,7 +235,7 @@ unsafe extern "C" fn seek_cb(pos: i64, user: *mut c_void) -> opj::OPJ_BOOL {
 
 unsafe extern "C" fn free_cursor(user: *mut c_void) {
     if !user.is_null() {
-        // SAFETY: `user` is the pointer from `Box::into_raw` in `MemStream::new`; OpenJPEG
+        // SAFETY: `user` is the pointer from `Box::into_raw` in `Stream::new`; OpenJPEG
         // calls this once, from `opj_stream_destroy`.
         drop(unsafe { Box::from_raw(user.cast::<Cursor>()) });
     }
@@ -166,12 +243,13 @@ unsafe extern "C" fn free_cursor(user: *mut c_void) {
 
 #[cfg(test)]
 mod tests {
-    use super::Cursor;
+    use super::{Cursor, FileSource};
 
     #[test]
     fn read_then_end() {
         let data = [1u8, 2, 3, 4, 5];
-        let mut c = Cursor::new(&data);
+        let bytes = &data[..];
+        let mut c = Cursor::new(&bytes);
         let mut buf = [0u8; 3];
         assert_eq!(c.read(&mut buf), Some(3));
         assert_eq!(buf, [1, 2, 3]);
@@ -183,13 +261,15 @@ mod tests {
     #[test]
     fn skip_returns_count_not_position() {
         let data = [0u8; 100];
-        let mut c = Cursor::new(&data);
+        let bytes = &data[..];
+        let mut c = Cursor::new(&bytes);
         assert_eq!(c.skip(10), 10);
         assert_eq!(c.skip(20), 20, "bytes skipped, not the new position (30)");
         assert_eq!(c.skip(70), 70);
         assert_eq!(c.skip(1), -1);
         assert_eq!(c.skip(-1), -1);
-        let mut c = Cursor::new(&data);
+        let bytes = &data[..];
+        let mut c = Cursor::new(&bytes);
         assert_eq!(c.skip(101), -1);
         assert_eq!(
             c.read(&mut [0u8; 1]),
@@ -201,7 +281,8 @@ mod tests {
     #[test]
     fn seek_is_absolute_and_bounded() {
         let data = [7u8, 8, 9];
-        let mut c = Cursor::new(&data);
+        let bytes = &data[..];
+        let mut c = Cursor::new(&bytes);
         assert!(c.seek(2));
         let mut b = [0u8; 4];
         assert_eq!(c.read(&mut b), Some(1));
@@ -210,5 +291,24 @@ mod tests {
         assert!(c.seek(3));
         assert!(!c.seek(4));
         assert!(!c.seek(-1));
+    }
+
+    #[test]
+    fn a_file_reads_as_its_bytes_and_a_shrunk_file_ends_early() {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &[1u8, 2, 3, 4, 5, 6]).unwrap();
+        let source = FileSource::new(&file).unwrap();
+        let mut c = Cursor::new(&source);
+        assert_eq!(c.skip(2), 2);
+        let mut buf = [0u8; 3];
+        assert_eq!(c.read(&mut buf), Some(3));
+        assert_eq!(buf, [3, 4, 5]);
+        file.set_len(5).unwrap();
+        assert_eq!(
+            c.read(&mut buf),
+            None,
+            "the file now ends where the cursor is"
+        );
+        assert!(c.seek(6), "the length seen is the one at opening");
     }
 }

@@ -146,6 +146,10 @@ impl Origin for DirOrigin {
     fn describe(&self) -> String {
         format!("dir:{}", self.root.display())
     }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
 }
 
 fn list_error(dir: &Path, e: std::io::Error) -> OriginError {

@@ -128,6 +128,20 @@ pub trait Origin: Send + Sync + 'static {
 
     /// Where this origin reads from, for logs: `s3://bucket`, `dir:/srv/images`.
     fn describe(&self) -> String;
+
+    /// The folder on this machine whose files are the objects, each at its key, for an origin
+    /// that is one (`dir`): a reader may then open a file in place instead of copying it (see
+    /// [`local_path`]). `None`, the default, for remote stores.
+    fn local_root(&self) -> Option<&std::path::Path> {
+        None
+    }
+}
+
+/// The file of `key` on this machine, if `origin` is a local folder and `key` is a valid key.
+pub fn local_path(origin: &dyn Origin, key: &str) -> Option<std::path::PathBuf> {
+    let root = origin.local_root()?;
+    validate_key(key).ok()?;
+    Some(root.join(key))
 }
 
 /// Map an I/O error while reading an object's body.

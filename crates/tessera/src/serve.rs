@@ -1,11 +1,11 @@
 //! `tessera serve DIR`: a folder of images (JPEG 2000, JPEG, PNG, TIFF) as a IIIF image
-//! service with a viewer, in one command. An image's identifier is its file name. It writes the config a user would write for this — the same routes as the
-//! embedded default, under `/iiif/3/` and `/iiif/2/`, with the gallery at `/` — and runs it as
-//! `tessera run` would, so nothing here is a second way of serving.
+//! service with a viewer, in one command. An image's identifier is its file name. It writes
+//! the config a user would write for this — the same routes as the embedded default, under
+//! `/iiif/3/` and `/iiif/2/`, with the gallery at `/` — and runs it as `tessera run` would, so
+//! nothing here is a second way of serving.
 //!
-//! The renderer decodes from a working copy of each image in a hot cache kept per folder under
-//! the user's cache directory (`$XDG_CACHE_HOME/tessera`, else `~/.cache/tessera`), so that a
-//! file edited while it is decoded can never crash the server, and a second start is warm.
+//! The files are read in place, with positioned reads: nothing is copied, and a file edited
+//! while it is decoded fails that one request, never the server.
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +16,6 @@ pub struct ServeArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// The largest working copy of the images kept on disk.
-    #[arg(long, default_value = "4GiB")]
-    pub cache_capacity: String,
 }
 
 /// The config for `args`: the folder must exist; paths are written absolute.
@@ -28,7 +25,6 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<String> {
     if !dir.is_dir() {
         anyhow::bail!("cannot serve {}: not a folder", args.dir.display());
     }
-    let cache = cache_dir(&dir);
     let quoted = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
     let title = serde_json::to_string(&format!("Tessera: {}", dir.display())).unwrap_or_default();
     let mut yaml = format!(
@@ -36,7 +32,6 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<String> {
 listen: [{{ address: {listen} }}]
 origins:
   folder: {{ dir: {dir} }}
-hot_cache: {{ dir: {cache}, capacity: {capacity} }}
 response_cache: {{ memory: 128MiB }}
 routes:
   - name: home
@@ -58,8 +53,6 @@ routes:
 "#,
         listen = serde_json::to_string(&args.listen).unwrap_or_default(),
         dir = quoted(&dir),
-        cache = quoted(&cache),
-        capacity = serde_json::to_string(&args.cache_capacity).unwrap_or_default(),
     );
     for version in [3, 2] {
         yaml.push_str(&format!(
@@ -67,7 +60,7 @@ routes:
     match: {{ path: "/iiif/{version}/{{image}}/info.json", methods: [GET, HEAD] }}
     filters: [cors]
     cache: {{}}
-    handler: {{ info: {{ origin: folder, key: "{{image}}", version: {version}, extra_formats: [png, webp], prefetch: {{}} }} }}
+    handler: {{ info: {{ origin: folder, key: "{{image}}", version: {version}, extra_formats: [png, webp] }} }}
   - name: base-v{version}
     match: {{ path: "/iiif/{version}/{{image}}", methods: [GET, HEAD] }}
     filters: [cors]
@@ -93,17 +86,4 @@ routes:
         ));
     }
     Ok(yaml)
-}
-
-/// A working-copy directory of its own for each folder served.
-fn cache_dir(dir: &Path) -> PathBuf {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    dir.hash(&mut h);
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("tessera")
-        .join(format!("serve-{:016x}", h.finish()))
 }

@@ -207,7 +207,10 @@ impl Handler for ByteRange {
         };
 
         let body = slot
-            .run(move || pipeline::decode_and_render(&codestream, reduce, None, &out, max_pixels))
+            .run(move || {
+                let input = pipeline::Jp2Input::Bytes(&codestream);
+                pipeline::decode_and_render(input, reduce, None, &out, max_pixels)
+            })
             .await;
         let body = match body {
             Ok(b) => b,

@@ -9,7 +9,7 @@ use crate::imaging::request;
 use crate::imaging::{answer, defaults, Failure};
 use crate::names::info_base;
 use crate::resources::IndexError;
-use crate::resources::{HotCacheSection, HotCacheSlot, ImageIndex, IndexStore, Origins};
+use crate::resources::{HotCacheSection, HotCacheSlot, ImageIndex, IndexStore, LocalFile, Origins};
 use async_trait::async_trait;
 use http::{header, HeaderValue, StatusCode};
 use schemars::JsonSchema;
@@ -89,12 +89,13 @@ pub struct Info {
     level: u8,
     tile_size: u32,
     extra_formats: Vec<Format>,
-    /// `maxWidth`, `maxHeight`, `maxArea` (the image's own size is filled in per request).
+    /// `maxWidth`, `maxHeight`, `maxArea` (the image's own size is filled in per request, and
+    /// a large image's `maxArea` may be its largest stored resolution within them).
     limits: ImageLimits,
     cache_control: HeaderValue,
     index: Arc<IndexStore>,
-    /// The hot cache, where JPEG, PNG and TIFF masters are read from (none: they are 415),
-    /// and where `prefetch` copies images.
+    /// The hot cache, where JPEG, PNG and TIFF masters not in a local folder are read from
+    /// (none: they are 415), and where `prefetch` copies images.
     cache: Option<Arc<HotCacheSlot>>,
     /// The local copies' suffix: the prefetch suffix, which is the tiles routes'.
     suffix: String,
@@ -175,6 +176,9 @@ struct Shape {
     resolutions: u32,
     /// The reduced sizes, smallest first (the full size is not listed).
     sizes: Vec<(u32, u32)>,
+    /// Whether `sizes` are stored in the file (a JP2's levels, a TIFF's pages), so decoded
+    /// from there rather than from the full size.
+    stored: bool,
 }
 
 impl Shape {
@@ -185,7 +189,8 @@ impl Shape {
             tile: (ix.tiles_x * ix.tiles_y > 1).then_some((ix.tile_width, ix.tile_height)),
             // NL decomposition levels give NL + 1 resolutions.
             resolutions: u32::from(ix.levels) + 1,
-            sizes: (1..=ix.levels).rev().map(|r| ix.size_at(r)).collect(),
+            sizes: ix.reduced_sizes().rev().collect(),
+            stored: true,
         }
     }
 
@@ -207,6 +212,7 @@ impl Shape {
             tile: info.pages[0].tile,
             resolutions,
             sizes,
+            stored: info.pages.len() > 1,
         }
     }
 }
@@ -215,14 +221,14 @@ impl Info {
     /// A JPEG, PNG or TIFF master: its header, read from the local copy in the hot cache.
     async fn raster_shape(&self, key: &str, format: RasterFormat) -> Result<Shape, HttpError> {
         let origin = self.origin.describe();
-        let Some(slot) = &self.cache else {
+        if self.cache.is_none() && self.origin.local_root().is_none() {
+            // Neither in place nor copied: this route cannot read it.
             return Err(Failure::Header(IndexError::Raster(format)).answer(&origin, key));
-        };
-        let lease = slot
-            .lease(&self.origin, key, &self.suffix)
+        }
+        let local = LocalFile::of(self.cache.as_deref(), &self.origin, key, &self.suffix)
             .await
             .map_err(|e| Failure::Copy(e).answer(&origin, key))?;
-        let path = lease.path().to_path_buf();
+        let path = local.path().to_path_buf();
         let probed = tokio::task::spawn_blocking(move || raster::probe(&path, format))
             .await
             .map_err(|_| Failure::View(ViewError::DecoderFailed).answer(&origin, key))?
@@ -273,7 +279,15 @@ impl Handler for Info {
                 scale_factors: factors,
             },
         }];
-        let limits = &self.limits;
+        // The route's limits, or a large image's largest stored resolution within them, as the
+        // routes that serve it resolve `max` (see `ImageLimits::within_stored`).
+        let stored = shape.sizes.iter().copied().filter(|_| shape.stored);
+        let limits = &ImageLimits {
+            width: shape.width,
+            height: shape.height,
+            ..self.limits
+        }
+        .within_stored(stored);
         info.max_width = limits.max_width;
         info.max_height = limits.max_height;
         info.max_area = limits.max_area;

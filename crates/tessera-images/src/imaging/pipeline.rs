@@ -180,25 +180,32 @@ pub async fn fetch(
     assemble(&indexed.index, plan, &fetched).map_err(|e| ViewError::Corrupt(e.to_string()))
 }
 
-/// Decode `codestream` (a J2K codestream or a whole JP2 file) at `reduce`, optionally a region
-/// in full-resolution pixels, and render the answer. Blocking: call it on the blocking pool.
+/// A JPEG 2000 to decode: a codestream (or whole JP2) in memory, or a JP2 file read in place.
+pub enum Jp2Input<'a> {
+    Bytes(&'a [u8]),
+    File(&'a std::fs::File),
+}
+
+/// Decode `input` at `reduce`, optionally a region in full-resolution pixels, and render the
+/// answer. Blocking: call it on the blocking pool.
 pub fn decode_and_render(
-    codestream: &[u8],
+    input: Jp2Input<'_>,
     reduce: u8,
     region: Option<(u32, u32, u32, u32)>,
     out: &Output,
     max_pixels: u64,
 ) -> Result<Vec<u8>, ViewError> {
-    let decoded = decode(
-        codestream,
-        &DecodeOptions {
-            reduce: u32::from(reduce),
-            region,
-            strict: false,
-            max_pixels,
-            threads: 1,
-        },
-    )
+    let opts = DecodeOptions {
+        reduce: u32::from(reduce),
+        region,
+        strict: false,
+        max_pixels,
+        threads: 1,
+    };
+    let decoded = match input {
+        Jp2Input::Bytes(codestream) => decode(codestream, &opts),
+        Jp2Input::File(file) => tessera_openjpeg::decode_file(file, &opts),
+    }
     .map_err(|e| match e {
         tessera_openjpeg::DecodeError::TooLarge { .. } => ViewError::NotSupported(format!(
             "the image is too large to decode at this size ({e})"

@@ -50,6 +50,13 @@ pub struct RasterInfo {
     pub version: String,
 }
 
+impl RasterInfo {
+    /// The sizes of a pyramid's reduced pages, largest first (none for a single picture).
+    pub fn reduced_sizes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.pages.iter().skip(1).map(|p| (p.width, p.height))
+    }
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> ViewError {
     ViewError::Corrupt(format!("{what}: {e}"))
 }

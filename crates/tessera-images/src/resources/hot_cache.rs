@@ -200,8 +200,12 @@ impl HotCacheSlot {
     }
 
     /// Start copying `key` from `origin` in the background, if it is not here yet (see
-    /// [`super::prefetch`]). Needs a Tokio runtime.
+    /// [`super::prefetch`]); nothing for an origin whose files are read in place. Needs a Tokio
+    /// runtime.
     pub fn prefetch(&self, origin: &Arc<dyn Origin>, key: &str, suffix: &str) {
+        if origin.local_root().is_some() {
+            return;
+        }
         if let Some(cache) = self.get() {
             self.prefetcher.prefetch(cache, origin, key, suffix);
         }

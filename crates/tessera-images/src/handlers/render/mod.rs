@@ -1,15 +1,17 @@
 //! `render`: any IIIF request for an image, decoded in process from the hot cache — for
 //! deployments without IIPImage.
 //!
-//! The image is copied into the hot cache once (as for `orchestrate`), then each request
-//! decodes only its region, at the lowest resolution that still covers the output size
-//! (OpenJPEG region decode), and resizes to the exact IIIF size. The file is memory-mapped, so
-//! a tile of a large tiled image reads only the pages of the tiles it needs. Work is bounded: a
-//! limit on output pixels and on decodes running at once.
+//! An image in a `dir` origin is read in place; one anywhere else is copied into the hot cache
+//! once (as for `orchestrate`). Each request then decodes only its region, at the lowest
+//! resolution that still covers the output size (OpenJPEG region decode), and resizes to the
+//! exact IIIF size. The file is read with positioned reads, so a tile of a large tiled image
+//! reads only the tiles it needs, and a file truncated under it fails one request (a memory
+//! map would fail the process). Work is bounded: a limit on output pixels and on decodes
+//! running at once.
 
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::{answer, defaults, Failure, Found, IndexedImages, Lookup};
-use crate::resources::{HotCacheSection, HotCacheSlot, Indexed};
+use crate::resources::{HotCacheSection, HotCacheSlot, Indexed, LocalFile};
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 use schemars::JsonSchema;
@@ -27,7 +29,8 @@ mod raster;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenderConfig {
-    /// The origin (under `origins:`) the images are copied from.
+    /// The origin (under `origins:`) of the images: a `dir` origin's files are read in place,
+    /// others' are copied into the hot cache.
     pub origin: String,
     /// The object key, from the route's captures.
     pub key: String,
@@ -56,7 +59,7 @@ pub struct RenderConfig {
     pub jpeg_quality: u8,
     #[serde(default = "defaults::cache_control")]
     pub cache_control: String,
-    /// The cached file's suffix.
+    /// The cached file's suffix (for images copied into the hot cache).
     #[serde(default = "default_suffix")]
     pub local_suffix: String,
 }
@@ -76,34 +79,54 @@ pub struct Render {
     cache_control: HeaderValue,
     suffix: String,
     decodes: pipeline::Decodes,
-    cache: Arc<HotCacheSlot>,
+    /// Where images not in a local folder are copied; none if they all are.
+    cache: Option<Arc<HotCacheSlot>>,
 }
 
 impl Render {
     pub fn build(cfg: RenderConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let cache_control = defaults::output(&cfg.cache_control, cfg.jpeg_quality)?;
+        let images = IndexedImages::build(&cfg.origin, &cfg.key, &cfg.request, cfg.version, ctx)?;
+        let cache = match ctx.resource::<HotCacheSection>()?.slot() {
+            Ok(slot) => Some(slot),
+            Err(_) if images.origin.local_root().is_some() => None,
+            Err(e) => return Err(e),
+        };
         Ok(Self {
-            images: IndexedImages::build(&cfg.origin, &cfg.key, &cfg.request, cfg.version, ctx)?,
+            images,
             max_pixels: cfg.max_pixels,
             max_decode_pixels: cfg.max_decode_pixels,
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
             suffix: cfg.local_suffix,
             decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
-            cache: ctx.resource::<HotCacheSection>()?.slot()?,
+            cache,
         })
     }
 }
 
 impl Render {
+    /// The image's file: in place, or the hot cache's copy.
+    async fn local_file(&self, key: &str) -> Result<LocalFile, crate::resources::LeaseError> {
+        let cache = self.cache.as_deref();
+        LocalFile::of(cache, &self.images.origin, key, &self.suffix).await
+    }
+
     /// The image's limits for this route: `max` (and `!w,h`) shrink to the largest output it
-    /// serves.
-    fn limits(&self, width: u32, height: u32) -> ImageLimits {
+    /// serves, or to the largest of the image's `stored` reduced resolutions within that (see
+    /// [`ImageLimits::within_stored`]), as its `info` route advertises.
+    fn limits(
+        &self,
+        width: u32,
+        height: u32,
+        stored: impl IntoIterator<Item = (u32, u32)>,
+    ) -> ImageLimits {
         ImageLimits {
             max_area: Some(self.max_pixels),
             max_width: Some(defaults::MAX_SIDE),
             ..ImageLimits::new(width, height)
         }
+        .within_stored(stored)
     }
 
     /// The request against the image's `limits`: 400 with the reason when it does not fit.
@@ -150,20 +173,28 @@ fn ceil_shift(value: u32, shift: u32) -> u64 {
 }
 
 /// The largest reduction that still decodes `area` (x0, y0, x1, y1 on the image's grid) at
-/// least as large as the output: the region shrunk by 2^reduce is no smaller than the output,
-/// and so is its size on the reduced grid as OpenJPEG counts it (where a region of a few
-/// pixels may round away to nothing).
-fn reduce_for(r: &Resolved, area: (u32, u32, u32, u32), levels: u8) -> u8 {
+/// least as large as the output: its size on the reduced grid, as OpenJPEG counts it, is no
+/// smaller than the output, and the output is at most 1 % larger than the region shrunk by
+/// 2^reduce. The 1 % is the last pixel of an odd edge: the last tile of a 9601-pixel-wide image
+/// at scale factor 2 is 705 pixels for 704.5, decoded at reduce 1 rather than from the full
+/// resolution; a region of a few pixels is never stretched from a coarser level.
+fn reduce_for(out: (u32, u32), area: (u32, u32, u32, u32), levels: u8) -> u8 {
     let (x0, y0, x1, y1) = area;
-    let (want_w, want_h) = (u64::from(r.width), u64::from(r.height));
+    let (want_w, want_h) = (u64::from(out.0), u64::from(out.1));
+    // `want` is at most 1 % larger than `side / 2^shift`.
+    let close = |want: u64, side: u32, shift: u32| {
+        (u128::from(want) * 100) << shift <= u128::from(side) * 101
+    };
     let mut reduce = 0u8;
     while reduce < levels {
         let next = u32::from(reduce) + 1;
-        let shrunk_enough = (want_w << next.min(63)) <= u64::from(x1 - x0)
-            && (want_h << next.min(63)) <= u64::from(y1 - y0);
         let w = ceil_shift(x1, next) - ceil_shift(x0, next);
         let h = ceil_shift(y1, next) - ceil_shift(y0, next);
-        if !shrunk_enough || w < want_w || h < want_h {
+        if w < want_w
+            || h < want_h
+            || !close(want_w, x1 - x0, next)
+            || !close(want_h, y1 - y0, next)
+        {
             break;
         }
         reduce += 1;
@@ -181,7 +212,8 @@ impl Handler for Render {
             }
         };
         let (origin_name, version) = (&self.images.origin_name, self.images.version);
-        let limits = self.limits(indexed.index.width, indexed.index.height);
+        let ix = &indexed.index;
+        let limits = self.limits(ix.width, ix.height, ix.reduced_sizes());
         let resolved = self.resolve(&iiif, &limits)?;
         let failed = |e: Failure| e.answer(origin_name, &key);
         let out =
@@ -204,12 +236,12 @@ impl Handler for Render {
             indexed.index.x0 + region.x + region.w,
             indexed.index.y0 + region.y + region.h,
         );
-        let reduce = reduce_for(&resolved, area, indexed.index.levels);
+        let out_size = (resolved.width, resolved.height);
+        let reduce = reduce_for(out_size, area, indexed.index.levels);
         self.check_tiles(&indexed, reduce)
             .map_err(|e| failed(Failure::View(e)))?;
-        let lease = self
-            .cache
-            .lease(&self.images.origin, &key, &self.suffix)
+        let local = self
+            .local_file(&key)
             .await
             .map_err(|e| failed(Failure::Copy(e)))?;
         let slot = self
@@ -220,17 +252,12 @@ impl Handler for Render {
         let max_pixels = self.max_decode_pixels;
         let body = slot
             .run(move || {
-                let file = std::fs::File::open(lease.path())
-                    .map_err(|e| ViewError::Corrupt(format!("cannot open the cached file: {e}")))?;
-                // SAFETY: the lease pins the file, so the cache neither deletes nor replaces it
-                // while it is mapped, and cached files are never written in place (a copy is
-                // written to a temporary file and renamed).
-                #[allow(unsafe_code)]
-                let map = unsafe { memmap2::Mmap::map(&file) }
-                    .map_err(|e| ViewError::Corrupt(format!("cannot map the cached file: {e}")))?;
+                let file = std::fs::File::open(local.path())
+                    .map_err(|e| ViewError::Corrupt(format!("cannot open the file: {e}")))?;
+                let input = pipeline::Jp2Input::File(&file);
                 let result =
-                    pipeline::decode_and_render(&map, reduce, Some(area), &out, max_pixels);
-                drop(lease);
+                    pipeline::decode_and_render(input, reduce, Some(area), &out, max_pixels);
+                drop(local);
                 result
             })
             .await;
@@ -255,7 +282,29 @@ impl Handler for Render {
 
     async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
         self.images
-            .canonical_name(req, |i| self.limits(i.index.width, i.index.height))
+            .canonical_name(req, |i| {
+                self.limits(i.index.width, i.index.height, i.index.reduced_sizes())
+            })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reduce_for;
+
+    #[test]
+    fn a_tile_decodes_at_the_level_of_its_scale_factor() {
+        // An inner 1024² tile at scale factor 2, and the last, odd one of a 9601-wide image.
+        assert_eq!(reduce_for((512, 512), (1024, 0, 2048, 1024), 5), 1);
+        assert_eq!(reduce_for((705, 512), (8192, 0, 9601, 1024), 5), 1);
+        // The whole 9600×6400 image as its first level, and one pixel more than that.
+        assert_eq!(reduce_for((4800, 3200), (0, 0, 9600, 6400), 5), 1);
+        assert_eq!(reduce_for((4801, 3200), (0, 0, 9600, 6400), 5), 0);
+        assert_eq!(
+            reduce_for((1, 1), (0, 0, 9600, 6400), 5),
+            5,
+            "clamped to the levels"
+        );
     }
 }

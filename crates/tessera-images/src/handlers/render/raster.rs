@@ -1,4 +1,4 @@
-//! `render` for masters that are not JPEG 2000 (JPEG, PNG, TIFF): the local copy is probed for
+//! `render` for masters that are not JPEG 2000 (JPEG, PNG, TIFF): the local file is probed for
 //! its size and pages, the request resolved against it as for a JP2, and only the page and
 //! region the output needs are decoded (see [`crate::imaging::raster`]).
 
@@ -19,12 +19,11 @@ impl Render {
     ) -> Result<HandlerAction, HttpError> {
         let (origin_name, version) = (&self.images.origin_name, self.images.version);
         let failed = |e: Failure| e.answer(origin_name, &key);
-        let lease = self
-            .cache
-            .lease(&self.images.origin, &key, &self.suffix)
+        let local = self
+            .local_file(&key)
             .await
             .map_err(|e| failed(Failure::Copy(e)))?;
-        let path = lease.path().to_path_buf();
+        let path = local.path().to_path_buf();
         let probed = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || raster::probe(&path, format))
@@ -32,11 +31,11 @@ impl Render {
                 .map_err(|_| failed(Failure::View(ViewError::DecoderFailed)))?
                 .map_err(|e| failed(Failure::View(e)))?
         };
-        let limits = self.limits(probed.width, probed.height);
+        let limits = self.limits(probed.width, probed.height, probed.reduced_sizes());
         let resolved = self.resolve(&iiif, &limits)?;
         let out =
             pipeline::output(&resolved, self.jpeg_quality).map_err(|e| failed(Failure::View(e)))?;
-        // The copy's size and time stand for the object's version.
+        // The file's size and time stand for the object's version.
         let tag = answer::etag(&[
             origin_name,
             &key,
@@ -59,7 +58,7 @@ impl Render {
         let body = slot
             .run(move || {
                 let decoded = raster::decode_region(&path, &probed, &page, on_page, max_pixels)?;
-                drop(lease);
+                drop(local);
                 tessera_render::render(&decoded.bitmap, decoded.crop, &out)
                     .map_err(|e| ViewError::Corrupt(e.to_string()))
             })
