@@ -6,6 +6,7 @@
 #   bench/masters.sh                     # prints Markdown tables
 #   ROUNDS=5 DURATION=10s bench/masters.sh
 #   MASTERS="pyramid.tif tiled.tif" bench/masters.sh      # some of them
+#   BASELINE=/path/to/an/older/tessera MASTERS=tiled.jp2 bench/masters.sh   # that build too
 #
 # For each master: tiles per second (wrk, 48 distinct 256-px tiles at full resolution) and the
 # median latency of a small view (full/!1024,1024, N requests one at a time). The response
@@ -54,18 +55,28 @@ routes:
 YAML
 "$TESSERA" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & PIDS+=($!)
 wait_port "$TES"
+if [ -n "${BASELINE:-}" ]; then   # the same config on other ports, JPEG 2000 masters only
+  BTES=$(port); BADM=$(port)
+  sed -e "s/127.0.0.1:$TES/127.0.0.1:$BTES/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" \
+    -e "s#$WORK/cache#$WORK/cache-baseline#" "$WORK/proxy.yaml" > "$WORK/baseline.yaml"
+  "$BASELINE" run --config "$WORK/baseline.yaml" > "$WORK/baseline.log" 2>&1 & PIDS+=($!)
+  wait_port "$BTES"
+fi
 
 ms() { curl -s -o /dev/null -w "%{http_code} %{time_total}\n" "$1" | awk '{ if ($1 != 200) { print "HTTP " $1 > "/dev/stderr"; exit 1 } printf "%.1f\n", $2 * 1000 }'; }
 tiles_lua 256
 
-echo "| master | bytes | render tiles/s | iipsrv tiles/s | render full/!1024,1024 ms | iipsrv full/!1024,1024 ms |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| master | bytes | render tiles/s | iipsrv tiles/s | render full/!1024,1024 ms | iipsrv full/!1024,1024 ms |${BASELINE:+ baseline tiles/s | baseline full/!1024,1024 ms |}"
+echo "|---|---:|---:|---:|---:|---:|${BASELINE:+---:|---:|}"
 for m in $MASTERS; do
   size=$(stat -c %s "$WORK/m/$m")
   ms "http://127.0.0.1:$TES/render/$m/full/!256,256/0/default.jpg" >/dev/null   # the local copy
-  : > "$WORK/r"; : > "$WORK/i"
+  : > "$WORK/r"; : > "$WORK/i"; : > "$WORK/b"; : > "$WORK/bv"
+  baseline=""; case $m in *.jp2) [ -n "${BASELINE:-}" ] && baseline=1 ;; esac
+  [ -n "$baseline" ] && ms "http://127.0.0.1:$BTES/render/$m/full/!256,256/0/default.jpg" >/dev/null
   for _ in $(seq "$ROUNDS"); do
     rps "http://127.0.0.1:$TES" "/render/$m/" >> "$WORK/r"
+    [ -n "$baseline" ] && rps "http://127.0.0.1:$BTES" "/render/$m/" >> "$WORK/b"
     # iipsrv reads JPEG 2000 and TIFF; not JPEG or PNG.
     case $m in *.jp2|*.tif) rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/" >> "$WORK/i" ;; esac
   done
@@ -73,11 +84,16 @@ for m in $MASTERS; do
   for _ in $(seq "$VIEWS"); do
     ms "http://127.0.0.1:$TES/render/$m/full/!1024,1024/0/default.jpg" >> "$WORK/rv"
     case $m in *.jp2|*.tif) ms "http://127.0.0.1:$NGX/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/full/!1024,1024/0/default.jpg" >> "$WORK/iv" ;; esac
+    [ -n "$baseline" ] && ms "http://127.0.0.1:$BTES/render/$m/full/!1024,1024/0/default.jpg" >> "$WORK/bv"
   done
   iip_rps=$( [ -s "$WORK/i" ] && median < "$WORK/i" || echo "—")
   iip_view=$( [ -s "$WORK/iv" ] && median < "$WORK/iv" || echo "—")
-  echo "| $m | $size | $(median < "$WORK/r") | $iip_rps | $(median < "$WORK/rv") | $iip_view |"
-  echo "$m rounds: render $(tr '\n' ' ' < "$WORK/r")| iipsrv $(tr '\n' ' ' < "$WORK/i")" >&2
+  base=""
+  if [ -n "${BASELINE:-}" ]; then
+    if [ -n "$baseline" ]; then base=" $(median < "$WORK/b") | $(median < "$WORK/bv") |"; else base=" — | — |"; fi
+  fi
+  echo "| $m | $size | $(median < "$WORK/r") | $iip_rps | $(median < "$WORK/rv") | $iip_view |$base"
+  echo "$m rounds: render $(tr '\n' ' ' < "$WORK/r")| iipsrv $(tr '\n' ' ' < "$WORK/i")| baseline $(tr '\n' ' ' < "$WORK/b")" >&2
 done
 echo
 echo "4000×3000 picture; wrk -t2 -c$CONNECTIONS -d$DURATION over 48 distinct 256-px tiles at full resolution (median of $ROUNDS rounds); views: median of $VIEWS requests; one tessera process ($(nproc) threads), one iipsrv process; $(nproc) cores; iipsrv does not read JPEG or PNG"
