@@ -354,6 +354,8 @@ pub struct Tessera {
     _dir: tempfile::TempDir,
     pub config_path: PathBuf,
     child: Child,
+    /// Started under a wrapper, in a process group of its own.
+    wrapped: bool,
     log: Arc<Mutex<String>>,
 }
 
@@ -390,6 +392,9 @@ impl Tessera {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
+                // A group of its own, so that stopping it stops Tessera too: a killed
+                // `strace -f` detaches from its tracee and leaves it running.
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
                 c.args(args).arg(tessera_bin());
                 c
             }
@@ -427,6 +432,7 @@ impl Tessera {
             _dir: dir,
             config_path,
             child,
+            wrapped: !wrapper.is_empty(),
             log,
         };
         t.wait_ready();
@@ -500,8 +506,13 @@ impl Tessera {
 }
 
 impl Tessera {
-    /// Stop the process (as `kill -9` would: no clean-up runs).
+    /// Stop the process (as `kill -9` would: no clean-up runs), and under a wrapper the
+    /// wrapper's whole process group.
     pub fn kill(&mut self) {
+        if self.wrapped {
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -509,8 +520,7 @@ impl Tessera {
 
 impl Drop for Tessera {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
