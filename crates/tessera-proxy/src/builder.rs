@@ -137,6 +137,7 @@ impl Builder {
         crate::state::init_metrics();
         crate::response_cache::init_metrics();
         crate::service::init_metrics();
+        crate::fleet::init_metrics();
         let (mut config, src) = source.load()?;
         self.overrides.apply(&mut config);
         let runtime = Runtime::build(config, &src, &self.registry, None)?;

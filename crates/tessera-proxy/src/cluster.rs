@@ -13,7 +13,9 @@ use crate::template::Template;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
-use pingora_load_balancing::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::health_check::{
+    HealthCheck, HealthObserve, HttpHealthCheck, TcpHealthCheck,
+};
 use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
 use pingora_load_balancing::{Backend, Backends, LoadBalancer};
 use prometheus::{register_int_gauge_vec_with_registry, IntGaugeVec};
@@ -82,11 +84,43 @@ impl HealthObserve for HealthLogger {
     }
 }
 
-fn health_check(
-    cluster: &str,
-    hc: &HealthCheckConfig,
-    retired: &Arc<AtomicBool>,
-) -> Box<dyn pingora_load_balancing::health_check::HealthCheck + Send + Sync> {
+type BoxedCheck = Box<dyn HealthCheck + Send + Sync>;
+
+/// A check of another port of each endpoint than the one it serves on (`health_check.port`).
+struct OnPort {
+    port: u16,
+    inner: BoxedCheck,
+}
+
+#[async_trait]
+impl HealthCheck for OnPort {
+    async fn check(&self, target: &Backend) -> pingora::Result<()> {
+        let mut there = target.clone();
+        if let Some(inet) = target.addr.as_inet() {
+            let addr = std::net::SocketAddr::new(inet.ip(), self.port);
+            there.addr = pingora::protocols::l4::socket::SocketAddr::Inet(addr);
+        }
+        self.inner.check(&there).await
+    }
+
+    async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        self.inner.health_status_change(target, healthy).await;
+    }
+
+    fn health_threshold(&self, success: bool) -> usize {
+        self.inner.health_threshold(success)
+    }
+}
+
+fn health_check(cluster: &str, hc: &HealthCheckConfig, retired: &Arc<AtomicBool>) -> BoxedCheck {
+    let check = check_of_kind(cluster, hc, retired);
+    match hc.port {
+        Some(port) => Box::new(OnPort { port, inner: check }),
+        None => check,
+    }
+}
+
+fn check_of_kind(cluster: &str, hc: &HealthCheckConfig, retired: &Arc<AtomicBool>) -> BoxedCheck {
     let observer = Box::new(HealthLogger {
         cluster: cluster.to_string(),
         retired: retired.clone(),

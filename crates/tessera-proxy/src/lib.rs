@@ -19,6 +19,7 @@ pub mod captures;
 pub mod cluster;
 pub mod config;
 pub mod filters;
+pub mod fleet;
 pub mod handlers;
 pub mod metrics;
 pub mod pipeline;

@@ -2,16 +2,18 @@
 //! table with its filters and handlers. The service holds the current one behind an `ArcSwap`;
 //! each request takes a reference when it starts, so a reload never changes a request midway.
 //!
-//! [`Runtime::build`] runs in named steps — listeners, clusters, resources, routes — and each
+//! [`Runtime::build`] runs in named steps — listeners, clusters, fleet, resources, routes — and each
 //! step reports every problem it finds, at its place in the file, before the build gives up.
 
 use crate::cluster::Cluster;
+use crate::fleet::Fleet;
 use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, RouteConfig, Source};
 use crate::plugin::resources::ResourceEnv;
 use crate::plugin::{BuildContext, BuildError, Registry, Resources};
 use crate::public_url::{self, PublicUrls};
 use crate::response_cache::{ResponseCache, RouteCache};
 use crate::route::{Route, RouteMatcher, RouteMetrics, RouteTable, NO_ROUTE};
+use crate::template::Template;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +29,8 @@ pub struct Runtime {
     pub response_cache: Arc<ResponseCache>,
     /// `public_url` and `trusted_proxies`: the base of the URLs answers carry.
     pub public_urls: PublicUrls,
+    /// `fleet:`: the nodes this one shares images with.
+    pub fleet: Option<Arc<Fleet>>,
     /// Metrics of requests no route matched.
     pub(crate) no_route_metrics: RouteMetrics,
 }
@@ -61,6 +65,7 @@ impl Runtime {
         let public_urls = build_public_urls(&config, &mut problems);
         check_sections(&config, registry, &mut problems);
         let clusters = build_clusters(&config, previous, &mut problems);
+        let fleet = build_fleet(&config, previous, &mut problems);
         let resources = build_resources(&config, registry, previous, &mut problems);
         let response_cache = match previous {
             Some(p) if p.config.response_cache == config.response_cache => p.response_cache.clone(),
@@ -77,6 +82,7 @@ impl Runtime {
             resources,
             response_cache,
             public_urls,
+            fleet,
             no_route_metrics: RouteMetrics::new(NO_ROUTE),
         })
     }
@@ -110,6 +116,9 @@ impl Runtime {
     pub fn start_background_tasks(&self) {
         for c in self.clusters.values() {
             c.start_health_checks();
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.ring().start_health_checks();
         }
         for (_, hooks) in self.resources.each() {
             hooks.start();
@@ -294,6 +303,28 @@ fn build_clusters(
     clusters
 }
 
+/// The fleet of `fleet:`, kept from `previous` if the section is unchanged (with its peers'
+/// health).
+fn build_fleet(
+    config: &Config,
+    previous: Option<&Runtime>,
+    problems: &mut Problems<'_>,
+) -> Option<Arc<Fleet>> {
+    let section = config.fleet.as_ref()?;
+    if let Some(old) = previous.and_then(|p| p.fleet.as_ref()) {
+        if old.is_built_from(section) {
+            return Some(old.clone());
+        }
+    }
+    match Fleet::build(section, config.admin.as_ref()) {
+        Ok(fleet) => Some(Arc::new(fleet)),
+        Err((path, e)) => {
+            problems.at(&path, e);
+            None
+        }
+    }
+}
+
 /// Every registered resource, in registration order, from its section (or from nothing).
 fn build_resources(
     config: &Config,
@@ -417,6 +448,14 @@ fn build_route(
             return None;
         }
     };
+    let fleet_key = match rc.fleet.as_ref().map(|f| fleet_key(&f.key, ctx.captures)) {
+        Some(Ok(key)) => Some(key),
+        Some(Err(e)) => {
+            problems.at(&rpath.key("fleet").key("key"), e);
+            return None;
+        }
+        None => None,
+    };
     let public_url = match rc.public_url.as_deref().map(public_url::normalise) {
         Some(Ok(url)) => Some(url),
         Some(Err(e)) => {
@@ -432,8 +471,20 @@ fn build_route(
         filters: filters.into(),
         handler,
         cache: rc.cache.clone().map(|c| RouteCache::new(rc, c)),
+        fleet_key,
         metrics: RouteMetrics::new(&rc.name),
     })
+}
+
+/// A route's fleet key: a template of its captures that uses at least one (a key without
+/// any would send all the route's requests to one node).
+fn fleet_key(source: &str, captures: &BTreeSet<String>) -> Result<Template, String> {
+    let key = Template::parse(source)?;
+    key.check(captures)?;
+    if key.captures().next().is_none() {
+        return Err("the key must use the route's captures, e.g. \"{image}\"".into());
+    }
+    Ok(key)
 }
 
 /// Place a plugin's error: inside its config when it has one, else at the bare name.

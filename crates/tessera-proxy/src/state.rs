@@ -152,6 +152,11 @@ impl Shared {
                 cluster.retire();
             }
         }
+        if let Some(fleet) = &old.fleet {
+            if !runtime.fleet.as_ref().is_some_and(|f| Arc::ptr_eq(f, fleet)) {
+                fleet.ring().retire();
+            }
+        }
         runtime.start_background_tasks();
         self.current.store(Arc::new(runtime));
         Ok(())

@@ -8,12 +8,14 @@
 //! application): kept in [`Config::sections`], parsed by the resource factory registered under
 //! the section's name; a top-level key that neither the engine nor a resource knows is an error.
 
+mod fleet;
 mod load;
 mod locate;
 mod plugin_spec;
 mod response_cache;
 mod units;
 
+pub use fleet::{FleetConfig, FleetHealthConfig, PeersConfig, RouteFleetConfig};
 pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source};
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;
@@ -61,6 +63,9 @@ pub struct Config {
     /// Named groups of upstream endpoints.
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterConfig>,
+    /// The nodes this one shares images with: each image has one owner among them.
+    #[serde(default)]
+    pub fleet: Option<FleetConfig>,
     /// The route table: the first route that matches a request answers it.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -84,6 +89,7 @@ pub const ENGINE_KEYS: &[&str] = &[
     "trusted_proxies",
     "response_cache",
     "clusters",
+    "fleet",
     "routes",
 ];
 
@@ -307,6 +313,10 @@ pub struct HealthCheckConfig {
     /// HTTP check: GET this path and expect a 2xx. Without it the check is a TCP connect.
     #[serde(default)]
     pub path: Option<String>,
+    /// Check this port of each endpoint instead of the one it serves on (a separate health
+    /// or admin port).
+    #[serde(default)]
+    pub port: Option<u16>,
     /// Host header of the HTTP check; default: `localhost`.
     #[serde(default)]
     pub host: Option<String>,
@@ -400,6 +410,9 @@ pub struct RouteConfig {
     /// This route's own public URL, instead of the top-level `public_url`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// In a fleet, send each request to the owner of its image (see `fleet:`).
+    #[serde(default)]
+    pub fleet: Option<RouteFleetConfig>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]

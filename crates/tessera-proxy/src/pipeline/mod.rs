@@ -1,12 +1,15 @@
 //! One request's way through the route table, as one function: [`run`].
 //!
 //! 1. The request's header must fit `limits.max_request_header_bytes` (431), and name the host
-//!    it is for in a form a URL can carry (400): handlers build URLs from it.
+//!    it is for in a form a URL can carry (400): handlers build URLs from it. In a fleet, a
+//!    peer's hop mark is taken off it: the client it names is this request's client.
 //! 2. The first route that matches takes it (404 when none does).
 //! 3. The route's filters run in order; one may answer at once (a preflight, 401, 429).
-//! 4. On a route with `cache:`, the response cache answers if it holds the answer, or makes
+//! 4. On a route with `fleet:`, a request whose image another node owns goes to that node
+//!    (see [`crate::fleet`]).
+//! 5. On a route with `cache:`, the response cache answers if it holds the answer, or makes
 //!    this request the one that fetches it (see [`crate::response_cache`]).
-//! 5. The handler answers here, streams an answer, chooses an upstream, or hands the request to
+//! 6. The handler answers here, streams an answer, chooses an upstream, or hands the request to
 //!    another route, which starts again at 3 (a few hops at most).
 //!
 //! The result is an [`Outcome`]; the service delivers it (or goes upstream). Nothing here
@@ -16,6 +19,9 @@
 mod tests;
 
 use crate::captures::Captures;
+use crate::cluster::Cluster;
+use crate::fleet::hop::Hop;
+use crate::fleet::Outcome as FleetOutcome;
 use crate::plugin::{
     FilterChain, Flow, HandlerAction, HttpError, LocalResponse, RequestContext, RequestInfo,
     StreamedResponse, UpstreamTarget,
@@ -41,6 +47,15 @@ pub enum Outcome {
     Stream(StreamedResponse),
     /// Send the request to a cluster.
     Upstream(UpstreamTarget),
+    /// Send the request to the node of the fleet that owns its image.
+    Owner(ToOwner),
+}
+
+/// The node a request goes to, and the key that chose it (to choose again if it fails).
+pub struct ToOwner {
+    pub ring: Arc<Cluster>,
+    pub owner: pingora_load_balancing::Backend,
+    pub key: String,
 }
 
 /// What the pipeline knows of one request, kept for the phases that follow it.
@@ -58,6 +73,10 @@ pub struct Exchange {
     /// Where clients reach this server, for URLs in answers (see [`crate::public_url`]); set
     /// when a route takes the request.
     pub public_base: Arc<str>,
+    /// The verified mark of a request a peer forwarded: served here, never forwarded again.
+    pub hop: Option<Hop>,
+    /// Whether the fleet has placed this request (its first route with `fleet:` did).
+    fleet_placed: bool,
 }
 
 impl Exchange {
@@ -70,6 +89,8 @@ impl Exchange {
             tls,
             cache: CacheState::default(),
             public_base: Arc::from(""),
+            hop: None,
+            fleet_placed: false,
         }
     }
 
@@ -98,6 +119,15 @@ impl Exchange {
         }
     }
 
+    /// What the owner must know of this request's client, for the hop mark.
+    pub fn hop_to_owner(&self) -> Hop {
+        Hop {
+            client_ip: self.client_ip,
+            tls: self.tls,
+            public_base: self.public_base.to_string(),
+        }
+    }
+
     fn enter(
         &mut self,
         runtime: &Runtime,
@@ -105,10 +135,16 @@ impl Exchange {
         route: Arc<Route>,
         captures: Captures,
     ) {
-        self.public_base =
-            runtime
-                .public_urls
-                .base(route.public_url.as_ref(), header, self.client_ip, self.tls);
+        self.public_base = match &self.hop {
+            // The base the forwarding node worked out, from what the client's proxies said.
+            Some(hop) => Arc::from(hop.public_base.as_str()),
+            None => runtime.public_urls.base(
+                route.public_url.as_ref(),
+                header,
+                self.client_ip,
+                self.tls,
+            ),
+        };
         self.route = Some(route);
         self.captures = captures;
     }
@@ -147,6 +183,10 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
     if let Err(why) = check_host(header).and_then(|()| single_content_length(header)) {
         return answer(StatusCode::BAD_REQUEST, why);
     }
+    if let Some(hop) = runtime.fleet.as_ref().and_then(|f| f.receive(header)) {
+        (ex.client_ip, ex.tls) = (hop.client_ip, hop.tls);
+        ex.hop = Some(hop);
+    }
     let Some((route, captures)) = runtime.routes.find(header) else {
         return answer(StatusCode::NOT_FOUND, "no route matches this request");
     };
@@ -166,6 +206,10 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
         );
         if let Flow::Respond(early) = route.filters.request(&mut req).await {
             return Outcome::Answer(early);
+        }
+        let forwarded = ex.hop.is_some();
+        if let Some(to) = owner_elsewhere(runtime, &route, &ex.captures, forwarded, &mut ex.fleet_placed) {
+            return Outcome::Owner(to);
         }
         if let Some(route_cache) = &route.cache {
             let cache = &runtime.response_cache;
@@ -198,6 +242,36 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
     }
     tracing::error!(route = %ex.route_name(), "a request was handed from route to route more than {MAX_HANDOFFS} times");
     misconfigured()
+}
+
+/// The node that owns this request's image, if the route is in the fleet, the request was not
+/// forwarded here already, and the owner is another node. Counted once per request.
+fn owner_elsewhere(
+    runtime: &Runtime,
+    route: &Route,
+    captures: &Captures,
+    forwarded: bool,
+    placed: &mut bool,
+) -> Option<ToOwner> {
+    let (fleet, key) = (runtime.fleet.as_ref()?, route.fleet_key.as_ref()?);
+    if std::mem::replace(placed, true) {
+        return None;
+    }
+    if forwarded {
+        FleetOutcome::Received.count();
+        return None;
+    }
+    let key = key.render(captures);
+    let Some(owner) = fleet.owner_elsewhere(key.as_bytes()) else {
+        FleetOutcome::Owner.count();
+        return None;
+    };
+    FleetOutcome::Forwarded.count();
+    Some(ToOwner {
+        ring: fleet.ring().clone(),
+        owner,
+        key,
+    })
 }
 
 fn answer(status: StatusCode, message: &str) -> Outcome {

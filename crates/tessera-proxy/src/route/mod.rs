@@ -12,6 +12,7 @@ pub(crate) use metrics::RouteMetrics;
 
 use crate::plugin::{FilterChain, Handler};
 use crate::response_cache::RouteCache;
+use crate::template::Template;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub struct Route {
     pub cache: Option<RouteCache>,
     /// `public_url:`: the base of the URLs this route's answers carry, if the route sets it.
     pub public_url: Option<Arc<str>>,
+    /// `fleet: { key }`: what names a request's image, whose owner in the fleet serves it.
+    pub fleet_key: Option<Template>,
     pub(crate) metrics: RouteMetrics,
 }
 

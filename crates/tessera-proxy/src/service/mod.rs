@@ -65,6 +65,10 @@ impl ProxyHttp for TesseraProxy {
         let answer = match outcome {
             Outcome::Answer(r) => Local::Whole(r),
             Outcome::Stream(s) => Local::Streamed(s),
+            Outcome::Owner(to) => {
+                state.go_to_owner(to);
+                return Ok(false);
+            }
             Outcome::Upstream(target) => {
                 let fastcgi = target.cluster.config().protocol == Protocol::Fastcgi;
                 state.go_upstream(target);
@@ -106,6 +110,13 @@ impl ProxyHttp for TesseraProxy {
         let Some(target) = &state.upstream else {
             return Ok(());
         };
+        if state.to_owner {
+            // The owner serves it as the client's: only the mark goes with it.
+            if let Some(fleet) = &state.runtime.fleet {
+                fleet.mark(upstream_request, &state.exchange.hop_to_owner());
+            }
+            return Ok(());
+        }
         let filters = state.exchange.filters();
         let info = state.exchange.info(session.req_header());
         let prepared = crate::upstream::prepare(upstream_request, target, &info, &filters);
@@ -169,6 +180,8 @@ impl ProxyHttp for TesseraProxy {
     ) -> FailToProxy {
         // Pingora closes the connection after a failed proxy attempt; say so to the client.
         session.set_keepalive(None);
+        // The answer is made here, not relayed from an owner: the route's filters see it.
+        state.to_owner = false;
         let unwritten = session.response_written().is_none();
         let answer = upstream::failure_answer(e, state);
         let answer = state.exchange.cache.failed_with(answer, unwritten);

@@ -1,7 +1,7 @@
 //! [`ServiceState`]: what one request carries from phase to phase of the service. (The
 //! plugin API's [`crate::plugin::RequestContext`] is what filters and handlers see of it.)
 
-use crate::pipeline::Exchange;
+use crate::pipeline::{Exchange, ToOwner};
 use crate::plugin::{HttpError, UpstreamTarget};
 use crate::runtime::Runtime;
 use http::HeaderValue;
@@ -29,6 +29,8 @@ pub struct ServiceState {
     /// Why the upstream request was refused before it was sent (a filter, a bad rewrite),
     /// answered as it is.
     pub(super) refusal: Option<HttpError>,
+    /// The request goes to its image's owner in the fleet, whose answer is relayed as it is.
+    pub(super) to_owner: bool,
 }
 
 impl ServiceState {
@@ -43,6 +45,7 @@ impl ServiceState {
             endpoint: None,
             upstream_deadline: None,
             refusal: None,
+            to_owner: false,
         }
     }
 
@@ -74,11 +77,28 @@ impl ServiceState {
         self.upstream = Some(target);
     }
 
+    /// Go to the node that owns the request's image: first the owner, then (if it cannot be
+    /// reached) the next node on the ring for the same key.
+    pub(super) fn go_to_owner(&mut self, to: ToOwner) {
+        self.upstream = Some(UpstreamTarget {
+            cluster: to.ring,
+            path_and_query: None,
+            host: None,
+        });
+        self.hash_key = to.key.into_bytes();
+        self.endpoint = Some(to.owner);
+        self.to_owner = true;
+    }
+
     /// Every response header, local or upstream, before it goes to the client: the route's
     /// filters' response phase, the cache status and the debug header.
     pub(super) fn finish_response_header(&self, req: &RequestHeader, resp: &mut ResponseHeader) {
-        if let Some(route) = &self.exchange.route {
-            route.filters.response(&self.exchange.info(req), resp);
+        match &self.exchange.route {
+            // An owner's answer has been through the route's filters there.
+            Some(route) if !self.to_owner => {
+                route.filters.response(&self.exchange.info(req), resp);
+            }
+            _ => {}
         }
         if let Some(status) = self.exchange.cache.status() {
             let _ = resp.insert_header("x-tessera-cache", status);

@@ -85,6 +85,9 @@ pub(super) fn connect_failed(state: &mut ServiceState, mut e: Box<Error>) -> Box
     );
     if another {
         e.set_retry(true);
+        if state.to_owner {
+            crate::fleet::Outcome::Fallback.count();
+        }
     }
     e
 }

@@ -1,0 +1,205 @@
+//! A fleet: N nodes that copy, decode and keep each image once between them.
+//!
+//! A request's life on a route with `fleet: { key }`:
+//!
+//! 1. A request that carries a hop mark ([`hop`]) came from a peer: if the mark verifies, the
+//!    request is the client's as the peer saw it (address, TLS, public base URL) and is served
+//!    here, never forwarded again; if it does not, the mark is dropped and counted, and the
+//!    request is any client's.
+//! 2. The route's filters run (a request refused at the edge never costs a hop).
+//! 3. The route's key, rendered from the captures, picks the image's owner on a consistent-hash
+//!    ring (Ketama, Pingora's) of this node and its healthy peers. This node: served here.
+//! 4. Another node: the request goes to it as to an upstream, over Pingora's keep-alive pool,
+//!    with a hop mark, and its answer is relayed as it comes (the owner ran the route's filters
+//!    and keeps the answer in its response cache).
+//! 5. If the owner cannot be reached, the request goes to the next node on the ring (which is
+//!    where every node sends that image's requests once the owner leaves the ring), counted as
+//!    a fallback; a peer that fails its health checks (`/readyz` on its admin port) is out of
+//!    the ring until it passes again. Alone, or with every peer down, a node serves everything.
+//!
+//! The ring is a [`Cluster`] like any other (its health loop, its metrics); what the fleet adds
+//! is this node's place in it, the key per route and the mark.
+
+pub mod hop;
+mod metrics;
+
+pub(crate) use metrics::{init_metrics, Outcome, FLEET};
+
+use crate::cluster::Cluster;
+use crate::config::{
+    AdminConfig, ClusterConfig, ConfigPath, FleetConfig, HealthCheckConfig, LoadBalancing,
+    PeersConfig, Protocol,
+};
+use hop::{Hop, Signer};
+use pingora::http::RequestHeader;
+use pingora_load_balancing::Backend;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The shortest secret accepted.
+const MIN_SECRET: usize = 16;
+
+/// This node's fleet: the ring and the secret.
+pub struct Fleet {
+    /// The section as written, so that a reload with the same one keeps this fleet (and the
+    /// health of its peers).
+    config: FleetConfig,
+    node: Backend,
+    ring: Arc<Cluster>,
+    signer: Signer,
+}
+
+impl Fleet {
+    /// Build the fleet of `config`; a problem is placed at the key it concerns.
+    pub fn build(
+        config: &FleetConfig,
+        admin: Option<&AdminConfig>,
+    ) -> Result<Self, (ConfigPath, String)> {
+        let at = |key: &str| ConfigPath::root().key("fleet").key(key);
+        let node_addr = expand_env(&config.node).map_err(|e| (at("node"), e))?;
+        let node = Backend::new(&node_addr)
+            .map_err(|e| (at("node"), format!("{node_addr:?} is not ip:port: {e}")))?;
+        let secret = read_secret(config).map_err(|(key, e)| (at(key), e))?;
+        let PeersConfig::Static(peers) = &config.peers;
+        let mut endpoints = vec![node_addr.clone()];
+        for (i, peer) in peers.iter().enumerate() {
+            let peer = expand_env(peer).map_err(|e| (at("peers").key("static").index(i), e))?;
+            if Backend::new(&peer).is_err() {
+                let path = at("peers").key("static").index(i);
+                return Err((path, format!("{peer:?} is not ip:port")));
+            }
+            if Backend::new(&peer).ok().map(|b| b.addr) != Some(node.addr.clone()) {
+                endpoints.push(peer);
+            }
+        }
+        let health = &config.health;
+        let admin_port = admin
+            .and_then(|a| a.address.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok());
+        let Some(port) = health.port.or(admin_port) else {
+            return Err((
+                at("health"),
+                "set health.port (the peers' admin port): this node has no admin listener".into(),
+            ));
+        };
+        let ring = ClusterConfig {
+            endpoints,
+            load_balancing: LoadBalancing::ConsistentHash("fleet".into()),
+            health_check: Some(HealthCheckConfig {
+                interval: health.interval,
+                path: Some(health.path.clone()),
+                host: None,
+                port: Some(port),
+                timeout: health.timeout,
+                healthy_threshold: 1,
+                unhealthy_threshold: health.unhealthy_threshold.max(1),
+            }),
+            timeouts: config.timeouts.clone(),
+            retries: 1,
+            protocol: Protocol::Http,
+        };
+        let ring = Cluster::build("fleet", &ring).map_err(|e| (at("peers"), e))?;
+        Ok(Self {
+            config: config.clone(),
+            node,
+            ring: Arc::new(ring),
+            signer: Signer::new(&secret),
+        })
+    }
+
+    /// Whether this fleet was built from `config` (a reload keeps it then).
+    pub fn is_built_from(&self, config: &FleetConfig) -> bool {
+        &self.config == config
+    }
+
+    /// The ring, as a cluster: requests to owners go upstream to it.
+    pub fn ring(&self) -> &Arc<Cluster> {
+        &self.ring
+    }
+
+    /// The owner of the image named `key`, if that is another node than this one.
+    pub fn owner_elsewhere(&self, key: &[u8]) -> Option<Backend> {
+        self.ring.select(key, &[]).filter(|b| b.addr != self.node.addr)
+    }
+
+    /// Whether `backend` is this node.
+    pub fn is_this_node(&self, backend: &Backend) -> bool {
+        backend.addr == self.node.addr
+    }
+
+    /// Take the hop mark off `header`: what it says if it verifies, else `None` (and a mark
+    /// that does not verify is counted).
+    pub fn receive(&self, header: &mut RequestHeader) -> Option<Hop> {
+        let mark = header.remove_header(hop::HEADER)?;
+        let path = header.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let hop = mark
+            .to_str()
+            .ok()
+            .and_then(|m| self.signer.verify(m, header.method.as_str(), path, now()));
+        if hop.is_none() {
+            FLEET.forged_marks.inc();
+            tracing::warn!(path, "a request's fleet hop mark does not verify: served as a client's");
+        }
+        hop
+    }
+
+    /// Mark `upstream` (a request going to its owner) with what this node knows of its client.
+    pub fn mark(&self, upstream: &mut RequestHeader, hop: &Hop) {
+        let path = upstream.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mark = self
+            .signer
+            .mark(hop, upstream.method.as_str(), path, now());
+        let _ = upstream.insert_header(hop::HEADER, mark);
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The secret from `secret_file` or `secret_env`, or the key at fault and why.
+fn read_secret(config: &FleetConfig) -> Result<Vec<u8>, (&'static str, String)> {
+    let (key, secret) = match (&config.secret_file, &config.secret_env) {
+        (Some(file), None) => (
+            "secret_file",
+            std::fs::read(file).map_err(|e| ("secret_file", format!("cannot read {file}: {e}")))?,
+        ),
+        (None, Some(var)) => (
+            "secret_env",
+            std::env::var(var)
+                .map_err(|_| ("secret_env", format!("the environment has no {var}")))?
+                .into_bytes(),
+        ),
+        (Some(_), Some(_)) => return Err(("secret_env", "set secret_file or secret_env, not both".into())),
+        (None, None) => return Err(("secret_file", "the fleet needs a secret: set secret_file or secret_env".into())),
+    };
+    let secret = secret.trim_ascii().to_vec();
+    if secret.len() < MIN_SECRET {
+        return Err((key, format!("the secret must be at least {MIN_SECRET} bytes")));
+    }
+    Ok(secret)
+}
+
+/// `text` with each `${VAR}` replaced by that environment variable.
+fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            return Err(format!("{text:?}: an unclosed ${{"));
+        };
+        let var = &rest[start + 2..start + end];
+        out.push_str(
+            &std::env::var(var).map_err(|_| format!("{text:?}: the environment has no {var}"))?,
+        );
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
