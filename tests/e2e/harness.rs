@@ -54,7 +54,12 @@ impl Response {
 
 /// Send raw bytes and read the whole answer (the request should say `Connection: close`).
 pub fn send_raw(port: u16, raw: &[u8]) -> Response {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to tessera");
+    send_raw_to(std::net::Ipv4Addr::LOCALHOST.into(), port, raw)
+}
+
+/// [`send_raw`] to another loopback address (`127.0.0.2`, …).
+pub fn send_raw_to(ip: std::net::IpAddr, port: u16, raw: &[u8]) -> Response {
+    let mut s = TcpStream::connect((ip, port)).expect("connect to tessera");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(raw).unwrap();
     let mut buf = Vec::new();
@@ -153,6 +158,11 @@ impl Req {
         self
     }
     pub fn send(self, port: u16) -> Response {
+        self.send_to(std::net::Ipv4Addr::LOCALHOST.into(), port)
+    }
+
+    /// [`Req::send`] to another loopback address.
+    pub fn send_to(self, ip: std::net::IpAddr, port: u16) -> Response {
         let has_host = self
             .headers
             .iter()
@@ -167,7 +177,7 @@ impl Req {
         raw.push_str("Connection: close\r\n\r\n");
         let mut bytes = raw.into_bytes();
         bytes.extend_from_slice(&self.body);
-        send_raw(port, &bytes)
+        send_raw_to(ip, port, &bytes)
     }
 }
 
@@ -354,6 +364,8 @@ pub struct Tessera {
     _dir: tempfile::TempDir,
     pub config_path: PathBuf,
     child: Child,
+    /// The address it listens on (with `port` and `admin`).
+    pub ip: std::net::IpAddr,
     /// Started under a wrapper, in a process group of its own.
     wrapped: bool,
     log: Arc<Mutex<String>>,
@@ -376,14 +388,22 @@ impl Tessera {
 
     /// [`Tessera::start`], the process started by `wrapper` (e.g. `strace -f -o FILE`).
     pub fn start_under(yaml: &str, wrapper: &[String]) -> Self {
-        let port = free_port();
-        let admin = free_port();
+        let localhost = std::net::Ipv4Addr::LOCALHOST.into();
+        Self::launch(yaml, wrapper, localhost, free_port(), free_port())
+    }
+
+    /// [`Tessera::start`] listening on `ip` (another loopback address), on the ports given.
+    pub fn start_at(yaml: &str, ip: std::net::IpAddr, port: u16, admin: u16) -> Self {
+        Self::launch(yaml, &[], ip, port, admin)
+    }
+
+    fn launch(yaml: &str, wrapper: &[String], ip: std::net::IpAddr, port: u16, admin: u16) -> Self {
         let mut text = String::new();
         if !yaml.contains("listen:") {
-            text.push_str("listen: [{ address: \"127.0.0.1:{PORT}\" }]\n");
+            text.push_str(&format!("listen: [{{ address: \"{ip}:{{PORT}}\" }}]\n"));
         }
         if !yaml.contains("admin:") {
-            text.push_str("admin: { address: \"127.0.0.1:{ADMIN}\" }\n");
+            text.push_str(&format!("admin: {{ address: \"{ip}:{{ADMIN}}\" }}\n"));
         }
         text.push_str(yaml);
         let dir = tempfile::tempdir().unwrap();
@@ -432,6 +452,7 @@ impl Tessera {
             _dir: dir,
             config_path,
             child,
+            ip,
             wrapped: !wrapper.is_empty(),
             log,
         };
@@ -445,8 +466,8 @@ impl Tessera {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("tessera exited with {status}:\n{}", self.log());
             }
-            if TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
-                && get("/readyz").send(self.admin).status == 200
+            if TcpStream::connect((self.ip, self.admin)).is_ok()
+                && get("/readyz").send_to(self.ip, self.admin).status == 200
             {
                 return;
             }
@@ -472,11 +493,11 @@ impl Tessera {
     }
 
     pub fn get(&self, path: &str) -> Response {
-        get(path).send(self.port)
+        get(path).send_to(self.ip, self.port)
     }
 
     pub fn metrics(&self) -> String {
-        get("/metrics").send(self.admin).text()
+        get("/metrics").send_to(self.ip, self.admin).text()
     }
 
     /// Sum of the values of every series of `name` whose labels include all of `labels`.
@@ -487,8 +508,10 @@ impl Tessera {
     /// Replace the config file (same port substitution as `start`), without signalling.
     pub fn write_config(&self, yaml: &str) {
         let mut text = format!(
-            "listen: [{{ address: \"127.0.0.1:{}\" }}]\nadmin: {{ address: \"127.0.0.1:{}\" }}\n",
-            self.port, self.admin
+            "listen: [{{ address: \"{ip}:{}\" }}]\nadmin: {{ address: \"{ip}:{}\" }}\n",
+            self.port,
+            self.admin,
+            ip = self.ip
         );
         text.push_str(&fill(yaml, self.port, self.admin));
         std::fs::write(&self.config_path, text).unwrap();

@@ -12,6 +12,7 @@ mod cli;
 mod clusters;
 mod faults;
 mod filters;
+mod fleet;
 mod hostile;
 mod index_cli;
 mod large_views;

@@ -6,8 +6,8 @@
 //! step reports every problem it finds, at its place in the file, before the build gives up.
 
 use crate::cluster::Cluster;
-use crate::fleet::Fleet;
 use crate::config::{Config, ConfigError, ConfigErrors, ConfigPath, RouteConfig, Source};
+use crate::fleet::Fleet;
 use crate::plugin::resources::ResourceEnv;
 use crate::plugin::{BuildContext, BuildError, Registry, Resources};
 use crate::public_url::{self, PublicUrls};

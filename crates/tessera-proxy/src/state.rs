@@ -153,7 +153,11 @@ impl Shared {
             }
         }
         if let Some(fleet) = &old.fleet {
-            if !runtime.fleet.as_ref().is_some_and(|f| Arc::ptr_eq(f, fleet)) {
+            if !runtime
+                .fleet
+                .as_ref()
+                .is_some_and(|f| Arc::ptr_eq(f, fleet))
+            {
                 fleet.ring().retire();
             }
         }

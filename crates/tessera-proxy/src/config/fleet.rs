@@ -30,11 +30,12 @@ pub struct FleetConfig {
 }
 
 /// Where the peers are.
-#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum PeersConfig {
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeersConfig {
     /// A fixed list of `ip:port`.
-    Static(Vec<String>),
+    #[serde(rename = "static", default)]
+    pub fixed: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]

@@ -41,11 +41,16 @@ impl Signer {
 
     /// The mark for `hop` on the request `method path_and_query`, made at `now` (unix seconds).
     pub fn mark(&self, hop: &Hop, method: &str, path_and_query: &str, now: u64) -> String {
-        let ip = hop.client_ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        let ip = hop
+            .client_ip
+            .map_or_else(|| "-".to_string(), |ip| ip.to_string());
         let tls = if hop.tls { "1" } else { "0" };
         let base = hex(hop.public_base.as_bytes());
         let fields = format!("v1 {now} {ip} {tls} {base}");
-        let tag = hmac::sign(&self.key, signed(&fields, method, path_and_query).as_bytes());
+        let tag = hmac::sign(
+            &self.key,
+            signed(&fields, method, path_and_query).as_bytes(),
+        );
         format!("{fields} {}", hex(tag.as_ref()))
     }
 
@@ -125,11 +130,29 @@ mod tests {
     fn a_mark_verifies_for_its_request_only() {
         let s = Signer::new(b"a secret of sixteen bytes");
         let mark = s.mark(&hop(), "GET", "/iiif/a/info.json", 1000);
-        assert_eq!(s.verify(&mark, "GET", "/iiif/a/info.json", 1000), Some(hop()));
-        assert_eq!(s.verify(&mark, "GET", "/iiif/a/info.json", 1060), Some(hop()));
-        assert_eq!(s.verify(&mark, "GET", "/iiif/a/info.json", 1061), None, "expired");
-        assert_eq!(s.verify(&mark, "GET", "/iiif/b/info.json", 1000), None, "another path");
-        assert_eq!(s.verify(&mark, "HEAD", "/iiif/a/info.json", 1000), None, "another method");
+        assert_eq!(
+            s.verify(&mark, "GET", "/iiif/a/info.json", 1000),
+            Some(hop())
+        );
+        assert_eq!(
+            s.verify(&mark, "GET", "/iiif/a/info.json", 1060),
+            Some(hop())
+        );
+        assert_eq!(
+            s.verify(&mark, "GET", "/iiif/a/info.json", 1061),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            s.verify(&mark, "GET", "/iiif/b/info.json", 1000),
+            None,
+            "another path"
+        );
+        assert_eq!(
+            s.verify(&mark, "HEAD", "/iiif/a/info.json", 1000),
+            None,
+            "another method"
+        );
         let other = Signer::new(b"another secret, not the fleet's");
         assert_eq!(other.verify(&mark, "GET", "/iiif/a/info.json", 1000), None);
     }

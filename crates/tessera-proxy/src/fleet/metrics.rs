@@ -42,7 +42,8 @@ impl Outcome {
     }
 }
 
-pub(crate) static FLEET: LazyLock<FleetMetrics> = LazyLock::new(|| FleetMetrics {
+pub(crate) static FLEET: LazyLock<FleetMetrics> = LazyLock::new(|| {
+    FleetMetrics {
     requests: register_int_counter_vec_with_registry!(
         "tessera_fleet_requests_total",
         "Requests of routes with fleet: served as the image's owner, forwarded to it, sent to the next node when it could not be reached, or received from a peer.",
@@ -56,6 +57,7 @@ pub(crate) static FLEET: LazyLock<FleetMetrics> = LazyLock::new(|| FleetMetrics 
         registry()
     )
     .expect("metric registers"),
+}
 });
 
 pub(crate) fn init_metrics() {

@@ -27,8 +27,7 @@ pub(crate) use metrics::{init_metrics, Outcome, FLEET};
 
 use crate::cluster::Cluster;
 use crate::config::{
-    AdminConfig, ClusterConfig, ConfigPath, FleetConfig, HealthCheckConfig, LoadBalancing,
-    PeersConfig, Protocol,
+    AdminConfig, ClusterConfig, ConfigPath, FleetConfig, HealthCheckConfig, LoadBalancing, Protocol,
 };
 use hop::{Hop, Signer};
 use pingora::http::RequestHeader;
@@ -60,7 +59,7 @@ impl Fleet {
         let node = Backend::new(&node_addr)
             .map_err(|e| (at("node"), format!("{node_addr:?} is not ip:port: {e}")))?;
         let secret = read_secret(config).map_err(|(key, e)| (at(key), e))?;
-        let PeersConfig::Static(peers) = &config.peers;
+        let peers = &config.peers.fixed;
         let mut endpoints = vec![node_addr.clone()];
         for (i, peer) in peers.iter().enumerate() {
             let peer = expand_env(peer).map_err(|e| (at("peers").key("static").index(i), e))?;
@@ -119,7 +118,9 @@ impl Fleet {
 
     /// The owner of the image named `key`, if that is another node than this one.
     pub fn owner_elsewhere(&self, key: &[u8]) -> Option<Backend> {
-        self.ring.select(key, &[]).filter(|b| b.addr != self.node.addr)
+        self.ring
+            .select(key, &[])
+            .filter(|b| b.addr != self.node.addr)
     }
 
     /// Whether `backend` is this node.
@@ -138,7 +139,10 @@ impl Fleet {
             .and_then(|m| self.signer.verify(m, header.method.as_str(), path, now()));
         if hop.is_none() {
             FLEET.forged_marks.inc();
-            tracing::warn!(path, "a request's fleet hop mark does not verify: served as a client's");
+            tracing::warn!(
+                path,
+                "a request's fleet hop mark does not verify: served as a client's"
+            );
         }
         hop
     }
@@ -146,9 +150,7 @@ impl Fleet {
     /// Mark `upstream` (a request going to its owner) with what this node knows of its client.
     pub fn mark(&self, upstream: &mut RequestHeader, hop: &Hop) {
         let path = upstream.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let mark = self
-            .signer
-            .mark(hop, upstream.method.as_str(), path, now());
+        let mark = self.signer.mark(hop, upstream.method.as_str(), path, now());
         let _ = upstream.insert_header(hop::HEADER, mark);
     }
 }
@@ -172,12 +174,25 @@ fn read_secret(config: &FleetConfig) -> Result<Vec<u8>, (&'static str, String)> 
                 .map_err(|_| ("secret_env", format!("the environment has no {var}")))?
                 .into_bytes(),
         ),
-        (Some(_), Some(_)) => return Err(("secret_env", "set secret_file or secret_env, not both".into())),
-        (None, None) => return Err(("secret_file", "the fleet needs a secret: set secret_file or secret_env".into())),
+        (Some(_), Some(_)) => {
+            return Err((
+                "secret_env",
+                "set secret_file or secret_env, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err((
+                "secret_file",
+                "the fleet needs a secret: set secret_file or secret_env".into(),
+            ))
+        }
     };
     let secret = secret.trim_ascii().to_vec();
     if secret.len() < MIN_SECRET {
-        return Err((key, format!("the secret must be at least {MIN_SECRET} bytes")));
+        return Err((
+            key,
+            format!("the secret must be at least {MIN_SECRET} bytes"),
+        ));
     }
     Ok(secret)
 }

@@ -1,10 +1,12 @@
 use super::*;
-use crate::config::{Dur, FleetHealthConfig, Timeouts};
+use crate::config::{Dur, FleetHealthConfig, PeersConfig, Timeouts};
 
 fn config(node: &str, peers: &[&str], secret_env: &str) -> FleetConfig {
     FleetConfig {
         node: node.into(),
-        peers: PeersConfig::Static(peers.iter().map(|p| p.to_string()).collect()),
+        peers: PeersConfig {
+            fixed: peers.iter().map(|p| p.to_string()).collect(),
+        },
         secret_file: None,
         secret_env: Some(secret_env.into()),
         health: FleetHealthConfig {
@@ -28,7 +30,11 @@ fn owners(f: &Fleet, keys: usize) -> Vec<String> {
     (0..keys)
         .map(|i| {
             let key = format!("customer/space/image-{i}");
-            f.ring().select(key.as_bytes(), &[]).unwrap().addr.to_string()
+            f.ring()
+                .select(key.as_bytes(), &[])
+                .unwrap()
+                .addr
+                .to_string()
         })
         .collect()
 }
@@ -39,9 +45,15 @@ fn a_fourth_node_takes_its_share_and_nothing_else_moves() {
     let before = owners(&fleet(three[0], &three), 10_000);
     let four = fleet(three[0], &[three[0], three[1], three[2], "10.0.0.4:8080"]);
     let after = owners(&four, 10_000);
-    let moved: Vec<usize> = (0..before.len()).filter(|&i| before[i] != after[i]).collect();
+    let moved: Vec<usize> = (0..before.len())
+        .filter(|&i| before[i] != after[i])
+        .collect();
     assert!(moved.len() <= 3_000, "{} of 10000 keys moved", moved.len());
-    assert!(moved.len() >= 1_500, "the new node took only {} keys", moved.len());
+    assert!(
+        moved.len() >= 1_500,
+        "the new node took only {} keys",
+        moved.len()
+    );
     assert!(
         moved.iter().all(|&i| after[i] == "10.0.0.4:8080"),
         "a key moved between the old nodes"
@@ -56,7 +68,10 @@ fn every_node_agrees_on_the_owner_and_knows_itself() {
         let key = format!("image-{i}");
         let elsewhere: Vec<Option<String>> = nodes
             .iter()
-            .map(|f| f.owner_elsewhere(key.as_bytes()).map(|b| b.addr.to_string()))
+            .map(|f| {
+                f.owner_elsewhere(key.as_bytes())
+                    .map(|b| b.addr.to_string())
+            })
             .collect();
         assert_eq!(
             elsewhere.iter().filter(|o| o.is_none()).count(),
@@ -87,14 +102,21 @@ fn bad_settings_are_placed_at_their_key() {
     let (at, e) = err(config("10.0.0.1:8080", &[], "TESSERA_TEST_NO_SUCH_VAR"));
     assert_eq!(at, ConfigPath::root().key("fleet").key("secret_env"));
     assert!(e.contains("TESSERA_TEST_NO_SUCH_VAR"), "{e}");
-    let (at, _) = err(config("node-without-port", &[], "TESSERA_TEST_FLEET_SECRET"));
+    let (at, _) = err(config(
+        "node-without-port",
+        &[],
+        "TESSERA_TEST_FLEET_SECRET",
+    ));
     assert_eq!(at, ConfigPath::root().key("fleet").key("node"));
 }
 
 #[test]
 fn environment_variables_are_expanded() {
     std::env::set_var("TESSERA_TEST_POD_IP", "10.1.2.3");
-    assert_eq!(expand_env("${TESSERA_TEST_POD_IP}:8080").unwrap(), "10.1.2.3:8080");
+    assert_eq!(
+        expand_env("${TESSERA_TEST_POD_IP}:8080").unwrap(),
+        "10.1.2.3:8080"
+    );
     assert_eq!(expand_env("plain:1").unwrap(), "plain:1");
     assert!(expand_env("${TESSERA_TEST_UNSET_VARIABLE}:1").is_err());
     assert!(expand_env("${unclosed").is_err());

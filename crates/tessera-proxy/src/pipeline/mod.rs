@@ -208,7 +208,13 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
             return Outcome::Answer(early);
         }
         let forwarded = ex.hop.is_some();
-        if let Some(to) = owner_elsewhere(runtime, &route, &ex.captures, forwarded, &mut ex.fleet_placed) {
+        if let Some(to) = owner_elsewhere(
+            runtime,
+            &route,
+            &ex.captures,
+            forwarded,
+            &mut ex.fleet_placed,
+        ) {
             return Outcome::Owner(to);
         }
         if let Some(route_cache) = &route.cache {

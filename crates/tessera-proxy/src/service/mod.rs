@@ -101,6 +101,27 @@ impl ProxyHttp for TesseraProxy {
         upstream::connect_failed(state, e)
     }
 
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        state: &mut ServiceState,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let method = &session.req_header().method;
+        if !method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else if state.to_owner && session.response_written().is_none() {
+            // An owner that died with the request in hand: the next node on the ring answers.
+            upstream::owner_failed(state, &mut e);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,

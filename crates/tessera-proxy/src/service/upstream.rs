@@ -92,6 +92,30 @@ pub(super) fn connect_failed(state: &mut ServiceState, mut e: Box<Error>) -> Box
     e
 }
 
+/// The owner of the request's image failed after the connection was made, before anything
+/// was sent to the client: count it, and retry on the next node on the ring if one is left.
+pub(super) fn owner_failed(state: &mut ServiceState, e: &mut Error) {
+    let Some(target) = &state.upstream else {
+        return;
+    };
+    let cluster = &target.cluster;
+    let endpoint = state.endpoint_name();
+    if let Some(b) = &state.endpoint {
+        state.failed.push(b.clone());
+    }
+    count_failed_attempt(cluster.name(), &endpoint, Failure::Response.kind());
+    let another = state.failed.len() <= cluster.retries()
+        && cluster.select(&state.hash_key, &state.failed).is_some();
+    tracing::warn!(
+        route = %state.route_name(), endpoint = %endpoint, error = %e, retrying = another,
+        "the image's owner in the fleet failed"
+    );
+    e.set_retry(another);
+    if another {
+        crate::fleet::Outcome::Fallback.count();
+    }
+}
+
 /// The answer to a failed proxy attempt: the refusal made before sending, the status an error
 /// carries, 502/504 for upstream failures ([`Failure`]), 400 for a bad request, nothing when
 /// the client is gone.
