@@ -65,6 +65,7 @@ debug_headers: true
   - name: tiles
     match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
     fleet: {{ key: "{{image}}" }}
+    cache: {{}}
     handler: {{ render: {{ origin: masters, key: "{{image}}" }} }}
 "#,
         s3.origin_yaml("masters"),
@@ -259,4 +260,34 @@ fn a_forged_hop_mark_bypasses_neither_the_owner_nor_a_filter() {
         .header("x-tessera-hop", forged)
         .send_to(node.ip, a.port);
     assert_eq!(private.status, 403, "{}", private.text());
+}
+
+/// A purge asked of any node reaches the node that kept the answer: the owner.
+#[test]
+fn a_purge_reaches_every_node() {
+    let s3 = S3Server::start();
+    s3.put_file("img", &jp2_with(600, 400, &["-t", "256,256", "-n", "3"]));
+    let (fleet, a) = start_fleet(&s3, 3);
+    let path = format!("/iiif/img/{TILE}");
+    let (asked, owner) = fleet
+        .nodes
+        .iter()
+        .map(|n| (n, destination(&n.get(&path))))
+        .find(|(_, d)| d != "local")
+        .unwrap();
+    let kept = |n: &Tessera| n.metric("tessera_cache_stores_total", &[("result", "stored")]);
+    let owner_node = fleet
+        .nodes
+        .iter()
+        .find(|n| owner == format!("{}:{}", n.ip, a.port))
+        .unwrap();
+    assert_eq!(kept(owner_node), 1.0, "the owner keeps the answer");
+    let r = request("POST", &format!("/cache/purge?url=http://localhost{path}"))
+        .send_to(asked.ip, a.admin);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(answer["purged"], 0, "{answer}");
+    assert_eq!(answer["peers"][&owner]["purged"], 1, "{answer}");
+    assert_eq!(answer["peers"].as_object().unwrap().len(), 2, "{answer}");
+    assert_eq!(owner_node.metric("tessera_cache_purged_total", &[]), 1.0);
 }

@@ -31,7 +31,11 @@ impl ServeHttp for Admin {
         let text = "text/plain; charset=utf-8";
         match session.req_header().uri.path() {
             "/metrics" => {
-                let (entries, bytes) = self.shared.current.load().response_cache.usage();
+                let runtime = self.shared.current.load();
+                if let Some(fleet) = &runtime.fleet {
+                    fleet.count_nodes();
+                }
+                let (entries, bytes) = runtime.response_cache.usage();
                 RESPONSE_CACHE.entries.set(entries as i64);
                 RESPONSE_CACHE.bytes.set(bytes as i64);
                 reply(

@@ -6,6 +6,10 @@
 //! answers are about ([`crate::plugin::CacheName::about`]; the image handlers give an image's
 //! IIIF base path, `/iiif/2/1/abc`, or a whole URL whose path that is): every answer about it
 //! on every route is dropped, info.json included.
+//!
+//! In a fleet, the node asked passes the purge on to every other node's admin listener (each
+//! told `scope=node`), so an answer kept by whichever node owned the image, or owned it before
+//! the ring changed, is gone; the answer lists what each node purged.
 
 use crate::captures::Captures;
 use crate::plugin::RequestInfo;
@@ -36,8 +40,43 @@ fn purged(n: usize) -> PurgeAnswer {
     }
 }
 
-/// Carry out a purge given the admin request's query string.
+/// Carry out a purge given the admin request's query string; in a fleet, on every node
+/// (unless `scope=node`, which is how one node passes it on to the others).
 pub async fn purge(runtime: &Runtime, query: &str) -> PurgeAnswer {
+    let here = purge_here(runtime, query).await;
+    let node_only =
+        form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "scope" && v == "node");
+    let Some(fleet) = runtime
+        .fleet
+        .as_ref()
+        .filter(|_| !node_only && here.status.is_success())
+    else {
+        return here;
+    };
+    let peers: serde_json::Map<String, serde_json::Value> = fleet
+        .purge_peers(query)
+        .await
+        .into_iter()
+        .map(|(peer, answer)| {
+            let value = match answer {
+                Ok(body) => serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+                Err(e) => serde_json::json!({ "error": e }),
+            };
+            (peer, value)
+        })
+        .collect();
+    let mine: serde_json::Value = serde_json::from_str(&here.body).unwrap_or_default();
+    PurgeAnswer {
+        status: here.status,
+        body: format!(
+            "{}\n",
+            serde_json::json!({ "purged": mine["purged"], "peers": peers })
+        ),
+    }
+}
+
+/// The purge on this node's response cache.
+async fn purge_here(runtime: &Runtime, query: &str) -> PurgeAnswer {
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();

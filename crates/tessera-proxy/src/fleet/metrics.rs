@@ -1,17 +1,20 @@
-//! The fleet's metrics (docs/operations.md lists them). The hop's latency is the ring
-//! cluster's upstream latency (`cluster="fleet"`); the peers' health, its
-//! `tessera_upstream_healthy`.
+//! The fleet's metrics (docs/operations.md lists them). Each peer's health is also the ring
+//! cluster's `tessera_upstream_healthy{cluster="fleet"}`, and its failures its
+//! `tessera_upstream_errors_total`.
 
 use crate::metrics::registry;
 use prometheus::{
-    register_int_counter_vec_with_registry, register_int_counter_with_registry, IntCounter,
-    IntCounterVec,
+    register_histogram_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_vec_with_registry, Histogram,
+    IntCounter, IntCounterVec, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
 pub(crate) struct FleetMetrics {
     pub requests: IntCounterVec,
     pub forged_marks: IntCounter,
+    pub nodes: IntGaugeVec,
+    pub hop: Histogram,
 }
 
 /// What became of a request on a route with `fleet:`.
@@ -54,6 +57,20 @@ pub(crate) static FLEET: LazyLock<FleetMetrics> = LazyLock::new(|| {
     forged_marks: register_int_counter_with_registry!(
         "tessera_fleet_forged_marks_total",
         "Requests with a fleet hop mark that did not verify (served as a client's).",
+        registry()
+    )
+    .expect("metric registers"),
+    nodes: register_int_gauge_vec_with_registry!(
+        "tessera_fleet_nodes",
+        "Nodes in the ring, this one included: known, and healthy (updated at each scrape).",
+        &["state"],
+        registry()
+    )
+    .expect("metric registers"),
+    hop: register_histogram_with_registry!(
+        "tessera_fleet_hop_seconds",
+        "From sending a request to its image's owner to the owner's response header.",
+        vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
         registry()
     )
     .expect("metric registers"),

@@ -22,6 +22,7 @@
 
 pub mod hop;
 mod metrics;
+mod peer_admin;
 
 pub(crate) use metrics::{init_metrics, Outcome, FLEET};
 
@@ -38,6 +39,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The shortest secret accepted.
 const MIN_SECRET: usize = 16;
 
+/// How long a peer's admin listener has to answer a purge.
+const PEER_ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Run `futures` at once; their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// This node's fleet: the ring and the secret.
 pub struct Fleet {
     /// The section as written, so that a reload with the same one keeps this fleet (and the
@@ -46,6 +68,8 @@ pub struct Fleet {
     node: Backend,
     ring: Arc<Cluster>,
     signer: Signer,
+    /// The peers' admin port (health checks, purges).
+    admin_port: u16,
 }
 
 impl Fleet {
@@ -103,6 +127,7 @@ impl Fleet {
             node,
             ring: Arc::new(ring),
             signer: Signer::new(&secret),
+            admin_port: port,
         })
     }
 
@@ -121,6 +146,47 @@ impl Fleet {
         self.ring
             .select(key, &[])
             .filter(|b| b.addr != self.node.addr)
+    }
+
+    /// Pass an admin purge (its query string) on to every other node, each told to purge its
+    /// own cache only: what each answered, by node.
+    pub async fn purge_peers(&self, query: &str) -> Vec<(String, Result<String, String>)> {
+        let path = format!("/cache/purge?{query}&scope=node");
+        let peers = self.ring.endpoints().into_iter().map(|(b, _)| b);
+        let asks = peers
+            .filter(|b| !self.is_this_node(b))
+            .filter_map(|b| b.addr.as_inet().copied())
+            .map(|addr| {
+                let admin = std::net::SocketAddr::new(addr.ip(), self.admin_port);
+                let path = path.clone();
+                async move {
+                    let answer = peer_admin::post(admin, &path, PEER_ADMIN_TIMEOUT).await;
+                    let answer = match answer {
+                        Ok((200, body)) => Ok(body.trim().to_string()),
+                        Ok((status, body)) => Err(format!("{status}: {}", body.trim())),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = &answer {
+                        tracing::warn!(peer = %addr, error = %e, "a peer did not purge");
+                    }
+                    (addr.to_string(), answer)
+                }
+            });
+        futures_join_all(asks).await
+    }
+
+    /// Set the gauges of known and healthy nodes.
+    pub fn count_nodes(&self) {
+        let nodes = self.ring.endpoints();
+        let healthy = nodes.iter().filter(|(_, up)| *up).count();
+        FLEET
+            .nodes
+            .with_label_values(&["known"])
+            .set(nodes.len() as i64);
+        FLEET
+            .nodes
+            .with_label_values(&["healthy"])
+            .set(healthy as i64);
     }
 
     /// Whether `backend` is this node.

@@ -136,6 +136,7 @@ impl ProxyHttp for TesseraProxy {
             if let Some(fleet) = &state.runtime.fleet {
                 fleet.mark(upstream_request, &state.exchange.hop_to_owner());
             }
+            state.hop_sent = Some(std::time::Instant::now());
             return Ok(());
         }
         let filters = state.exchange.filters();
@@ -159,6 +160,11 @@ impl ProxyHttp for TesseraProxy {
         state: &mut ServiceState,
     ) -> Result<()> {
         upstream::check_total_deadline(state)?;
+        if let Some(sent) = state.hop_sent.take() {
+            crate::fleet::FLEET
+                .hop
+                .observe(sent.elapsed().as_secs_f64());
+        }
         // 100 Continue and 103 Early Hints pass by: the answer is still to come.
         if !resp.status.is_informational() && !state.exchange.cache.upstream_header(resp) {
             // `fail_to_proxy` answers with the stale answer instead.

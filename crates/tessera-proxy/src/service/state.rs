@@ -31,6 +31,8 @@ pub struct ServiceState {
     pub(super) refusal: Option<HttpError>,
     /// The request goes to its image's owner in the fleet, whose answer is relayed as it is.
     pub(super) to_owner: bool,
+    /// When the request was last sent to an owner (for the hop's latency).
+    pub(super) hop_sent: Option<Instant>,
 }
 
 impl ServiceState {
@@ -46,6 +48,7 @@ impl ServiceState {
             upstream_deadline: None,
             refusal: None,
             to_owner: false,
+            hop_sent: None,
         }
     }
 
