@@ -43,11 +43,9 @@ const MIN_SECRET: usize = 16;
 const PEER_ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Run `futures` at once; their outputs in order.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
