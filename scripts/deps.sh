@@ -5,7 +5,8 @@
 # test JP2s, nginx (FastCGI front for iipsrv), and the IIIF validator (PyPI iiif-validator, which
 # needs libmagic1), strace (the hostile-input test watches which files Tessera opens), and
 # chromium (the viewer page is tested in a real, headless browser), and vips (libvips-tools:
-# the TIFF master tests make striped, tiled and pyramidal TIFFs with it).
+# the TIFF master tests make striped, tiled and pyramidal TIFFs with it), and dnsmasq
+# (dnsmasq-base: the fleet test finds its peers from a real DNS server).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 
@@ -20,6 +21,7 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 command -v strace >/dev/null || missing+=(strace)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v vips >/dev/null || missing+=(libvips-tools)
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || ldconfig -p | grep -q libmagic.so.1 || missing+=(libmagic1)
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,7 +6,8 @@ use crate::harness::*;
 use crate::images::jp2_with;
 use crate::s3::S3Server;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 
 const TILE: &str = "0,0,256,256/256,/0/default.jpg";
 
@@ -36,18 +37,17 @@ impl Addresses {
     }
 }
 
-/// One node's config: `render` of S3 images, in the fleet when `fleet` is true.
+/// One node's config: `render` of S3 images, in the fleet when `fleet` gives this node's
+/// address and its `peers:` (YAML).
 fn node_yaml(
     s3: &S3Server,
     cache: &Path,
     secret: &Path,
-    me: Option<(&Addresses, IpAddr)>,
+    fleet: Option<(String, String)>,
 ) -> String {
-    let fleet = match me {
-        Some((a, ip)) => format!(
-            "fleet:\n  node: \"{ip}:{}\"\n  peers: {{ static: [{}] }}\n  secret_file: \"{}\"\n  health: {{ interval: 200ms }}\n",
-            a.port,
-            a.peers(),
+    let fleet = match fleet {
+        Some((node, peers)) => format!(
+            "fleet:\n  node: \"{node}\"\n  peers: {peers}\n  secret_file: \"{}\"\n  health: {{ interval: 200ms }}\n",
             secret.display()
         ),
         None => String::new(),
@@ -81,26 +81,47 @@ struct Fleet {
 
 fn start_fleet(s3: &S3Server, n: u8) -> (Fleet, Addresses) {
     let a = Addresses::new(n);
+    let peers = format!("{{ static: [{}] }}", a.peers());
+    let fleet = start_nodes(s3, &a, &a.ips, &peers);
+    fleet.wait_until_all_see(a.ips.len());
+    (fleet, a)
+}
+
+/// Nodes at `ips` (some of `a`'s, or more), each with `peers:` as given.
+fn start_nodes(s3: &S3Server, a: &Addresses, ips: &[IpAddr], peers: &str) -> Fleet {
     let secrets = tempfile::tempdir().unwrap();
     let secret = secrets.path().join("fleet-secret");
     std::fs::write(&secret, "a fleet secret of more than sixteen bytes\n").unwrap();
     let mut dirs = vec![secrets];
     let mut nodes = Vec::new();
-    for &ip in &a.ips {
+    for &ip in ips {
         let cache = tempfile::tempdir().unwrap();
-        let yaml = node_yaml(s3, cache.path(), &secret, Some((&a, ip)));
+        let me = (format!("{ip}:{}", a.port), peers.to_string());
+        let yaml = node_yaml(s3, cache.path(), &secret, Some(me));
         nodes.push(Tessera::start_at(&yaml, ip, a.port, a.admin));
         dirs.push(cache);
     }
-    // Nodes that started before their peers found them down at first: wait until every node
-    // sees every peer up again, as a fleet does a health interval after its last node starts.
-    let all = f64::from(n);
-    let healthy = |t: &Tessera| t.metric("tessera_upstream_healthy", &[("cluster", "fleet")]);
-    assert!(
-        eventually(10, || nodes.iter().all(|t| healthy(t) == all)),
-        "the nodes do not all see each other"
-    );
-    (Fleet { nodes, _dirs: dirs }, a)
+    Fleet { nodes, _dirs: dirs }
+}
+
+impl Fleet {
+    /// Nodes that started before their peers found them down at first: wait until every node
+    /// sees `n` nodes up, as a fleet does a health interval after its last node starts.
+    fn wait_until_all_see(&self, n: usize) {
+        let all = n as f64;
+        let healthy = |t: &Tessera| t.metric("tessera_fleet_nodes", &[("state", "healthy")]);
+        assert!(
+            eventually(10, || self.nodes.iter().all(|t| healthy(t) == all)),
+            "the nodes do not all see {n} nodes: {}\n{}",
+            self.nodes[0]
+                .metrics()
+                .lines()
+                .filter(|l| l.contains("fleet"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            self.nodes[0].log()
+        );
+    }
 }
 
 /// Where a node sent a request: `local`, or the owner's address.
@@ -290,4 +311,125 @@ fn a_purge_reaches_every_node() {
     assert_eq!(answer["peers"][&owner]["purged"], 1, "{answer}");
     assert_eq!(answer["peers"].as_object().unwrap().len(), 2, "{answer}");
     assert_eq!(owner_node.metric("tessera_cache_purged_total", &[]), 1.0);
+}
+
+/// A DNS server (dnsmasq) answering from a hosts file it reads again on SIGHUP.
+struct Dns {
+    child: Child,
+    hosts: PathBuf,
+    name: String,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Dns {
+    fn start(name: &str, ips: &[IpAddr]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        // Written before dnsmasq starts: a SIGHUP before it handles them would end it.
+        std::fs::write(&hosts, hosts_lines(name, ips)).unwrap();
+        let port = free_port();
+        let child = Command::new("dnsmasq")
+            .args(["--keep-in-foreground", "--no-resolv", "--no-hosts"])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--pid-file=",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--addn-hosts={}", hosts.display()))
+            .arg("--user=root")
+            .spawn()
+            .expect("dnsmasq runs (scripts/deps.sh installs dnsmasq-base)");
+        // Ready when it answers over TCP too (it opens both sockets at once).
+        assert!(
+            eventually(5, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()),
+            "dnsmasq did not start"
+        );
+        Dns {
+            child,
+            hosts,
+            name: name.to_string(),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The name resolves to `ips` from now on.
+    fn set(&mut self, ips: &[IpAddr]) {
+        let lines: String = ips
+            .iter()
+            .map(|ip| format!("{ip} {}\n", self.name))
+            .collect();
+        std::fs::write(&self.hosts, lines).unwrap();
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+fn hosts_lines(name: &str, ips: &[IpAddr]) -> String {
+    ips.iter().map(|ip| format!("{ip} {name}\n")).collect()
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Peers from a name a DNS server answers: a fourth address added to it joins every node's
+/// ring at the next refresh, and only the images the fourth node now owns are copied again.
+#[test]
+fn a_node_added_to_the_dns_name_joins_and_takes_only_its_images() {
+    let s3 = S3Server::start();
+    let file = jp2_with(300, 200, &["-n", "2"]);
+    let images: Vec<String> = (0..24).map(|i| format!("img-{i}")).collect();
+    for image in &images {
+        s3.put_file(image, &file);
+    }
+    let a = Addresses::new(4);
+    let mut dns = Dns::start("peers.fleet.test", &a.ips[..3]);
+    let peers = format!(
+        "{{ dns: {{ name: peers.fleet.test, port: {}, refresh: 300ms, server: \"127.0.0.1:{}\" }} }}",
+        a.port, dns.port
+    );
+    let mut fleet = start_nodes(&s3, &a, &a.ips[..3], &peers);
+    fleet.wait_until_all_see(3);
+    let tile = |node: &Tessera, image: &str| {
+        let r = node.get(&format!("/iiif/{image}/full/64,/0/default.jpg"));
+        assert_eq!(r.status, 200, "{image}: {}", r.text());
+        destination(&r)
+    };
+    for image in &images {
+        tile(&fleet.nodes[0], image);
+    }
+    let copies = |image: &str| {
+        s3.gets_for(image)
+            .iter()
+            .filter(|g| g.range.is_none())
+            .count()
+    };
+    assert!(images.iter().all(|i| copies(i) == 1));
+
+    let fourth = start_nodes(&s3, &a, &a.ips[3..], &peers);
+    dns.set(&a.ips);
+    fleet.nodes.extend(fourth.nodes);
+    fleet._dirs.extend(fourth._dirs);
+    fleet.wait_until_all_see(4);
+    assert!(fleet.nodes[0].wait_log("the fleet's ring changed"));
+
+    let newcomer = format!("{}:{}", a.ips[3], a.port);
+    let moved: Vec<&String> = images
+        .iter()
+        .filter(|image| tile(&fleet.nodes[0], image) == newcomer)
+        .collect();
+    assert!(!moved.is_empty(), "the fourth node owns none of 24 images");
+    assert!(moved.len() < images.len());
+    for image in &images {
+        let expected = if moved.contains(&image) { 2 } else { 1 };
+        assert_eq!(copies(image), expected, "{image}");
+    }
 }

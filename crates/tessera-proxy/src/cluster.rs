@@ -13,6 +13,7 @@ use crate::template::Template;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
+use pingora_load_balancing::discovery::ServiceDiscovery;
 use pingora_load_balancing::health_check::{
     HealthCheck, HealthObserve, HttpHealthCheck, TcpHealthCheck,
 };
@@ -57,6 +58,9 @@ pub struct Cluster {
     balancer: Balancer,
     hash_key: Option<Template>,
     health_loop_started: AtomicBool,
+    /// For endpoints found by a discovery (the fleet's DNS): how often to look again.
+    refresh: Option<std::time::Duration>,
+    discovery_started: AtomicBool,
     /// Set when a reload removed or rebuilt this cluster: its health loop stops and stops
     /// reporting, though requests that started on it may still be finishing.
     retired: Arc<AtomicBool>,
@@ -233,8 +237,71 @@ impl Cluster {
             balancer,
             hash_key,
             health_loop_started: AtomicBool::new(false),
+            refresh: None,
+            discovery_started: AtomicBool::new(false),
             retired,
         })
+    }
+
+    /// A consistent-hash cluster whose endpoints `discovery` finds, again every `refresh`
+    /// (see [`Cluster::start_discovery`]); `config` gives its health check and timeouts.
+    pub fn discovered(
+        name: &str,
+        config: &ClusterConfig,
+        discovery: Box<dyn ServiceDiscovery + Send + Sync>,
+        refresh: std::time::Duration,
+    ) -> Self {
+        let retired = Arc::new(AtomicBool::new(false));
+        let mut lb = LoadBalancer::<Consistent>::from_backends(Backends::new(discovery));
+        if let Some(hc) = &config.health_check {
+            lb.set_health_check(health_check(name, hc, &retired));
+        }
+        Self {
+            name: name.to_string(),
+            config: config.clone(),
+            balancer: Balancer::Hash(lb),
+            hash_key: None,
+            health_loop_started: AtomicBool::new(false),
+            refresh: Some(refresh),
+            discovery_started: AtomicBool::new(false),
+            retired,
+        }
+    }
+
+    /// Look for the endpoints now, then every `refresh`, once per cluster; stops when the
+    /// cluster is dropped or retired. Clusters with a fixed list have nothing to look for.
+    /// Must be called from within a Tokio runtime.
+    pub fn start_discovery(self: &Arc<Self>) {
+        let Some(refresh) = self.refresh else {
+            return;
+        };
+        if self.discovery_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                if !std::mem::take(&mut first) {
+                    tokio::time::sleep(refresh).await;
+                }
+                let Some(cluster) = weak.upgrade() else {
+                    break;
+                };
+                if cluster.retired.load(Ordering::SeqCst) {
+                    break;
+                }
+                let _ = cluster.update().await;
+            }
+        });
+    }
+
+    async fn update(&self) -> pingora::Result<()> {
+        match &self.balancer {
+            Balancer::Hash(lb) => lb.update().await,
+            Balancer::RoundRobin(lb) => lb.update().await,
+            Balancer::Random(lb) => lb.update().await,
+        }
     }
 
     pub fn name(&self) -> &str {

@@ -118,6 +118,7 @@ impl Runtime {
             c.start_health_checks();
         }
         if let Some(fleet) = &self.fleet {
+            fleet.ring().start_discovery();
             fleet.ring().start_health_checks();
         }
         for (_, hooks) in self.resources.each() {

@@ -36,6 +36,29 @@ pub struct PeersConfig {
     /// A fixed list of `ip:port`.
     #[serde(rename = "static", default)]
     pub fixed: Vec<String>,
+    /// Or: every address a DNS name resolves to, found again every `refresh`.
+    #[serde(default)]
+    pub dns: Option<DnsPeersConfig>,
+}
+
+/// Peers from DNS (a Kubernetes headless Service).
+#[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsPeersConfig {
+    /// The name whose A and AAAA records are the nodes.
+    pub name: String,
+    /// The port the nodes listen on.
+    pub port: u16,
+    /// How often the name is resolved again.
+    #[serde(default = "ten_seconds")]
+    pub refresh: Dur,
+    /// A DNS server (`ip:port`) to ask instead of the system's resolver.
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+fn ten_seconds() -> Dur {
+    Dur::secs(10)
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]

@@ -15,7 +15,7 @@ mod plugin_spec;
 mod response_cache;
 mod units;
 
-pub use fleet::{FleetConfig, FleetHealthConfig, PeersConfig, RouteFleetConfig};
+pub use fleet::{DnsPeersConfig, FleetConfig, FleetHealthConfig, PeersConfig, RouteFleetConfig};
 pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source};
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;

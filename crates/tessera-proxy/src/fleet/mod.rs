@@ -12,7 +12,9 @@
 //! 4. Another node: the request goes to it as to an upstream, over Pingora's keep-alive pool,
 //!    with a hop mark, and its answer is relayed as it comes (the owner ran the route's filters
 //!    and keeps the answer in its response cache).
-//! 5. If the owner cannot be reached, the request goes to the next node on the ring (which is
+//! 5. The peers are a fixed list or every address of a DNS name (see `dns`), this node always
+//!    among them.
+//! 6. If the owner cannot be reached, the request goes to the next node on the ring (which is
 //!    where every node sends that image's requests once the owner leaves the ring), counted as
 //!    a fallback; a peer that fails its health checks (`/readyz` on its admin port) is out of
 //!    the ring until it passes again. Alone, or with every peer down, a node serves everything.
@@ -20,6 +22,7 @@
 //! The ring is a [`Cluster`] like any other (its health loop, its metrics); what the fleet adds
 //! is this node's place in it, the key per route and the mark.
 
+mod dns;
 pub mod hop;
 mod metrics;
 mod peer_admin;
@@ -82,6 +85,9 @@ impl Fleet {
             .map_err(|e| (at("node"), format!("{node_addr:?} is not ip:port: {e}")))?;
         let secret = read_secret(config).map_err(|(key, e)| (at(key), e))?;
         let peers = &config.peers.fixed;
+        if !peers.is_empty() && config.peers.dns.is_some() {
+            return Err((at("peers"), "give static peers or dns, not both".into()));
+        }
         let mut endpoints = vec![node_addr.clone()];
         for (i, peer) in peers.iter().enumerate() {
             let peer = expand_env(peer).map_err(|e| (at("peers").key("static").index(i), e))?;
@@ -119,7 +125,20 @@ impl Fleet {
             retries: 1,
             protocol: Protocol::Http,
         };
-        let ring = Cluster::build("fleet", &ring).map_err(|e| (at("peers"), e))?;
+        let ring = match &config.peers.dns {
+            None => Cluster::build("fleet", &ring).map_err(|e| (at("peers"), e))?,
+            Some(dns) => {
+                let at = |key: &str| at("peers").key("dns").key(key);
+                let server = match dns.server.as_deref().map(str::parse) {
+                    Some(Ok(addr)) => Some(addr),
+                    Some(Err(_)) => return Err((at("server"), "must be ip:port".into())),
+                    None => None,
+                };
+                let peers = dns::DnsPeers::new(&dns.name, dns.port, server, node.clone())
+                    .map_err(|e| (at("name"), e))?;
+                Cluster::discovered("fleet", &ring, Box::new(peers), dns.refresh.0)
+            }
+        };
         Ok(Self {
             config: config.clone(),
             node,

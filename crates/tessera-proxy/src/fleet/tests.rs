@@ -6,6 +6,7 @@ fn config(node: &str, peers: &[&str], secret_env: &str) -> FleetConfig {
         node: node.into(),
         peers: PeersConfig {
             fixed: peers.iter().map(|p| p.to_string()).collect(),
+            dns: None,
         },
         secret_file: None,
         secret_env: Some(secret_env.into()),
