@@ -433,3 +433,59 @@ fn a_node_added_to_the_dns_name_joins_and_takes_only_its_images() {
         assert_eq!(copies(image), expected, "{image}");
     }
 }
+
+/// Peers speak HTTPS to each other when `fleet.tls` is set: here each node's peer address is a
+/// TLS-only listener, so an answer through the owner came over TLS.
+#[test]
+fn peers_speak_tls_to_each_other() {
+    let s3 = S3Server::start();
+    s3.put_file("img", &jp2_with(600, 400, &["-t", "256,256", "-n", "3"]));
+    let pki = tempfile::tempdir().unwrap();
+    crate::upstream_tls::make_pki(pki.path());
+    let d = pki.path().display();
+    let a = Addresses::new(2);
+    let tls_port = free_port();
+    let list: Vec<String> = a
+        .ips
+        .iter()
+        .map(|ip| format!("\"{ip}:{tls_port}\""))
+        .collect();
+    let peers = format!(
+        "{{ static: [{}] }}\n  tls: {{ ca: {d}/ca.pem }}",
+        list.join(", ")
+    );
+    let secret = pki.path().join("secret");
+    std::fs::write(&secret, "a fleet secret of more than sixteen bytes").unwrap();
+    let caches: Vec<tempfile::TempDir> =
+        a.ips.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Tessera> = a
+        .ips
+        .iter()
+        .zip(&caches)
+        .map(|(ip, cache)| {
+            let listen = format!(
+                "listen:\n  - address: \"{ip}:{{PORT}}\"\n  - address: \"{ip}:{tls_port}\"\n    tls: {{ cert: {d}/server.pem, key: {d}/server.key }}\n"
+            );
+            let me = (format!("{ip}:{tls_port}"), peers.clone());
+            let yaml = listen + &node_yaml(&s3, cache.path(), &secret, Some(me));
+            Tessera::start_at(&yaml, *ip, a.port, a.admin)
+        })
+        .collect();
+    let fleet = Fleet {
+        nodes,
+        _dirs: caches,
+    };
+    fleet.wait_until_all_see(2);
+    let answers: Vec<Response> = fleet
+        .nodes
+        .iter()
+        .map(|n| n.get(&format!("/iiif/img/{TILE}")))
+        .collect();
+    assert!(answers.iter().all(|r| r.status == 200));
+    assert_eq!(
+        answers.iter().filter(|r| destination(r) != "local").count(),
+        1,
+        "one node forwards, over TLS"
+    );
+    assert!(answers[0].body == answers[1].body);
+}

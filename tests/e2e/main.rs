@@ -26,6 +26,7 @@ mod thumbs;
 mod tiles;
 mod tls;
 mod upstream;
+mod upstream_tls;
 mod validator;
 mod viewers;
 mod views;

@@ -10,6 +10,7 @@
 use crate::config::{ClusterConfig, HealthCheckConfig, LoadBalancing, Protocol, Timeouts};
 use crate::metrics::registry;
 use crate::template::Template;
+use crate::upstream_tls::UpstreamTls;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
@@ -61,6 +62,10 @@ pub struct Cluster {
     /// For endpoints found by a discovery (the fleet's DNS): how often to look again.
     refresh: Option<std::time::Duration>,
     discovery_started: AtomicBool,
+    /// HTTPS to the endpoints.
+    tls: Option<UpstreamTls>,
+    /// Each endpoint's host as written (a name, or an address), for TLS.
+    hosts: std::collections::HashMap<std::net::SocketAddr, String>,
     /// Set when a reload removed or rebuilt this cluster: its health loop stops and stops
     /// reporting, though requests that started on it may still be finishing.
     retired: Arc<AtomicBool>,
@@ -116,15 +121,27 @@ impl HealthCheck for OnPort {
     }
 }
 
-fn health_check(cluster: &str, hc: &HealthCheckConfig, retired: &Arc<AtomicBool>) -> BoxedCheck {
-    let check = check_of_kind(cluster, hc, retired);
+fn health_check(
+    cluster: &str,
+    hc: &HealthCheckConfig,
+    tls: Option<&UpstreamTls>,
+    retired: &Arc<AtomicBool>,
+) -> BoxedCheck {
+    // A check on another port (an admin listener) is plain HTTP.
+    let tls = tls.filter(|_| hc.port.is_none());
+    let check = check_of_kind(cluster, hc, tls, retired);
     match hc.port {
         Some(port) => Box::new(OnPort { port, inner: check }),
         None => check,
     }
 }
 
-fn check_of_kind(cluster: &str, hc: &HealthCheckConfig, retired: &Arc<AtomicBool>) -> BoxedCheck {
+fn check_of_kind(
+    cluster: &str,
+    hc: &HealthCheckConfig,
+    tls: Option<&UpstreamTls>,
+    retired: &Arc<AtomicBool>,
+) -> BoxedCheck {
     let observer = Box::new(HealthLogger {
         cluster: cluster.to_string(),
         retired: retired.clone(),
@@ -132,7 +149,10 @@ fn check_of_kind(cluster: &str, hc: &HealthCheckConfig, retired: &Arc<AtomicBool
     match &hc.path {
         Some(path) => {
             let host = hc.host.as_deref().unwrap_or("localhost");
-            let mut check = HttpHealthCheck::new(host, false);
+            let mut check = HttpHealthCheck::new(host, tls.is_some());
+            if let Some(tls) = tls {
+                tls.apply(&mut check.peer_template, host);
+            }
             if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None) {
                 let _ = req.insert_header("Host", host);
                 let _ = req.insert_header("User-Agent", "tessera-health-check");
@@ -169,6 +189,7 @@ fn check_of_kind(cluster: &str, hc: &HealthCheckConfig, retired: &Arc<AtomicBool
 fn build_lb<S>(
     endpoints: &[String],
     hc: Option<&HealthCheckConfig>,
+    tls: Option<&UpstreamTls>,
     name: &str,
     retired: &Arc<AtomicBool>,
 ) -> Result<LoadBalancer<S>, String>
@@ -179,9 +200,36 @@ where
     let mut lb = LoadBalancer::<S>::try_from_iter(endpoints.iter().map(String::as_str))
         .map_err(|e| format!("cannot resolve endpoints: {e}"))?;
     if let Some(hc) = hc {
-        lb.set_health_check(health_check(name, hc, retired));
+        lb.set_health_check(health_check(name, hc, tls, retired));
     }
     Ok(lb)
+}
+
+/// The cluster's TLS files, read; a problem names its key under `tls`.
+fn load_tls(config: &ClusterConfig) -> Result<Option<UpstreamTls>, String> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    if config.protocol == Protocol::Fastcgi {
+        return Err("a fastcgi cluster cannot speak TLS".into());
+    }
+    UpstreamTls::load(tls)
+        .map(Some)
+        .map_err(|(key, e)| format!("tls.{key}: {e}"))
+}
+
+/// The host each endpoint was written with, by the addresses it resolves to.
+fn hosts_of(endpoints: &[String]) -> std::collections::HashMap<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut hosts = std::collections::HashMap::new();
+    for ep in endpoints {
+        let host = ep.rsplit_once(':').map_or(ep.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        for addr in ep.to_socket_addrs().into_iter().flatten() {
+            hosts.insert(addr, host.to_string());
+        }
+    }
+    hosts
 }
 
 impl Cluster {
@@ -213,20 +261,39 @@ impl Cluster {
                 ));
             }
         }
+        let tls = load_tls(config)?;
         let retired = Arc::new(AtomicBool::new(false));
         let (balancer, hash_key) = match &config.load_balancing {
             LoadBalancing::RoundRobin => (
-                Balancer::RoundRobin(build_lb(&config.endpoints, hc, name, &retired)?),
+                Balancer::RoundRobin(build_lb(
+                    &config.endpoints,
+                    hc,
+                    tls.as_ref(),
+                    name,
+                    &retired,
+                )?),
                 None,
             ),
             LoadBalancing::Random => (
-                Balancer::Random(build_lb(&config.endpoints, hc, name, &retired)?),
+                Balancer::Random(build_lb(
+                    &config.endpoints,
+                    hc,
+                    tls.as_ref(),
+                    name,
+                    &retired,
+                )?),
                 None,
             ),
             LoadBalancing::ConsistentHash(key) => {
                 let key = Template::parse(key)?;
                 (
-                    Balancer::Hash(build_lb(&config.endpoints, hc, name, &retired)?),
+                    Balancer::Hash(build_lb(
+                        &config.endpoints,
+                        hc,
+                        tls.as_ref(),
+                        name,
+                        &retired,
+                    )?),
                     Some(key),
                 )
             }
@@ -239,6 +306,8 @@ impl Cluster {
             health_loop_started: AtomicBool::new(false),
             refresh: None,
             discovery_started: AtomicBool::new(false),
+            hosts: hosts_of(&config.endpoints),
+            tls,
             retired,
         })
     }
@@ -250,13 +319,14 @@ impl Cluster {
         config: &ClusterConfig,
         discovery: Box<dyn ServiceDiscovery + Send + Sync>,
         refresh: std::time::Duration,
-    ) -> Self {
+    ) -> Result<Self, String> {
+        let tls = load_tls(config)?;
         let retired = Arc::new(AtomicBool::new(false));
         let mut lb = LoadBalancer::<Consistent>::from_backends(Backends::new(discovery));
         if let Some(hc) = &config.health_check {
-            lb.set_health_check(health_check(name, hc, &retired));
+            lb.set_health_check(health_check(name, hc, tls.as_ref(), &retired));
         }
-        Self {
+        Ok(Self {
             name: name.to_string(),
             config: config.clone(),
             balancer: Balancer::Hash(lb),
@@ -264,8 +334,10 @@ impl Cluster {
             health_loop_started: AtomicBool::new(false),
             refresh: Some(refresh),
             discovery_started: AtomicBool::new(false),
+            hosts: Default::default(),
+            tls,
             retired,
-        }
+        })
     }
 
     /// Look for the endpoints now, then every `refresh`, once per cluster; stops when the
@@ -346,6 +418,10 @@ impl Cluster {
     pub fn peer(&self, backend: &Backend) -> Option<HttpPeer> {
         let addr = *backend.addr.as_inet()?;
         let mut peer = HttpPeer::new(addr, false, String::new());
+        if let Some(tls) = &self.tls {
+            let ip = addr.ip().to_string();
+            tls.apply(&mut peer, self.hosts.get(&addr).unwrap_or(&ip));
+        }
         let t = &self.config.timeouts;
         peer.options.connection_timeout = Some(t.connect.0);
         peer.options.read_timeout = Some(t.read.0);

@@ -35,6 +35,7 @@ pub mod state;
 mod supervisor;
 pub mod template;
 pub mod upstream;
+pub mod upstream_tls;
 
 pub use builder::{Builder, RunError};
 pub use state::ConfigSource;

@@ -1,6 +1,6 @@
 //! `fleet:` and a route's `fleet:`: the nodes that share the work of one image each.
 
-use super::{Dur, Timeouts};
+use super::{Dur, Timeouts, UpstreamTlsConfig};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -27,6 +27,9 @@ pub struct FleetConfig {
     /// Timeouts of requests to peers.
     #[serde(default = "peer_timeouts")]
     pub timeouts: Timeouts,
+    /// Speak HTTPS to peers (whose `node` address is then a TLS listener).
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 /// Where the peers are.

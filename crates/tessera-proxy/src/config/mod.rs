@@ -231,6 +231,26 @@ impl Default for Limits {
     }
 }
 
+/// HTTPS to upstream endpoints (or to the fleet's peers).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    /// CA certificates (a PEM file) the endpoints' certificates must chain to; default: the
+    /// system's roots.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// The name sent (SNI) and checked against the certificate; default: the endpoint's host
+    /// (an IP address is checked against the certificate's IP addresses).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// A client certificate chain (PEM), for endpoints that ask for one; with `key`.
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
 /// A group of upstream endpoints with one balancing policy.
 #[derive(Clone, Debug, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +272,9 @@ pub struct ClusterConfig {
     /// in between).
     #[serde(default)]
     pub protocol: Protocol,
+    /// Speak HTTPS to the endpoints (rustls).
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]

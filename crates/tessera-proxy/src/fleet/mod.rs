@@ -124,9 +124,17 @@ impl Fleet {
             timeouts: config.timeouts.clone(),
             retries: 1,
             protocol: Protocol::Http,
+            tls: config.tls.clone(),
         };
         let ring = match &config.peers.dns {
-            None => Cluster::build("fleet", &ring).map_err(|e| (at("peers"), e))?,
+            None => Cluster::build("fleet", &ring).map_err(|e| {
+                let key = if e.starts_with("tls.") {
+                    "tls"
+                } else {
+                    "peers"
+                };
+                (at(key), e)
+            })?,
             Some(dns) => {
                 let at = |key: &str| at("peers").key("dns").key(key);
                 let server = match dns.server.as_deref().map(str::parse) {
@@ -137,6 +145,7 @@ impl Fleet {
                 let peers = dns::DnsPeers::new(&dns.name, dns.port, server, node.clone())
                     .map_err(|e| (at("name"), e))?;
                 Cluster::discovered("fleet", &ring, Box::new(peers), dns.refresh.0)
+                    .map_err(|e| (ConfigPath::root().key("fleet").key("tls"), e))?
             }
         };
         Ok(Self {

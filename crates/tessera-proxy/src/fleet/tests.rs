@@ -18,6 +18,7 @@ fn config(node: &str, peers: &[&str], secret_env: &str) -> FleetConfig {
             connect: Dur::millis(500),
             ..Timeouts::default()
         },
+        tls: None,
     }
 }
 
