@@ -317,7 +317,12 @@ fn build_fleet(
             return Some(old.clone());
         }
     }
-    match Fleet::build(section, config.admin.as_ref()) {
+    let listen_port = config
+        .listen
+        .first()
+        .and_then(|l| l.address.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok());
+    match Fleet::build(section, config.admin.as_ref(), listen_port) {
         Ok(fleet) => Some(Arc::new(fleet)),
         Err((path, e)) => {
             problems.at(&path, e);

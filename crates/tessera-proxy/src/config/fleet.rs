@@ -10,8 +10,10 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
     /// This node as its peers reach it: `ip:port` of its listener. `${VAR}` is replaced with
-    /// the environment variable (`"${POD_IP}:8080"` on Kubernetes).
-    pub node: String,
+    /// the environment variable. Default: `"${POD_IP}:PORT"`, PORT being the first listener's
+    /// (as on Kubernetes, with the pod's IP in `POD_IP`).
+    #[serde(default)]
+    pub node: Option<String>,
     /// The other nodes (this one may be among them; it is always in the ring).
     pub peers: PeersConfig,
     /// A file holding the secret that signs requests between nodes (at least 16 bytes, the

@@ -74,13 +74,31 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Build the fleet of `config`; a problem is placed at the key it concerns.
+    /// Build the fleet of `config`, on a node whose first listener has `listen_port`; a
+    /// problem is placed at the key it concerns.
     pub fn build(
         config: &FleetConfig,
         admin: Option<&AdminConfig>,
+        listen_port: Option<u16>,
     ) -> Result<Self, (ConfigPath, String)> {
         let at = |key: &str| ConfigPath::root().key("fleet").key(key);
-        let node_addr = expand_env(&config.node).map_err(|e| (at("node"), e))?;
+        let node = match (&config.node, listen_port) {
+            (Some(node), _) => node.clone(),
+            (None, Some(port)) => format!("${{POD_IP}}:{port}"),
+            (None, None) => return Err((at("node"), "set node: this node has no listener".into())),
+        };
+        let node_addr = expand_env(&node).map_err(|e| {
+            let key = if config.node.is_some() { "node" } else { "" };
+            let path = if key.is_empty() {
+                ConfigPath::root().key("fleet")
+            } else {
+                at(key)
+            };
+            (
+                path,
+                format!("{e} (fleet.node's default is \"${{POD_IP}}:PORT\")"),
+            )
+        })?;
         let node = Backend::new(&node_addr)
             .map_err(|e| (at("node"), format!("{node_addr:?} is not ip:port: {e}")))?;
         let secret = read_secret(config).map_err(|(key, e)| (at(key), e))?;

@@ -3,7 +3,7 @@ use crate::config::{Dur, FleetHealthConfig, PeersConfig, Timeouts};
 
 fn config(node: &str, peers: &[&str], secret_env: &str) -> FleetConfig {
     FleetConfig {
-        node: node.into(),
+        node: Some(node.into()),
         peers: PeersConfig {
             fixed: peers.iter().map(|p| p.to_string()).collect(),
             dns: None,
@@ -24,8 +24,12 @@ fn config(node: &str, peers: &[&str], secret_env: &str) -> FleetConfig {
 
 fn fleet(node: &str, peers: &[&str]) -> Fleet {
     std::env::set_var("TESSERA_TEST_FLEET_SECRET", "sixteen bytes or more");
-    Fleet::build(&config(node, peers, "TESSERA_TEST_FLEET_SECRET"), None)
-        .unwrap_or_else(|(at, e)| panic!("{at:?}: {e}"))
+    Fleet::build(
+        &config(node, peers, "TESSERA_TEST_FLEET_SECRET"),
+        None,
+        None,
+    )
+    .unwrap_or_else(|(at, e)| panic!("{at:?}: {e}"))
 }
 
 fn owners(f: &Fleet, keys: usize) -> Vec<String> {
@@ -94,7 +98,7 @@ fn a_node_alone_owns_everything() {
 #[test]
 fn bad_settings_are_placed_at_their_key() {
     let err = |c: FleetConfig| {
-        let (at, e) = Fleet::build(&c, None).err().expect("refused");
+        let (at, e) = Fleet::build(&c, None, None).err().expect("refused");
         (at, e)
     };
     std::env::set_var("TESSERA_TEST_SHORT_SECRET", "short");
@@ -122,4 +126,14 @@ fn environment_variables_are_expanded() {
     assert_eq!(expand_env("plain:1").unwrap(), "plain:1");
     assert!(expand_env("${TESSERA_TEST_UNSET_VARIABLE}:1").is_err());
     assert!(expand_env("${unclosed").is_err());
+}
+
+#[test]
+fn the_node_defaults_to_the_pod_ip_and_the_first_listener_port() {
+    std::env::set_var("TESSERA_TEST_FLEET_SECRET", "sixteen bytes or more");
+    std::env::set_var("POD_IP", "10.9.8.7");
+    let mut c = config("unused:1", &[], "TESSERA_TEST_FLEET_SECRET");
+    c.node = None;
+    let f = Fleet::build(&c, None, Some(8080)).unwrap_or_else(|(at, e)| panic!("{at:?}: {e}"));
+    assert!(f.is_this_node(&Backend::new("10.9.8.7:8080").unwrap()));
 }
