@@ -241,6 +241,12 @@ fn a_killed_owner_costs_no_request_and_its_images_move() {
             .collect::<Vec<u16>>()
     });
     assert!(failures.is_empty(), "failed requests: {failures:?}");
+    // Until the ring dropped the owner, the survivors served its image themselves.
+    let fallbacks: f64 = nodes
+        .iter()
+        .map(|n| n.metric("tessera_fleet_requests_total", &[("outcome", "fallback")]))
+        .sum();
+    assert!(fallbacks >= 1.0, "no request fell back");
     // The ring has dropped the owner: the survivors agree on a new one among themselves.
     let now: Vec<String> = nodes
         .iter()

@@ -24,7 +24,7 @@ pub(crate) enum Outcome {
     Owner,
     /// Sent to the owner.
     Forwarded,
-    /// The owner could not be reached: sent to the next node on the ring.
+    /// The owner could not be reached, or failed before answering: served here.
     Fallback,
     /// Came from a peer with a verified mark: served here.
     Received,
@@ -49,7 +49,7 @@ pub(crate) static FLEET: LazyLock<FleetMetrics> = LazyLock::new(|| {
     FleetMetrics {
     requests: register_int_counter_vec_with_registry!(
         "tessera_fleet_requests_total",
-        "Requests of routes with fleet: served as the image's owner, forwarded to it, sent to the next node when it could not be reached, or received from a peer.",
+        "Requests of routes with fleet: served as the image's owner, forwarded to it, served here when it could not be reached, or received from a peer.",
         &["outcome"],
         registry()
     )

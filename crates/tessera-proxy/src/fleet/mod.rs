@@ -14,10 +14,11 @@
 //!    and keeps the answer in its response cache).
 //! 5. The peers are a fixed list or every address of a DNS name (see `dns`), this node always
 //!    among them.
-//! 6. If the owner cannot be reached, the request goes to the next node on the ring (which is
-//!    where every node sends that image's requests once the owner leaves the ring), counted as
-//!    a fallback; a peer that fails its health checks (`/readyz` on its admin port) is out of
-//!    the ring until it passes again. Alone, or with every peer down, a node serves everything.
+//! 6. If the owner cannot be reached, or fails before answering, the request is served on this
+//!    node (sent to itself, with the mark), counted as a fallback. A peer that fails its health
+//!    checks (`/readyz` on its admin port) is out of the ring until it passes again, and its
+//!    images have a new owner meanwhile. Alone, or with every peer down, a node serves
+//!    everything.
 //!
 //! The ring is a [`Cluster`] like any other (its health loop, its metrics); what the fleet adds
 //! is this node's place in it, the key per route and the mark.
@@ -231,6 +232,11 @@ impl Fleet {
             .nodes
             .with_label_values(&["healthy"])
             .set(healthy as i64);
+    }
+
+    /// This node, as it is in the ring.
+    pub fn this_node(&self) -> &Backend {
+        &self.node
     }
 
     /// Whether `backend` is this node.

@@ -114,7 +114,7 @@ impl ProxyHttp for TesseraProxy {
         if !method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
         } else if state.to_owner && session.response_written().is_none() {
-            // An owner that died with the request in hand: the next node on the ring answers.
+            // An owner that died with the request in hand: this node answers.
             upstream::owner_failed(state, &mut e);
         } else {
             e.retry.decide_reuse(client_reused);

@@ -80,8 +80,8 @@ impl ServiceState {
         self.upstream = Some(target);
     }
 
-    /// Go to the node that owns the request's image: first the owner, then (if it cannot be
-    /// reached) the next node on the ring for the same key.
+    /// Go to the node that owns the request's image (and, if it cannot be reached, to this
+    /// node: see `upstream::fall_back_here`).
     pub(super) fn go_to_owner(&mut self, to: ToOwner) {
         self.upstream = Some(UpstreamTarget {
             cluster: to.ring,

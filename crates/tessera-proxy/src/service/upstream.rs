@@ -61,12 +61,12 @@ pub(super) fn choose_peer(state: &mut ServiceState) -> Result<Box<HttpPeer>> {
     Ok(Box::new(peer))
 }
 
-/// A connect failed: count it, and retry on another endpoint if one is left.
+/// A connect failed: count it, and retry on another endpoint if one is left (for a request to
+/// its image's owner: on this node, see [`fall_back_here`]).
 pub(super) fn connect_failed(state: &mut ServiceState, mut e: Box<Error>) -> Box<Error> {
-    let Some(target) = &state.upstream else {
+    let Some(cluster) = state.upstream.as_ref().map(|t| t.cluster.clone()) else {
         return e;
     };
-    let cluster = &target.cluster;
     let endpoint = state.endpoint_name();
     if let Some(b) = &state.endpoint {
         state.failed.push(b.clone());
@@ -77,43 +77,54 @@ pub(super) fn connect_failed(state: &mut ServiceState, mut e: Box<Error>) -> Box
         Failure::Connect
     };
     count_failed_attempt(cluster.name(), &endpoint, kind.kind());
-    let another = state.failed.len() <= cluster.retries()
-        && cluster.select(&state.hash_key, &state.failed).is_some();
+    let another = if state.to_owner {
+        fall_back_here(state)
+    } else {
+        state.failed.len() <= cluster.retries()
+            && cluster.select(&state.hash_key, &state.failed).is_some()
+    };
     tracing::warn!(
         route = %state.route_name(), cluster = %cluster.name(), endpoint = %endpoint, error = %e,
         retrying = another, "cannot connect to upstream endpoint"
     );
-    if another {
-        e.set_retry(true);
-        if state.to_owner {
-            crate::fleet::Outcome::Fallback.count();
-        }
-    }
+    e.set_retry(another);
     e
 }
 
 /// The owner of the request's image failed after the connection was made, before anything
-/// was sent to the client: count it, and retry on the next node on the ring if one is left.
+/// was sent to the client: count it, and serve the request on this node.
 pub(super) fn owner_failed(state: &mut ServiceState, e: &mut Error) {
-    let Some(target) = &state.upstream else {
+    let Some(cluster) = state.upstream.as_ref().map(|t| t.cluster.clone()) else {
         return;
     };
-    let cluster = &target.cluster;
     let endpoint = state.endpoint_name();
     if let Some(b) = &state.endpoint {
         state.failed.push(b.clone());
     }
     count_failed_attempt(cluster.name(), &endpoint, Failure::Response.kind());
-    let another = state.failed.len() <= cluster.retries()
-        && cluster.select(&state.hash_key, &state.failed).is_some();
+    let again = fall_back_here(state);
     tracing::warn!(
-        route = %state.route_name(), endpoint = %endpoint, error = %e, retrying = another,
-        "the image's owner in the fleet failed"
+        route = %state.route_name(), endpoint = %endpoint, error = %e, retrying = again,
+        "the image's owner in the fleet failed; serving the request here"
     );
-    e.set_retry(another);
-    if another {
-        crate::fleet::Outcome::Fallback.count();
+    e.set_retry(again);
+}
+
+/// The owner failed: the next attempt goes to this node itself, with the hop mark (so served
+/// here, never forwarded again), unless this node is what failed. Counted as a fallback. Until
+/// the health checks take the owner out of the ring, each node serves that image's requests
+/// itself; then the ring names a new owner for all of them.
+fn fall_back_here(state: &mut ServiceState) -> bool {
+    let Some(fleet) = state.runtime.fleet.clone() else {
+        return false;
+    };
+    let here = fleet.this_node().clone();
+    if state.failed.contains(&here) {
+        return false;
     }
+    state.endpoint = Some(here);
+    crate::fleet::Outcome::Fallback.count();
+    true
 }
 
 /// The answer to a failed proxy attempt: the refusal made before sending, the status an error
