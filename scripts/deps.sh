@@ -6,7 +6,8 @@
 # needs libmagic1), strace (the hostile-input test watches which files Tessera opens), and
 # chromium (the viewer page is tested in a real, headless browser), and vips (libvips-tools:
 # the TIFF master tests make striped, tiled and pyramidal TIFFs with it), and dnsmasq
-# (dnsmasq-base: the fleet test finds its peers from a real DNS server).
+# (dnsmasq-base: the fleet test finds its peers from a real DNS server), and systemd-analyze
+# (systemd: the unit in deploy/systemd is verified with it).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 
@@ -22,6 +23,7 @@ command -v strace >/dev/null || missing+=(strace)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v vips >/dev/null || missing+=(libvips-tools)
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || ldconfig -p | grep -q libmagic.so.1 || missing+=(libmagic1)
 
 if [ ${#missing[@]} -gt 0 ]; then

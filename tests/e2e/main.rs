@@ -10,6 +10,7 @@ mod bombs;
 mod browser;
 mod cli;
 mod clusters;
+mod deploy;
 mod faults;
 mod filters;
 mod fleet;

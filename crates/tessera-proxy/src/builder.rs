@@ -225,7 +225,10 @@ impl Builder {
             threads,
             "starting tessera"
         );
-        server.run_forever();
+        // `run`, not `run_forever`: the latter exits the process, and the caller's clean-up
+        // (a pid file) would not run.
+        server.run(pingora::server::RunArgs::default());
+        Ok(())
     }
 }
 

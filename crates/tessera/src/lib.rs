@@ -51,6 +51,10 @@ enum Command {
         /// more than one.
         #[arg(long)]
         listen: Vec<String>,
+        /// Write the process id to this file while serving (for a service manager's
+        /// `PIDFile=` and `kill -HUP`); removed on a clean exit.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// Serve a folder of images (JPEG 2000, JPEG, PNG, TIFF): IIIF Image API 3 at /iiif/3/, 2
     /// at /iiif/2/, each image named by its file name, and a viewer at / (open
@@ -109,8 +113,19 @@ pub fn main_with(builder: Builder) -> ExitCode {
             logging::init(cli.log_format.unwrap_or(LogFormat::Text), "warn", true);
             index::run(&builder, args)
         }
-        Command::Run { config, listen } => {
+        Command::Run {
+            config,
+            listen,
+            pid_file,
+        } => {
             logging::init(cli.log_format.unwrap_or(LogFormat::Json), "info", false);
+            let _pid_file = match pid_file.map(PidFile::write).transpose() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("tessera: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             match run(builder, config, listen) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -129,6 +144,23 @@ pub fn main_with(builder: Builder) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The process id in a file for as long as this value lives.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: PathBuf) -> anyhow::Result<Self> {
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write --pid-file {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
