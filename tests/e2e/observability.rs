@@ -99,3 +99,55 @@ routes:
     assert_eq!(v["bytes"].as_u64().unwrap() as usize, r.body.len());
     assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
 }
+
+/// What an operator sees of the image work: decodes by handler and outcome (with their wait,
+/// duration and slots held), info and render answers by outcome, the header index, the
+/// process, and the build.
+#[test]
+fn decodes_the_header_index_and_the_process_are_measured() {
+    let cache = tempfile::tempdir().unwrap();
+    let t = Tessera::start(&embedded_default(cache.path()));
+    for path in [
+        "/iiif/sample/info.json",
+        "/iiif/sample/0,0,512,512/256,/0/default.jpg",
+        "/iiif/sample/512,0,512,512/256,/0/default.jpg",
+        "/iiif/sample/full/!200,200/0/default.jpg",
+        "/iiif/missing/info.json",
+    ] {
+        t.get(path);
+    }
+    let m = |name: &str, labels: &[(&str, &str)]| t.metric(name, labels);
+    let render = [("handler", "render")];
+    assert_eq!(
+        m(
+            "tessera_decodes_total",
+            &[("handler", "render"), ("outcome", "ok")]
+        ),
+        2.0
+    );
+    assert_eq!(m("tessera_decode_duration_seconds_count", &render), 2.0);
+    assert_eq!(m("tessera_decode_wait_seconds_count", &render), 2.0);
+    assert_eq!(m("tessera_decodes_in_flight", &render), 0.0);
+    assert_eq!(
+        m("tessera_decodes_total", &[("handler", "byte_range")]),
+        1.0
+    );
+    let image = |handler: &str, outcome: &str| {
+        m(
+            "tessera_image_requests_total",
+            &[("handler", handler), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(image("info", "jp2"), 1.0);
+    assert_eq!(image("info", "failed"), 1.0);
+    assert_eq!(image("render", "jp2"), 2.0);
+    assert_eq!(
+        m("tessera_index_lookups_total", &[("source", "built")]),
+        1.0
+    );
+    assert!(m("tessera_index_lookups_total", &[("source", "memory")]) >= 2.0);
+    assert!(m("tessera_index_read_bytes_total", &[]) > 0.0);
+    assert!(m("process_resident_memory_bytes", &[]) > 0.0);
+    assert!(m("process_open_fds", &[]) > 0.0);
+    assert_eq!(m("tessera_build_info", &[]), 1.0);
+}

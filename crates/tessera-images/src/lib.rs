@@ -25,6 +25,7 @@ pub mod auth;
 pub mod format;
 pub mod handlers;
 pub mod imaging;
+pub mod metrics;
 pub mod names;
 pub mod resources;
 pub mod thumbs;
@@ -37,6 +38,7 @@ use tessera_proxy::Builder;
 /// `image_index`, built in that order), the `auth` filter and the five image handlers.
 pub fn register(builder: Builder) -> Builder {
     resources::init_metrics();
+    metrics::init_metrics();
     builder
         .resource("origins", Origins::build)
         .resource("hot_cache", HotCacheSection::build)

@@ -98,7 +98,11 @@ impl ByteRange {
             max_fetch: cfg.max_fetch_bytes.0,
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
-            decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
+            decodes: pipeline::Decodes::new(
+                cfg.max_concurrent_decodes,
+                cfg.decode_timeout.0,
+                "byte_range",
+            ),
         })
     }
 

@@ -7,6 +7,7 @@ use crate::imaging::pipeline::ViewError;
 use crate::imaging::raster::{self, Format as RasterFormat, RasterInfo};
 use crate::imaging::request;
 use crate::imaging::{answer, defaults, Failure};
+use crate::metrics;
 use crate::names::info_base;
 use crate::resources::IndexError;
 use crate::resources::{HotCacheSection, HotCacheSlot, ImageIndex, IndexStore, LocalFile, Origins};
@@ -240,6 +241,18 @@ impl Info {
 #[async_trait]
 impl Handler for Info {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        metrics::count_failure("info", self.answer(req).await)
+    }
+
+    /// The request as sent (the `id` depends on the host), about its image.
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        let base = info_base(req.header.uri.path());
+        Some(CacheName::of_request_about(req, Some(base)))
+    }
+}
+
+impl Info {
+    async fn answer(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
         let path = req.header.uri.path().to_string();
         if !path.ends_with("/info.json") {
             // The image's base URI: send the client to its info.json.
@@ -250,6 +263,7 @@ impl Handler for Info {
             );
             let location = HeaderValue::from_str(&location)
                 .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad path"))?;
+            metrics::answered("info", "redirect");
             return Ok(HandlerAction::Respond(
                 LocalResponse::new(StatusCode::SEE_OTHER)
                     .with_header(header::LOCATION, location)
@@ -260,9 +274,9 @@ impl Handler for Info {
             ));
         }
         let key = self.key.key(req.captures)?;
-        let shape = match self.index.get(&self.origin, &key).await {
-            Ok(indexed) => Shape::of_jp2(&indexed.index),
-            Err(IndexError::Raster(format)) => self.raster_shape(&key, format).await?,
+        let (shape, kind) = match self.index.get(&self.origin, &key).await {
+            Ok(indexed) => (Shape::of_jp2(&indexed.index), "jp2"),
+            Err(IndexError::Raster(format)) => (self.raster_shape(&key, format).await?, "other"),
             Err(e) => return Err(Failure::Header(e).answer(&self.origin.describe(), &key)),
         };
         let mut info = ImageInfo::new(answer::image_id(req), shape.width, shape.height, self.level);
@@ -301,17 +315,12 @@ impl Handler for Info {
         if let Some(slot) = self.cache.as_ref().filter(|_| self.prefetch) {
             slot.prefetch(&self.origin, &key, &self.suffix);
         }
+        metrics::answered("info", kind);
         Ok(HandlerAction::Respond(answer::info_json(
             &info,
             self.version,
             req,
             &self.cache_control,
         )?))
-    }
-
-    /// The request as sent (the `id` depends on the host), about its image.
-    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
-        let base = info_base(req.header.uri.path());
-        Some(CacheName::of_request_about(req, Some(base)))
     }
 }

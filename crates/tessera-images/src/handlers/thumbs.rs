@@ -188,7 +188,11 @@ impl Thumbs {
             jpeg_quality: cfg.jpeg_quality,
             public,
             private,
-            resizes: pipeline::Decodes::new(cfg.max_concurrent_resizes, cfg.decode_timeout.0),
+            resizes: pipeline::Decodes::new(
+                cfg.max_concurrent_resizes,
+                cfg.decode_timeout.0,
+                "thumbs",
+            ),
             listings: Listings::new(cfg.sizes_ttl.0, cfg.sizes_capacity),
         })
     }

@@ -7,12 +7,13 @@
 //! 504 at once while it finishes in the background, still holding its permit: a flood of slow
 //! images cannot start more decodes than the limit.
 
+use crate::metrics::DECODES;
 use crate::resources::Indexed;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tessera_iiif::{Format, Quality, Resolved};
 use tessera_jp2::{assemble, Plan, Unsupported};
 use tessera_openjpeg::{decode, DecodeOptions};
@@ -52,36 +53,61 @@ pub enum ViewError {
     Closed,
 }
 
-/// A route's decode slots: at most `max` decodes at once, each allowed `timeout`.
+/// A route's decode slots: at most `max` decodes at once, each allowed `timeout`; measured
+/// under the handler's name (see [`super::metrics::DECODES`]).
 pub struct Decodes {
     permits: Arc<Semaphore>,
     timeout: Duration,
+    handler: &'static str,
 }
 
 /// A place among a route's decodes, taken before fetching so that fetched bytes are bounded too.
 pub struct DecodeSlot {
-    permit: OwnedSemaphorePermit,
+    held: Held,
     timeout: Duration,
 }
 
+/// A slot's permit, counted in `tessera_decodes_in_flight` while it is held.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    handler: &'static str,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        DECODES.in_flight.with_label_values(&[self.handler]).dec();
+    }
+}
+
 impl Decodes {
-    pub fn new(max: usize, timeout: Duration) -> Self {
+    pub fn new(max: usize, timeout: Duration, handler: &'static str) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max.max(1))),
             timeout,
+            handler,
         }
     }
 
     /// Wait for a slot.
     pub async fn slot(&self) -> Result<DecodeSlot, ViewError> {
+        let waited = Instant::now();
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| ViewError::Closed)?;
+        let handler = [self.handler];
+        DECODES
+            .wait
+            .with_label_values(&handler)
+            .observe(waited.elapsed().as_secs_f64());
+        DECODES.in_flight.with_label_values(&handler).inc();
         Ok(DecodeSlot {
-            permit,
+            held: Held {
+                _permit: permit,
+                handler: self.handler,
+            },
             timeout: self.timeout,
         })
     }
@@ -94,16 +120,30 @@ impl DecodeSlot {
     where
         F: FnOnce() -> Result<Vec<u8>, ViewError> + Send + 'static,
     {
-        let DecodeSlot { permit, timeout } = self;
+        let DecodeSlot { held, timeout } = self;
+        let handler = held.handler;
         let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
+            let _held = held;
+            let started = Instant::now();
+            let result = work();
+            let seconds = started.elapsed().as_secs_f64();
+            DECODES
+                .duration
+                .with_label_values(&[handler])
+                .observe(seconds);
+            result
         });
-        match tokio::time::timeout(timeout, task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ViewError::DecoderFailed),
-            Err(_) => Err(ViewError::TimedOut(timeout)),
-        }
+        let (result, outcome) = match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(Ok(body))) => (Ok(body), "ok"),
+            Ok(Ok(Err(e))) => (Err(e), "failed"),
+            Ok(Err(_)) => (Err(ViewError::DecoderFailed), "crashed"),
+            Err(_) => (Err(ViewError::TimedOut(timeout)), "timeout"),
+        };
+        DECODES
+            .outcomes
+            .with_label_values(&[handler, outcome])
+            .inc();
+        result
     }
 }
 

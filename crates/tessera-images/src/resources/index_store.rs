@@ -10,6 +10,7 @@
 //! looked for before the header is read, so a fleet of Tesseras builds each index once.
 
 use crate::format::Format as RasterFormat;
+use crate::metrics::INDEX;
 use moka::future::Cache;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -153,19 +154,27 @@ impl IndexStore {
 
     async fn lookup(&self, origin: &Arc<dyn Origin>, key: &str) -> Result<Indexed, IndexError> {
         let name = tessera_hotcache::file_name(&origin.describe(), key, ".json");
-        self.memory
+        let loaded = std::sync::atomic::AtomicBool::new(false);
+        let found = self
+            .memory
             .try_get_with(name.clone(), async {
+                loaded.store(true, std::sync::atomic::Ordering::Relaxed);
+                let counted = |source: &str| INDEX.lookups.with_label_values(&[source]).inc();
                 if let Some(found) = self.load(&name).await {
+                    counted("disk");
                     return Ok(found);
                 }
                 let stale = self.stale.lock().is_ok_and(|s| s.contains(&name));
                 if !stale {
                     if let Some(found) = self.load_beside(origin.as_ref(), key).await {
                         self.save(&name, &found).await;
+                        counted("beside");
                         return Ok(found);
                     }
                 }
-                let built = build(origin.as_ref(), key, self.first_read).await?;
+                let built = build(origin.as_ref(), key, self.first_read).await;
+                counted(if built.is_ok() { "built" } else { "failed" });
+                let built = built?;
                 self.save(&name, &built).await;
                 self.save_beside(origin.as_ref(), key, &built).await;
                 if let Ok(mut s) = self.stale.lock() {
@@ -174,7 +183,12 @@ impl IndexStore {
                 Ok(built)
             })
             .await
-            .map_err(|e: Arc<IndexError>| (*e).clone())
+            .map_err(|e: Arc<IndexError>| (*e).clone());
+        if !loaded.load(std::sync::atomic::Ordering::Relaxed) {
+            // In memory, or being loaded by another request, which counted the load.
+            INDEX.lookups.with_label_values(&["memory"]).inc();
+        }
+        found
     }
 
     /// Forget an index (the object changed under it); the next request rebuilds it.
@@ -280,6 +294,7 @@ async fn build(origin: &dyn Origin, key: &str, first_read: u64) -> Result<Indexe
             .read_range(key, 0..want)
             .await
             .map_err(origin_error)?;
+        INDEX.read_bytes.inc_by(prefix.len() as u64);
         match Header::parse(&prefix) {
             Ok(h) => break h,
             Err(ParseError::NeedMore { total_needed }) if total_needed <= limit && want < limit => {
@@ -347,6 +362,7 @@ async fn walk(
             .read_range(key, window.clone())
             .await
             .map_err(origin_error)?;
+        INDEX.read_bytes.inc_by(bytes.len() as u64);
         walker.feed(window.start, &bytes).map_err(corrupt)?;
     }
     let parts = walker.finish().map_err(corrupt)?;

@@ -11,6 +11,7 @@
 
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::{answer, defaults, Failure, Found, IndexedImages, Lookup};
+use crate::metrics;
 use crate::resources::{HotCacheSection, HotCacheSlot, Indexed, LocalFile};
 use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
@@ -99,7 +100,11 @@ impl Render {
             jpeg_quality: cfg.jpeg_quality,
             cache_control,
             suffix: cfg.local_suffix,
-            decodes: pipeline::Decodes::new(cfg.max_concurrent_decodes, cfg.decode_timeout.0),
+            decodes: pipeline::Decodes::new(
+                cfg.max_concurrent_decodes,
+                cfg.decode_timeout.0,
+                "render",
+            ),
             cache,
         })
     }
@@ -205,6 +210,20 @@ fn reduce_for(out: (u32, u32), area: (u32, u32, u32, u32), levels: u8) -> u8 {
 #[async_trait]
 impl Handler for Render {
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
+        metrics::count_failure("render", self.answer(req).await)
+    }
+
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        self.images
+            .canonical_name(req, |i| {
+                self.limits(i.index.width, i.index.height, i.index.reduced_sizes())
+            })
+            .await
+    }
+}
+
+impl Render {
+    async fn answer(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
         let Found { iiif, key, indexed } = match self.images.lookup(req.captures).await? {
             Lookup::Jp2(found) => found,
             Lookup::Raster { iiif, key, format } => {
@@ -227,6 +246,7 @@ impl Handler for Render {
             "render",
         ]);
         if answer::matches_etag(req, &tag) {
+            metrics::answered("render", "not_modified");
             return Ok(HandlerAction::Respond(answer::not_modified(&tag)));
         }
         let region = resolved.region;
@@ -271,6 +291,7 @@ impl Handler for Render {
                 return Err(failed(Failure::View(e)));
             }
         };
+        metrics::answered("render", "jp2");
         Ok(HandlerAction::Respond(answer::image(
             body,
             resolved.format,
@@ -278,14 +299,6 @@ impl Handler for Render {
             &self.cache_control,
             &tag,
         )))
-    }
-
-    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
-        self.images
-            .canonical_name(req, |i| {
-                self.limits(i.index.width, i.index.height, i.index.reduced_sizes())
-            })
-            .await
     }
 }
 

@@ -6,6 +6,7 @@ use super::Render;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::raster::{self, Format};
 use crate::imaging::{answer, Failure};
+use crate::metrics;
 use tessera_iiif::ImageRequest;
 use tessera_proxy::plugin::{HandlerAction, HttpError, RequestContext};
 
@@ -44,6 +45,7 @@ impl Render {
             "render",
         ]);
         if answer::matches_etag(req, &tag) {
+            metrics::answered("render", "not_modified");
             return Ok(HandlerAction::Respond(answer::not_modified(&tag)));
         }
         let region = resolved.region;
@@ -64,6 +66,7 @@ impl Render {
             })
             .await
             .map_err(|e| failed(Failure::View(e)))?;
+        metrics::answered("render", "other");
         Ok(HandlerAction::Respond(answer::image(
             body,
             resolved.format,
