@@ -151,3 +151,47 @@ fn decodes_the_header_index_and_the_process_are_measured() {
     assert!(m("process_open_fds", &[]) > 0.0);
     assert_eq!(m("tessera_build_info", &[]), 1.0);
 }
+
+/// One id per request, in the access log, upstream and in the answer: the client's when it is
+/// a plausible one, else a new one; with the host, user agent, HTTP version and cache outcome.
+#[test]
+fn a_request_id_follows_the_request_upstream_and_back() {
+    let web = Backend::start("web");
+    let t = Tessera::start(&format!(
+        r#"
+clusters:
+  web: {{ endpoints: ["{}"] }}
+routes:
+  - name: traced
+    match: {{ path: "/traced/{{rest*}}" }}
+    cache: {{}}
+    handler: {{ proxy: {{ cluster: web }} }}
+"#,
+        web.addr()
+    ));
+    let r = get("/traced/a")
+        .header("X-Request-Id", "front-42")
+        .header("User-Agent", "viewer/5")
+        .send(t.port);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-request-id"), Some("front-42"));
+    assert_eq!(r.echo()["headers"]["x-request-id"], "front-42");
+    let made = get("/traced/b")
+        .header("X-Request-Id", "not <plausible>")
+        .send(t.port);
+    let id = made.header("x-request-id").unwrap().to_string();
+    assert_ne!(id, "not <plausible>");
+    assert_eq!(made.echo()["headers"]["x-request-id"], id.as_str());
+    assert!(t.wait_log(&id));
+    let line = t
+        .log()
+        .lines()
+        .find(|l| l.contains("tessera::access") && l.contains("front-42"))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .unwrap();
+    assert_eq!(line["request_id"], "front-42");
+    assert_eq!(line["host"], "localhost");
+    assert_eq!(line["user_agent"], "viewer/5");
+    assert_eq!(line["http"], "HTTP/1.1");
+    assert_eq!(line["cache"], "miss");
+}

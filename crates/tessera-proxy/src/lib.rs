@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
 pub mod public_url;
+pub mod request_id;
 pub mod response_cache;
 pub mod route;
 pub mod runtime;

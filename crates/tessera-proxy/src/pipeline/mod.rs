@@ -1,5 +1,6 @@
 //! One request's way through the route table, as one function: [`run`].
 //!
+//! 0. The request gets its `x-request-id` (see [`crate::request_id`]).
 //! 1. The request's header must fit `limits.max_request_header_bytes` (431), and name the host
 //!    it is for in a form a URL can carry (400): handlers build URLs from it. In a fleet, a
 //!    peer's hop mark is taken off it: the client it names is this request's client.
@@ -174,6 +175,8 @@ fn context<'a>(
 
 /// Take a request through the route table: see the module's steps.
 pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchange) -> Outcome {
+    // Set on the request itself, so that every copy of it (upstream, FastCGI, a peer) has it.
+    crate::request_id::ensure(header);
     if request_header_bytes(header) > runtime.config.limits.max_request_header_bytes {
         return answer(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
