@@ -7,7 +7,8 @@
 # chromium (the viewer page is tested in a real, headless browser), and vips (libvips-tools:
 # the TIFF master tests make striped, tiled and pyramidal TIFFs with it), and dnsmasq
 # (dnsmasq-base: the fleet test finds its peers from a real DNS server), and systemd-analyze
-# (systemd: the unit in deploy/systemd is verified with it).
+# (systemd: the unit in deploy/systemd is verified with it), and promtool (prometheus: the
+# alert rules in deploy/prometheus are checked and unit-tested with it).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 
@@ -24,6 +25,7 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v vips >/dev/null || missing+=(libvips-tools)
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v promtool >/dev/null || missing+=(prometheus)
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || ldconfig -p | grep -q libmagic.so.1 || missing+=(libmagic1)
 
 if [ ${#missing[@]} -gt 0 ]; then

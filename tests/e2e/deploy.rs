@@ -63,3 +63,117 @@ fn run_writes_its_pid_file_and_removes_it_on_a_clean_exit() {
     assert!(exit.success(), "{exit}");
     assert!(!pid_file.exists(), "the pid file outlived the process");
 }
+
+fn promtool(args: &[&str]) -> std::process::Output {
+    Command::new("promtool")
+        .args(args)
+        .current_dir(format!("{REPO}/deploy/prometheus"))
+        .output()
+        .expect("promtool runs (scripts/deps.sh installs Debian's prometheus)")
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_tests() {
+    for args in [
+        &["check", "rules", "alerts.yaml"][..],
+        &["test", "rules", "alerts.test.yaml"][..],
+    ] {
+        let out = promtool(args);
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The metric names an expression uses: Tessera's and the process collector's.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = text.as_bytes();
+    for prefix in ["tessera_", "process_"] {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(prefix) {
+            let start = from + at;
+            let end = start
+                + bytes[start..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                    .count();
+            let starts_a_name = start == 0
+                || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+            if starts_a_name {
+                names.push(text[start..end].to_string());
+            }
+            from = end;
+        }
+    }
+    names
+}
+
+/// Every metric an alert rule or a dashboard panel names is in the `/metrics` of a running
+/// Tessera with a hot cache, a response cache, a fleet (of one) and a cluster.
+#[test]
+fn every_metric_the_rules_and_the_dashboard_name_is_exposed() {
+    let rules = std::fs::read_to_string(format!("{REPO}/deploy/prometheus/alerts.yaml")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{REPO}/deploy/grafana/tessera.json")).unwrap(),
+    )
+    .unwrap();
+    let mut wanted = metric_names(&rules);
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            wanted.extend(metric_names(target["expr"].as_str().unwrap()));
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        wanted.extend(metric_names(variable["query"].as_str().unwrap_or("")));
+    }
+    wanted.sort();
+    wanted.dedup();
+    assert!(wanted.len() > 15, "{wanted:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a fleet secret of more than sixteen bytes").unwrap();
+    let t = Tessera::start(&format!(
+        r#"
+origins: {{ samples: {{ dir: {REPO}/examples/images }} }}
+hot_cache: {{ dir: {}, capacity: 1GiB }}
+fleet: {{ node: "127.0.0.1:{{PORT}}", peers: {{ static: [] }}, secret_file: {} }}
+clusters:
+  gone: {{ endpoints: ["127.0.0.1:{}"] }}
+routes:
+  - name: info
+    match: {{ path: "/iiif/{{image}}/info.json" }}
+    handler: {{ info: {{ origin: samples, key: "{{image}}.jp2" }} }}
+  - name: tiles
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    fleet: {{ key: "{{image}}" }}
+    cache: {{}}
+    handler: {{ render: {{ origin: samples, key: "{{image}}.jp2" }} }}
+  - name: gone
+    match: {{ path: "/gone" }}
+    handler: {{ proxy: {{ cluster: gone }} }}
+"#,
+        dir.path().join("cache").display(),
+        secret.display(),
+        free_port()
+    ));
+    t.get("/iiif/sample/info.json");
+    t.get("/iiif/sample/0,0,512,512/256,/0/default.jpg");
+    assert_eq!(t.get("/gone").status, 502);
+    let exposed: std::collections::BTreeSet<String> = t
+        .metrics()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|name| !exposed.contains(*name))
+        .collect();
+    assert!(missing.is_empty(), "named but not exposed: {missing:?}");
+}

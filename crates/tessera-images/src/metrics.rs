@@ -93,10 +93,20 @@ pub static INDEX: LazyLock<IndexMetrics> = LazyLock::new(|| {
     }
 });
 
+/// The series alert rules and dashboards name exist (at 0) from the start.
 pub fn init_metrics() {
     LazyLock::force(&DECODES);
-    LazyLock::force(&ANSWERS);
-    LazyLock::force(&INDEX);
+    for (handler, outcomes) in [
+        ("render", &["jp2", "other", "not_modified", "failed"][..]),
+        ("info", &["jp2", "other", "redirect", "failed"][..]),
+    ] {
+        for outcome in outcomes {
+            ANSWERS.with_label_values(&[handler, outcome]);
+        }
+    }
+    for source in ["memory", "disk", "beside", "built", "failed"] {
+        INDEX.lookups.with_label_values(&[source]);
+    }
 }
 
 /// Count one `render` or `info` answer.

@@ -32,6 +32,8 @@ impl ServeHttp for Admin {
         match session.req_header().uri.path() {
             "/metrics" => {
                 let runtime = self.shared.current.load();
+                let ready = self.shared.ready.load(Ordering::SeqCst);
+                crate::state::READY.set(i64::from(ready));
                 if let Some(fleet) = &runtime.fleet {
                     fleet.count_nodes();
                 }

@@ -167,6 +167,16 @@ impl Shared {
     }
 }
 
+/// 1 while `/readyz` says ready (set at each scrape).
+pub(crate) static READY: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    prometheus::register_int_gauge_with_registry!(
+        "tessera_ready",
+        "1 while the node is ready to serve (what /readyz says), 0 while starting or shutting down.",
+        registry()
+    )
+    .expect("metric registers")
+});
+
 static RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec_with_registry!(
         "tessera_config_reloads_total",
@@ -182,4 +192,5 @@ pub(crate) fn init_metrics() {
     for result in ["ok", "failed"] {
         RELOADS.with_label_values(&[result]);
     }
+    LazyLock::force(&READY);
 }

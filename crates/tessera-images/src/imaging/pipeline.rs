@@ -81,6 +81,11 @@ impl Drop for Held {
 
 impl Decodes {
     pub fn new(max: usize, timeout: Duration, handler: &'static str) -> Self {
+        // The handler's series exist (at 0) from the start.
+        DECODES.in_flight.with_label_values(&[handler]);
+        for outcome in ["ok", "failed", "timeout", "crashed"] {
+            DECODES.outcomes.with_label_values(&[handler, outcome]);
+        }
         Self {
             permits: Arc::new(Semaphore::new(max.max(1))),
             timeout,

@@ -190,6 +190,9 @@ impl HotCacheSlot {
             },
         ) = HotCache::open(settings.clone(), Some(Arc::new(CacheMetrics)))?;
         tracing::info!(dir = %settings.dir.display(), files, bytes, swept_temporaries = swept, capacity = self.settings.capacity, "hot cache opened");
+        HOT_CACHE
+            .capacity
+            .set(i64::try_from(self.settings.capacity).unwrap_or(i64::MAX));
         let _ = self.cache.set(cache);
         Ok(())
     }
@@ -263,6 +266,7 @@ struct HotCacheMetrics {
     pub evictions: IntCounter,
     pub evicted_bytes: IntCounter,
     pub bytes: IntGauge,
+    pub capacity: IntGauge,
     pub files: IntGauge,
     pub pinned: IntGauge,
 }
@@ -315,6 +319,12 @@ static HOT_CACHE: LazyLock<HotCacheMetrics> = LazyLock::new(|| {
             r
         )
         .expect("metric registers"),
+        capacity: register_int_gauge_with_registry!(
+            "tessera_hot_cache_capacity_bytes",
+            "The hot cache's budget (hot_cache.capacity).",
+            r
+        )
+        .expect("metric registers"),
         files: register_int_gauge_with_registry!(
             "tessera_hot_cache_files",
             "Files in the hot cache.",
@@ -330,9 +340,25 @@ static HOT_CACHE: LazyLock<HotCacheMetrics> = LazyLock::new(|| {
     }
 });
 
-/// Register the hot cache's outcomes so they show up before the first request.
+/// Register the hot cache's outcomes and failure kinds so they show up (at 0) before the first
+/// request: alert rules on their rates need the series to exist.
 pub(crate) fn init_metrics() {
     for outcome in ["hit", "miss", "joined"] {
         HOT_CACHE.requests.with_label_values(&[outcome]);
+    }
+    for kind in [
+        "not_found",
+        "timeout",
+        "denied",
+        "unavailable",
+        "changed",
+        "truncated",
+        "disk_full",
+        "too_large",
+        "io",
+        "aborted",
+        "busy",
+    ] {
+        HOT_CACHE.failures.with_label_values(&[kind]);
     }
 }

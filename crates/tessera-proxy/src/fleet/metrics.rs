@@ -78,5 +78,12 @@ pub(crate) static FLEET: LazyLock<FleetMetrics> = LazyLock::new(|| {
 });
 
 pub(crate) fn init_metrics() {
-    LazyLock::force(&FLEET);
+    for outcome in [
+        Outcome::Owner,
+        Outcome::Forwarded,
+        Outcome::Fallback,
+        Outcome::Received,
+    ] {
+        FLEET.requests.with_label_values(&[outcome.label()]);
+    }
 }
