@@ -529,6 +529,15 @@ impl Tessera {
 }
 
 impl Tessera {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Stop the process (as `kill -9` would: no clean-up runs), and under a wrapper the
     /// wrapper's whole process group.
     pub fn kill(&mut self) {

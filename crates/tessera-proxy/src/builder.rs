@@ -43,6 +43,8 @@ pub enum RunError {
 pub struct Builder {
     registry: Registry,
     overrides: Overrides,
+    /// Take the listening sockets from a running Tessera instead of binding them.
+    upgrade: bool,
 }
 
 impl Builder {
@@ -118,6 +120,13 @@ impl Builder {
         self
     }
 
+    /// Take over the listening sockets of the Tessera running with the same `server.upgrade_sock`
+    /// when it gets SIGQUIT, instead of binding them: a zero-downtime upgrade.
+    pub fn upgrade(mut self) -> Self {
+        self.upgrade = true;
+        self
+    }
+
     /// Load and fully check a config (everything but binding the listeners).
     pub fn check(&self, source: &ConfigSource) -> Result<Config, ConfigErrors> {
         let (mut config, src) = source.load()?;
@@ -141,7 +150,10 @@ impl Builder {
         let (mut config, src) = source.load()?;
         self.overrides.apply(&mut config);
         let runtime = Runtime::build(config, &src, &self.registry, None)?;
-        check_bindable(&runtime.config)?;
+        if !self.upgrade {
+            // Upgrading, the running process holds them, and hands them over.
+            check_bindable(&runtime.config)?;
+        }
         runtime.open_resources(&src)?;
         runtime.log_warnings(&src);
         let config = runtime.config.clone();
@@ -166,9 +178,14 @@ impl Builder {
             graceful_shutdown_timeout_seconds: Some(1),
             upstream_keepalive_pool_size: config.server.upstream_keepalive_pool,
             work_stealing: false,
+            upgrade_sock: config.server.upgrade_sock.clone(),
             ..ServerConf::default()
         };
-        let mut server = Server::new_with_opt_and_conf(None, conf);
+        let opt = self.upgrade.then(|| pingora::server::configuration::Opt {
+            upgrade: true,
+            ..Default::default()
+        });
+        let mut server = Server::new_with_opt_and_conf(opt, conf);
         server.bootstrap();
 
         let mut app = pingora::proxy::http_proxy(

@@ -55,6 +55,11 @@ enum Command {
         /// `PIDFile=` and `kill -HUP`); removed on a clean exit.
         #[arg(long)]
         pid_file: Option<PathBuf>,
+        /// Take the listening sockets over from the running Tessera (same config) instead of
+        /// binding them: start this, then send the old process SIGQUIT. No connection is
+        /// refused and requests in flight finish on the old one.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Serve a folder of images (JPEG 2000, JPEG, PNG, TIFF): IIIF Image API 3 at /iiif/3/, 2
     /// at /iiif/2/, each image named by its file name, and a viewer at / (open
@@ -117,7 +122,9 @@ pub fn main_with(builder: Builder) -> ExitCode {
             config,
             listen,
             pid_file,
+            upgrade,
         } => {
+            let builder = if upgrade { builder.upgrade() } else { builder };
             logging::init(cli.log_format.unwrap_or(LogFormat::Json), "info", false);
             let _pid_file = match pid_file.map(PidFile::write).transpose() {
                 Ok(p) => p,

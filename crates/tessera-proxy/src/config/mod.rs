@@ -166,6 +166,14 @@ pub struct ServerSettings {
     /// Also reload when the config file's content changes, checking at this interval.
     #[serde(default)]
     pub watch_config: Option<Dur>,
+    /// The Unix socket over which a new process (`tessera run --upgrade`) takes the listening
+    /// sockets from this one when it gets SIGQUIT; one per instance on a machine.
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
+}
+
+fn default_upgrade_sock() -> String {
+    "/tmp/tessera-upgrade.sock".into()
 }
 
 fn default_grace() -> Dur {
@@ -183,6 +191,7 @@ impl Default for ServerSettings {
             shutdown_grace: default_grace(),
             upstream_keepalive_pool: default_pool(),
             watch_config: None,
+            upgrade_sock: default_upgrade_sock(),
         }
     }
 }
