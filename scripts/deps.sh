@@ -37,3 +37,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v iiif-validate.py >/dev/null || python3 -m pip install -q iiif-validator
+command -v kubernetes-validate >/dev/null || python3 -m pip install -q kubernetes-validate

@@ -177,3 +177,65 @@ routes:
         .collect();
     assert!(missing.is_empty(), "named but not exposed: {missing:?}");
 }
+
+/// The Kubernetes version the manifests are validated against.
+const KUBERNETES: &str = "1.31.0";
+
+/// Every resource the kustomization lists passes `kubernetes-validate --strict` (the
+/// PodMonitor, a Prometheus Operator resource with no schema there, only warns), and the
+/// `proxy.yaml` in the ConfigMap passes `tessera check` with the environment the pods give it.
+#[test]
+fn the_kubernetes_manifests_validate_and_their_config_checks() {
+    let dir = format!("{REPO}/deploy/kubernetes");
+    let kustomization: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(format!("{dir}/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    let resources: Vec<&str> = kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(resources.len() >= 6, "{resources:?}");
+    let out = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", KUBERNETES])
+        .args(&resources)
+        .current_dir(&dir)
+        .output()
+        .expect("kubernetes-validate runs (scripts/deps.sh installs it with pip)");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    for resource in &resources {
+        assert!(
+            said.contains(&format!("{resource} passed"))
+                || (resource.starts_with("podmonitor")
+                    && said.contains("Couldn't find schema for kind PodMonitor")),
+            "{resource}: {said}"
+        );
+    }
+
+    let configmap: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(format!("{dir}/configmap.yaml")).unwrap())
+            .unwrap();
+    let proxy_yaml = configmap["data"]["proxy.yaml"].as_str().unwrap();
+    let check = tempfile::tempdir().unwrap();
+    let path = check.path().join("proxy.yaml");
+    std::fs::write(&path, proxy_yaml).unwrap();
+    let out = Command::new(tessera_bin())
+        .env("POD_IP", "10.1.2.3")
+        .env(
+            "TESSERA_FLEET_SECRET",
+            "a secret of more than sixteen bytes",
+        )
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
