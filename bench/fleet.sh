@@ -25,9 +25,7 @@ S3P=$(port); FRONT=$(port); P=$(port); A=$(port)
 NODES="127.0.0.2 127.0.0.3 127.0.0.4"
 
 echo "making $IMAGES images (1024×768, 256-px tiles)" >&2
-python3 scripts/make-sample-image.py 256 192 "$WORK/small.ppm"
-vips resize "$WORK/small.ppm" "$WORK/src.v" 4 --kernel linear
-vips copy "$WORK/src.v" "$WORK/src.ppm"
+sample_picture 1024 768 "$WORK/src.ppm"
 opj_compress -i "$WORK/src.ppm" -o "$WORK/img.jp2" -t 256,256 -n 3 -r 5 >/dev/null
 "$S3FIX" "$S3P" > "$WORK/s3.log" & PIDS+=($!)
 wait_port "$S3P"

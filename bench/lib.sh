@@ -1,7 +1,8 @@
 # The set-up every benchmark script shares; `source bench/lib.sh` from the repository root.
 # It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
 # with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
-# (of numbers on stdin), tiles_lua and rps (wrk over 48 distinct tiles),
+# (of numbers on stdin), sample_picture (the sample picture at any size, as PPM), tiles_lua
+# and rps (wrk over 48 distinct tiles),
 # start_iipsrv_behind_nginx (the image-server reference), and the test S3
 # server's credentials ($AK, $SK, and the AWS_*
 # variables Tessera reads).
@@ -17,6 +18,15 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
+
+# The sample picture at WxH ($1 $2) in $3 (PPM): drawn at a quarter of the size and enlarged
+# 4× with vips, since drawing tens of megapixels pixel by pixel in Python takes minutes.
+sample_picture() {
+  python3 scripts/make-sample-image.py $(($1 / 4)) $(($2 / 4)) "$WORK/small.ppm"
+  vips resize "$WORK/small.ppm" "$WORK/big.v" 4 --kernel linear
+  vips copy "$WORK/big.v" "$3"
+  rm -f "$WORK/small.ppm" "$WORK/big.v"
+}
 
 AK=tessera-test; SK=tessera-test-secret
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true

@@ -306,7 +306,12 @@ impl Cluster {
             health_loop_started: AtomicBool::new(false),
             refresh: None,
             discovery_started: AtomicBool::new(false),
-            hosts: hosts_of(&config.endpoints),
+            // Resolved again only for TLS, which needs the names (the balancer keeps addresses).
+            hosts: if tls.is_some() {
+                hosts_of(&config.endpoints)
+            } else {
+                Default::default()
+            },
             tls,
             retired,
         })

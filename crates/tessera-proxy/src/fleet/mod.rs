@@ -46,22 +46,6 @@ const MIN_SECRET: usize = 16;
 /// How long a peer's admin listener has to answer a purge.
 const PEER_ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Run `futures` at once; their outputs in order.
-async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
-    }
-    out
-}
-
 /// This node's fleet: the ring and the secret.
 pub struct Fleet {
     /// The section as written, so that a reload with the same one keeps this fleet (and the
@@ -109,12 +93,11 @@ impl Fleet {
         }
         let mut endpoints = vec![node_addr.clone()];
         for (i, peer) in peers.iter().enumerate() {
-            let peer = expand_env(peer).map_err(|e| (at("peers").key("static").index(i), e))?;
-            if Backend::new(&peer).is_err() {
-                let path = at("peers").key("static").index(i);
-                return Err((path, format!("{peer:?} is not ip:port")));
-            }
-            if Backend::new(&peer).ok().map(|b| b.addr) != Some(node.addr.clone()) {
+            let path = || at("peers").key("static").index(i);
+            let peer = expand_env(peer).map_err(|e| (path(), e))?;
+            let backend =
+                Backend::new(&peer).map_err(|_| (path(), format!("{peer:?} is not ip:port")))?;
+            if backend.addr != node.addr {
                 endpoints.push(peer);
             }
         }
@@ -217,7 +200,11 @@ impl Fleet {
                     (addr.to_string(), answer)
                 }
             });
-        futures_join_all(asks).await
+        let mut answers = tokio::task::JoinSet::new();
+        for ask in asks {
+            answers.spawn(ask);
+        }
+        answers.join_all().await
     }
 
     /// Set the gauges of known and healthy nodes.

@@ -3,11 +3,13 @@
 //! telling Pingora's errors apart for [`Failure`].
 
 use super::state::ServiceState;
+use crate::cluster::Cluster;
 use crate::plugin::LocalResponse;
 use crate::upstream::{count_failed_attempt, fastcgi, prepare, Failure};
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(super) const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total timeout");
@@ -64,19 +66,14 @@ pub(super) fn choose_peer(state: &mut ServiceState) -> Result<Box<HttpPeer>> {
 /// A connect failed: count it, and retry on another endpoint if one is left (for a request to
 /// its image's owner: on this node, see [`fall_back_here`]).
 pub(super) fn connect_failed(state: &mut ServiceState, mut e: Box<Error>) -> Box<Error> {
-    let Some(cluster) = state.upstream.as_ref().map(|t| t.cluster.clone()) else {
-        return e;
-    };
-    let endpoint = state.endpoint_name();
-    if let Some(b) = &state.endpoint {
-        state.failed.push(b.clone());
-    }
     let kind = if e.etype() == &ErrorType::ConnectTimedout {
         Failure::ConnectTimeout
     } else {
         Failure::Connect
     };
-    count_failed_attempt(cluster.name(), &endpoint, kind.kind());
+    let Some((cluster, endpoint)) = attempt_failed(state, kind) else {
+        return e;
+    };
     let another = if state.to_owner {
         fall_back_here(state)
     } else {
@@ -94,20 +91,27 @@ pub(super) fn connect_failed(state: &mut ServiceState, mut e: Box<Error>) -> Box
 /// The owner of the request's image failed after the connection was made, before anything
 /// was sent to the client: count it, and serve the request on this node.
 pub(super) fn owner_failed(state: &mut ServiceState, e: &mut Error) {
-    let Some(cluster) = state.upstream.as_ref().map(|t| t.cluster.clone()) else {
+    let Some((_, endpoint)) = attempt_failed(state, Failure::Response) else {
         return;
     };
-    let endpoint = state.endpoint_name();
-    if let Some(b) = &state.endpoint {
-        state.failed.push(b.clone());
-    }
-    count_failed_attempt(cluster.name(), &endpoint, Failure::Response.kind());
     let again = fall_back_here(state);
     tracing::warn!(
         route = %state.route_name(), endpoint = %endpoint, error = %e, retrying = again,
         "the image's owner in the fleet failed; serving the request here"
     );
     e.set_retry(again);
+}
+
+/// The current attempt failed as `kind`: its endpoint is not tried again, and the failure is
+/// counted. The cluster and the endpoint's name, or `None` with no upstream chosen.
+fn attempt_failed(state: &mut ServiceState, kind: Failure) -> Option<(Arc<Cluster>, String)> {
+    let cluster = state.upstream.as_ref()?.cluster.clone();
+    let endpoint = state.endpoint_name();
+    if let Some(b) = &state.endpoint {
+        state.failed.push(b.clone());
+    }
+    count_failed_attempt(cluster.name(), &endpoint, kind.kind());
+    Some((cluster, endpoint))
 }
 
 /// The owner failed: the next attempt goes to this node itself, with the hop mark (so served
