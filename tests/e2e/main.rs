@@ -26,6 +26,7 @@ mod slow_clients;
 mod thumbs;
 mod tiles;
 mod tls;
+mod traces;
 mod upgrade;
 mod upstream;
 mod upstream_tls;

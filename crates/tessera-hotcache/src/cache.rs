@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tessera_origin::Origin;
 use tokio::sync::{watch, Semaphore};
+use tracing::Instrument;
 
 /// The hot cache. Cheap to clone.
 #[derive(Clone)]
@@ -130,7 +131,8 @@ impl HotCache {
                 let guard = flight::Flight::new(self.inner.clone(), name, tx);
                 let origin = origin.clone();
                 let key = key.to_string();
-                tokio::spawn(async move { guard.run(origin, key).await });
+                // In the span of the request that started it (its trace shows the copy's reads).
+                tokio::spawn(async move { guard.run(origin, key).await }.in_current_span());
                 rx
             }
         };

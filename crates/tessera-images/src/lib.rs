@@ -51,3 +51,13 @@ pub fn register(builder: Builder) -> Builder {
         .handler("thumbs", thumbs_handler::Thumbs::build)
         .handler("viewer", viewer::Viewer::build)
 }
+
+#[cfg(test)]
+mod trace_phase_tests {
+    /// The origins' `fetch` spans are exported with the engine's phases only if both say the
+    /// same target.
+    #[test]
+    fn origins_fetch_spans_have_the_engines_phase_target() {
+        assert_eq!(tessera_origin::TRACE_PHASE, tessera_proxy::traces::PHASE);
+    }
+}

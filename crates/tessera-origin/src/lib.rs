@@ -23,6 +23,11 @@ use bytes::Bytes;
 use std::ops::Range;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// The `tracing` target of this crate's `fetch` spans (one per request to S3), which Tessera
+/// exports as a phase of a request's trace when `server.traces` is set. The same string as
+/// `tessera_proxy::traces::PHASE` (this crate does not depend on the engine).
+pub const TRACE_PHASE: &str = "tessera::phase";
+
 pub use dir::DirOrigin;
 pub use key::{decode_key_part, validate_key, KeyError};
 pub use pace::{Pace, Paced};

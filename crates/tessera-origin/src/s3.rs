@@ -18,6 +18,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 use std::ops::Range;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How to reach one bucket.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +129,26 @@ where
     }
 }
 
+/// The `fetch` span of one request to S3, up to its answer's header (a body is read by the
+/// caller, within its own span).
+fn fetch_span(op: &'static str, key: &str, range: Option<&Range<u64>>) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: crate::TRACE_PHASE,
+        "fetch",
+        otel.kind = "client",
+        op,
+        key,
+        range = tracing::field::Empty,
+    );
+    if let (Some(r), false) = (range, span.is_disabled()) {
+        span.record(
+            "range",
+            format!("bytes={}-{}", r.start, r.end.saturating_sub(1)),
+        );
+    }
+    span
+}
+
 #[async_trait]
 impl Origin for S3Origin {
     async fn head(&self, key: &str) -> Result<ObjectMeta, OriginError> {
@@ -137,6 +158,7 @@ impl Origin for S3Origin {
             .bucket(&self.bucket)
             .key(key)
             .send()
+            .instrument(fetch_span("HEAD", key, None))
             .await
             .map_err(|e| sdk_error("HEAD", key, e))?;
         let size = out
@@ -167,7 +189,11 @@ impl Origin for S3Origin {
             }
             req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
         }
-        let out = req.send().await.map_err(|e| sdk_error("GET", key, e))?;
+        let out = req
+            .send()
+            .instrument(fetch_span("GET", key, range.as_ref()))
+            .await
+            .map_err(|e| sdk_error("GET", key, e))?;
         Ok(Box::new(Paced::new(out.body.into_async_read(), self.pace)))
     }
 
@@ -178,6 +204,7 @@ impl Origin for S3Origin {
             .bucket(&self.bucket)
             .key(key)
             .send()
+            .instrument(fetch_span("GET", key, None))
             .await
             .map_err(|e| sdk_error("GET", key, e))?;
         let size = out

@@ -37,6 +37,8 @@ pub enum RunError {
     Config(#[from] ConfigErrors),
     #[error("listener {address}: {message}")]
     Listener { address: String, message: String },
+    #[error(transparent)]
+    Traces(#[from] crate::traces::TracesError),
 }
 
 #[derive(Clone, Default)]
@@ -187,6 +189,9 @@ impl Builder {
         });
         let mut server = Server::new_with_opt_and_conf(opt, conf);
         server.bootstrap();
+        if let Some(traces) = &config.server.traces {
+            crate::traces::start(traces)?;
+        }
 
         let mut app = pingora::proxy::http_proxy(
             &server.configuration,
@@ -245,6 +250,7 @@ impl Builder {
         // `run`, not `run_forever`: the latter exits the process, and the caller's clean-up
         // (a pid file) would not run.
         server.run(pingora::server::RunArgs::default());
+        crate::traces::shutdown();
         Ok(())
     }
 }

@@ -35,6 +35,7 @@ pub mod service;
 pub mod state;
 mod supervisor;
 pub mod template;
+pub mod traces;
 pub mod upstream;
 pub mod upstream_tls;
 

@@ -62,6 +62,7 @@ impl Runtime {
             found: Vec::new(),
         };
         check_listeners(&config, &mut problems);
+        check_traces(&config, &mut problems);
         let public_urls = build_public_urls(&config, &mut problems);
         check_sections(&config, registry, &mut problems);
         let clusters = build_clusters(&config, previous, &mut problems);
@@ -124,6 +125,17 @@ impl Runtime {
         for (_, hooks) in self.resources.each() {
             hooks.start();
         }
+    }
+}
+
+/// `server.traces`, if any, can be exported.
+fn check_traces(config: &Config, problems: &mut Problems<'_>) {
+    let Some(traces) = &config.server.traces else {
+        return;
+    };
+    let path = ConfigPath::root().key("server").key("traces");
+    for (key, message) in traces.problems() {
+        problems.at(&path.key(key), message);
     }
 }
 

@@ -12,9 +12,11 @@
 //! [`QuietClientFaults`] drops those lines unless debug logging is on; the metrics
 //! (`tessera_connections_shed_total`, `tessera_header_timeouts_total`) count them instead.
 
+use tessera_proxy::traces;
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
+use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -46,19 +48,24 @@ pub fn init(format: LogFormat, level: &str, to_stderr: bool) {
     } else {
         std::io::IsTerminal::is_terminal(&std::io::stdout())
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // The log never shows the spans of traces (`server.traces`), which their own layer exports.
+    let filter = filter.and(filter_fn(|meta| meta.target() != traces::PHASE));
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
         .with_writer(writer);
+    let subscriber = tracing_subscriber::registry()
+        .with(traces::layer())
+        .with(QuietClientFaults);
     match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .finish()
-            .with(QuietClientFaults)
+        LogFormat::Json => subscriber
+            .with(
+                logs.json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_filter(filter),
+            )
             .init(),
-        LogFormat::Text => builder.finish().with(QuietClientFaults).init(),
+        LogFormat::Text => subscriber.with(logs.with_filter(filter)).init(),
     }
 }
 

@@ -18,6 +18,7 @@ use tessera_iiif::{Format, Quality, Resolved};
 use tessera_jp2::{assemble, Plan, Unsupported};
 use tessera_openjpeg::{decode, DecodeOptions};
 use tessera_origin::{Origin, OriginError};
+use tessera_proxy::traces::PHASE;
 use tessera_render::{render, Bitmap, Output};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -127,7 +128,9 @@ impl DecodeSlot {
     {
         let DecodeSlot { held, timeout } = self;
         let handler = held.handler;
+        let span = tracing::info_span!(target: PHASE, "decode", handler);
         let task = tokio::task::spawn_blocking(move || {
+            let _in_span = span.entered();
             let _held = held;
             let started = Instant::now();
             let result = work();

@@ -19,6 +19,8 @@ use tessera_hotcache::{CopyError, HotCache, Lease, Observer, OpenError, Recovere
 use tessera_origin::Origin;
 use tessera_proxy::metrics::registry;
 use tessera_proxy::plugin::{BuildError, BuildErrors, Resource, ResourceContext};
+use tessera_proxy::traces::PHASE;
+use tracing::Instrument;
 
 /// Smaller parts would mean very many requests for one object.
 const MIN_PART_SIZE: u64 = 1 << 20;
@@ -222,7 +224,8 @@ impl HotCacheSlot {
         suffix: &str,
     ) -> Result<Lease, LeaseError> {
         let cache = self.get().ok_or(LeaseError::NotOpen)?;
-        Ok(cache.ensure(origin, key, suffix).await?)
+        let span = tracing::info_span!(target: PHASE, "copy", key);
+        Ok(cache.ensure(origin, key, suffix).instrument(span).await?)
     }
 }
 

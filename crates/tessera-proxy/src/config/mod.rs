@@ -13,6 +13,7 @@ mod load;
 mod locate;
 mod plugin_spec;
 mod response_cache;
+mod traces;
 mod units;
 
 pub use fleet::{DnsPeersConfig, FleetConfig, FleetHealthConfig, PeersConfig, RouteFleetConfig};
@@ -20,6 +21,7 @@ pub use load::{load_file, load_str, read_file, ConfigError, ConfigErrors, Source
 pub use locate::{ConfigPath, Locator, PathSeg, Position};
 pub use plugin_spec::PluginSpec;
 pub use response_cache::{ResponseCacheConfig, RouteCacheConfig};
+pub use traces::TracesConfig;
 pub use units::{ByteSize, Dur, RatePerWindow, Share};
 
 use schemars::JsonSchema;
@@ -170,6 +172,9 @@ pub struct ServerSettings {
     /// sockets from this one when it gets SIGQUIT; one per instance on a machine.
     #[serde(default = "default_upgrade_sock")]
     pub upgrade_sock: String,
+    /// Export OpenTelemetry traces: a span per request and per phase of its work. Off without it.
+    #[serde(default)]
+    pub traces: Option<TracesConfig>,
 }
 
 fn default_upgrade_sock() -> String {
@@ -192,6 +197,7 @@ impl Default for ServerSettings {
             upstream_keepalive_pool: default_pool(),
             watch_config: None,
             upgrade_sock: default_upgrade_sock(),
+            traces: None,
         }
     }
 }

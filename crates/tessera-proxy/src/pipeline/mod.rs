@@ -30,10 +30,12 @@ use crate::plugin::{
 use crate::response_cache::CacheState;
 use crate::route::{Route, NO_ROUTE};
 use crate::runtime::Runtime;
+use crate::traces::PHASE;
 use http::{Extensions, StatusCode};
 use pingora::http::RequestHeader;
 use std::net::IpAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// How many times one request may be handed from route to route.
 const MAX_HANDOFFS: usize = 4;
@@ -207,7 +209,12 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
             tls,
             &public_base,
         );
-        if let Flow::Respond(early) = route.filters.request(&mut req).await {
+        let filtered = route
+            .filters
+            .request(&mut req)
+            .instrument(tracing::info_span!(target: PHASE, "route", route = %route.name))
+            .await;
+        if let Flow::Respond(early) = filtered {
             return Outcome::Answer(early);
         }
         let forwarded = ex.hop.is_some();
@@ -223,7 +230,12 @@ pub async fn run(runtime: &Runtime, header: &mut RequestHeader, ex: &mut Exchang
         if let Some(route_cache) = &route.cache {
             let cache = &runtime.response_cache;
             let handler = route.handler.as_ref();
-            if let Some(kept) = ex.cache.look(cache, route_cache, handler, &mut req).await {
+            let kept = ex
+                .cache
+                .look(cache, route_cache, handler, &mut req)
+                .instrument(tracing::info_span!(target: PHASE, "cache", route = %route.name))
+                .await;
+            if let Some(kept) = kept {
                 return Outcome::Answer(kept);
             }
         }

@@ -16,6 +16,7 @@ pub(super) fn request_done(session: &Session, e: Option<&Error>, state: &Service
         .map(|r| r.status.as_u16())
         .unwrap_or(0);
     let elapsed = state.started.elapsed();
+    crate::traces::finish_request(&state.span, state.route_name(), status);
     match &state.exchange.route {
         Some(r) => r.metrics.observe(status, elapsed),
         None => state.runtime.no_route_metrics.observe(status, elapsed),

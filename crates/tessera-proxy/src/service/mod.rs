@@ -36,6 +36,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 pub struct TesseraProxy {
     pub(crate) shared: Arc<Shared>,
@@ -60,8 +61,11 @@ impl ProxyHttp for TesseraProxy {
             .map(|a| a.ip());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         state.exchange = Exchange::new(client_ip, tls);
+        state.span = crate::traces::request_span(session.req_header());
         let runtime = state.runtime.clone();
-        let outcome = pipeline::run(&runtime, session.req_header_mut(), &mut state.exchange).await;
+        let outcome = pipeline::run(&runtime, session.req_header_mut(), &mut state.exchange)
+            .instrument(state.span.clone())
+            .await;
         let answer = match outcome {
             Outcome::Answer(r) => Local::Whole(r),
             Outcome::Stream(s) => Local::Streamed(s),
@@ -136,6 +140,7 @@ impl ProxyHttp for TesseraProxy {
             if let Some(fleet) = &state.runtime.fleet {
                 fleet.mark(upstream_request, &state.exchange.hop_to_owner());
             }
+            crate::traces::inject(&state.upstream_span, upstream_request);
             state.hop_sent = Some(std::time::Instant::now());
             return Ok(());
         }
@@ -150,6 +155,7 @@ impl ProxyHttp for TesseraProxy {
                 "the upstream request was refused before it was sent",
             );
         }
+        crate::traces::inject(&state.upstream_span, upstream_request);
         Ok(())
     }
 

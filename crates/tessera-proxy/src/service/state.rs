@@ -33,6 +33,10 @@ pub struct ServiceState {
     pub(super) to_owner: bool,
     /// When the request was last sent to an owner (for the hop's latency).
     pub(super) hop_sent: Option<Instant>,
+    /// The request's trace span (disabled unless `server.traces` is set).
+    pub(super) span: tracing::Span,
+    /// The span of its upstream exchange, from choosing an endpoint to the request's end.
+    pub(super) upstream_span: tracing::Span,
 }
 
 impl ServiceState {
@@ -49,6 +53,8 @@ impl ServiceState {
             refusal: None,
             to_owner: false,
             hop_sent: None,
+            span: tracing::Span::none(),
+            upstream_span: tracing::Span::none(),
         }
     }
 

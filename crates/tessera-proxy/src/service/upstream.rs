@@ -11,6 +11,7 @@ use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 pub(super) const TOTAL_TIMEOUT: ErrorType = ErrorType::Custom("upstream total timeout");
 const NO_ENDPOINT: ErrorType = ErrorType::Custom("no healthy endpoint");
@@ -43,6 +44,13 @@ pub(super) fn choose_peer(state: &mut ServiceState) -> Result<Box<HttpPeer>> {
     let Some(mut peer) = cluster.peer(&backend) else {
         return Error::e_explain(ErrorType::InternalError, "endpoint is not an inet address");
     };
+    if state.upstream_span.is_none() {
+        state.upstream_span = upstream_span(state, cluster.name());
+    }
+    if !state.upstream_span.is_disabled() {
+        let endpoint = backend.addr.to_string();
+        state.upstream_span.record("endpoint", endpoint);
+    }
     state.endpoint = Some(backend);
     if state.upstream_deadline.is_none() {
         state.upstream_deadline = cluster.timeouts().total.map(|d| Instant::now() + d.0);
@@ -223,6 +231,8 @@ pub(super) async fn fastcgi_exchange(
     }
     let cluster = target.cluster.clone();
     let route = state.route_name().to_string();
+    state.upstream_span = upstream_span(state, cluster.name());
+    let span = state.upstream_span.clone();
     fastcgi::exchange(
         &cluster,
         &state.hash_key,
@@ -235,7 +245,22 @@ pub(super) async fn fastcgi_exchange(
             endpoint: &mut state.endpoint,
         },
     )
+    .instrument(span)
     .await
+}
+
+/// The `upstream` phase span of this request: the cluster (or the fleet, for an image's owner)
+/// and, once chosen, the endpoint.
+fn upstream_span(state: &ServiceState, cluster: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: crate::traces::PHASE,
+        parent: &state.span,
+        "upstream",
+        otel.kind = "client",
+        cluster = cluster,
+        owner = state.to_owner,
+        endpoint = tracing::field::Empty,
+    )
 }
 
 #[cfg(test)]
