@@ -27,12 +27,15 @@ sample_picture "$W" "$H" "$WORK/src.ppm"
 opj_compress -i "$WORK/src.ppm" -o "$WORK/m/big.jp2" -t 1024,1024 -n 7 -r 10 -p RPCL >/dev/null
 rm "$WORK/src.ppm"
 
-# The requests of a row: every full-resolution 1024² tile as a 512-px viewer tile (region at
-# level 0), or the first screen of a viewer (the whole image in 1200×900) 20 times.
+# The requests of a row: every full-resolution 1024² tile at half size, as a viewer asks for
+# them (edge tiles cut to the image, their size halved, rounded up), or the first screen of a
+# viewer (the whole image in 1200×900) 20 times.
 paths() {
+  local w h
   case $1 in
     tiles) for ((y = 0; y < H; y += 1024)); do for ((x = 0; x < W; x += 1024)); do
-             echo "$x,$y,1024,1024/512,/0/default.jpg"; done; done ;;
+             w=$(( W - x < 1024 ? W - x : 1024 )); h=$(( H - y < 1024 ? H - y : 1024 ))
+             echo "$x,$y,$w,$h/$(( (w + 1) / 2 )),/0/default.jpg"; done; done ;;
     screen) for _ in $(seq 20); do echo 'full/!1200,900/0/default.jpg'; done ;;
   esac
 }
@@ -41,7 +44,9 @@ peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 rss_mb() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 # Ask every path of $2 under URL prefix $1 with $3 clients; fail on any non-200.
 ask() {
-  paths "$2" | sed "s|^|$1|" | xargs -P "$3" -n 1 curl -s -o /dev/null -w "%{http_code}\n" | { ! grep -v '^200$'; }
+  local bad
+  bad=$(paths "$2" | sed "s|^|$1|" | xargs -P "$3" -n 1 curl -s -o /dev/null -w "%{http_code} %{url}\n" | grep -v '^200 ' || true)
+  [ -z "$bad" ] || { echo "failed: $bad" >&2; kill 0; }
 }
 # "CPU ms per request | peak RSS MB" of process $1 for kind $2 at prefix $3 with $4 clients.
 measure() {
@@ -87,7 +92,7 @@ iipsrv_row() {
 }
 
 echo "## CPU and memory per decode: $SIZE tiled JP2 ($(stat -c %s "$WORK/m/big.jp2") bytes), $(nproc) cores"; echo
-echo "tiles: $(paths tiles | wc -l) distinct 1024² regions at full resolution as 512-px tiles; screen: 20 × full/!1200,900"; echo
+echo "tiles: $(paths tiles | wc -l) distinct full-resolution 1024² regions at half size, as a viewer asks; screen: 20 × full/!1200,900"; echo
 echo "| server | requests | clients | CPU ms per request | peak RSS MB | idle RSS MB |"
 echo "|---|---|---:|---:|---:|---:|"
 for kind in tiles screen; do
