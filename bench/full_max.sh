@@ -25,30 +25,18 @@ TESSERA=$PWD/target/release/tessera
 
 echo "making a $SIZE tiled JP2 (1024² tiles, 6 levels)" >&2
 mkdir -p "$WORK/m"
-sample_picture "$W" "$H" "$WORK/src.ppm"
-opj_compress -i "$WORK/src.ppm" -o "$WORK/m/big.jp2" -t 1024,1024 -n 7 -r 10 -p RPCL >/dev/null
-rm "$WORK/src.ppm"
+tiled_jp2 "$W" "$H" "$WORK/m/big.jp2"
 
 # The time of one request (ms) and what came back, or the HTTP status on failure.
 timed() { curl -s -o "$WORK/out" -w "%{http_code} %{time_total}\n" "$1" | awk '{ if ($1 != 200) { print "HTTP " $1 > "/dev/stderr"; exit 1 } printf "%.0f\n", $2 * 1000 }'; }
 out_size() { vipsheader -f width "$WORK/out" | tr '\n' 'x'; vipsheader -f height "$WORK/out"; }
-peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 # One Tessera build ($1) with `render` over the folder: "median ms | peak MB | size" for path $2.
 tessera_row() {
   local bin=$1 path=$2 tes adm pid
   tes=$(port); adm=$(port)
-  cat > "$WORK/proxy.yaml" <<YAML
-listen: [{ address: "127.0.0.1:$tes" }]
-admin: { address: "127.0.0.1:$adm" }
-access_log: false
-origins: { folder: { dir: "$WORK/m" } }
-hot_cache: { dir: "$WORK/cache", capacity: 4GiB }   # for a BASELINE build; this one reads the folder in place
-routes:
-  - name: render
-    match: { path: "/render/{image}/{iiif*}" }
-    handler: { render: { origin: folder, key: "{image}", version: 3, decode_timeout: 120s } }
-YAML
+  # The hot cache is for a BASELINE build; this one reads the folder in place.
+  render_config "$tes" "$adm" "hot_cache: { dir: \"$WORK/cache\", capacity: 4GiB }"
   "$bin" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & pid=$!; PIDS+=($pid)
   wait_port "$tes"
   curl -sf -o /dev/null "http://127.0.0.1:$tes/render/big.jp2/0,0,256,256/256,/0/default.jpg"

@@ -28,6 +28,33 @@ sample_picture() {
   rm -f "$WORK/small.ppm" "$WORK/big.v"
 }
 
+# A tiled JPEG 2000 of the sample picture at WxH ($1 $2) in $3, as large masters are made:
+# 1024² tiles, 7 resolution levels, RPCL.
+tiled_jp2() {
+  sample_picture "$1" "$2" "$WORK/src.ppm"
+  opj_compress -i "$WORK/src.ppm" -o "$3" -t 1024,1024 -n 7 -r 10 -p RPCL >/dev/null
+  rm "$WORK/src.ppm"
+}
+# The peak resident memory (VmHWM) of process $1, in MB.
+peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+
+# A Tessera config in $WORK/proxy.yaml serving the folder $WORK/m through `render` at
+# /render/{image}/{iiif*}, on ports $1 (traffic) and $2 (admin), access log off; $3 is more
+# top-level YAML (e.g. an `image_index:`).
+render_config() {
+  cat > "$WORK/proxy.yaml" <<YAML
+listen: [{ address: "127.0.0.1:$1" }]
+admin: { address: "127.0.0.1:$2" }
+access_log: false
+origins: { folder: { dir: "$WORK/m" } }
+${3:-}
+routes:
+  - name: render
+    match: { path: "/render/{image}/{iiif*}" }
+    handler: { render: { origin: folder, key: "{image}", decode_timeout: 120s } }
+YAML
+}
+
 AK=tessera-test; SK=tessera-test-secret
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
 

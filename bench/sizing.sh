@@ -23,9 +23,7 @@ TESSERA=$PWD/target/release/tessera
 
 echo "making a $SIZE tiled JP2 (1024² tiles, 7 levels)" >&2
 mkdir -p "$WORK/m"
-sample_picture "$W" "$H" "$WORK/src.ppm"
-opj_compress -i "$WORK/src.ppm" -o "$WORK/m/big.jp2" -t 1024,1024 -n 7 -r 10 -p RPCL >/dev/null
-rm "$WORK/src.ppm"
+tiled_jp2 "$W" "$H" "$WORK/m/big.jp2"
 
 # The requests of a row: every full-resolution 1024² tile at half size, as a viewer asks for
 # them (edge tiles cut to the image, their size halved, rounded up), or the first screen of a
@@ -40,7 +38,6 @@ paths() {
   esac
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-peak_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 rss_mb() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 # Ask every path of $2 under URL prefix $1 with $3 clients; fail on any non-200.
 ask() {
@@ -61,17 +58,7 @@ measure() {
 tessera_row() {
   local kind=$1 clients=$2 tes adm pid
   tes=$(port); adm=$(port)
-  cat > "$WORK/proxy.yaml" <<YAML
-listen: [{ address: "127.0.0.1:$tes" }]
-admin: { address: "127.0.0.1:$adm" }
-access_log: false
-origins: { folder: { dir: "$WORK/m" } }
-image_index: { dir: "$WORK/index" }
-routes:
-  - name: render
-    match: { path: "/render/{image}/{iiif*}" }
-    handler: { render: { origin: folder, key: "{image}", decode_timeout: 120s } }
-YAML
+  render_config "$tes" "$adm" "image_index: { dir: \"$WORK/index\" }"
   "$TESSERA" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & pid=$!; PIDS+=($pid)
   wait_port "$tes"; sleep 0.5
   local idle; idle=$(rss_mb $pid)
