@@ -30,9 +30,13 @@ sample_picture() {
 
 # A tiled JPEG 2000 of the sample picture at WxH ($1 $2) in $3, as large masters are made:
 # 1024² tiles, 7 resolution levels, RPCL.
-tiled_jp2() {
-  sample_picture "$1" "$2" "$WORK/src.ppm"
-  opj_compress -i "$WORK/src.ppm" -o "$3" -t 1024,1024 -n 7 -r 10 -p RPCL >/dev/null
+tiled_jp2() { jp2_master "$@" -t 1024,1024; }
+# The same in one tile, as many digitised masters are.
+single_tile_jp2() { jp2_master "$@"; }
+jp2_master() {
+  local w=$1 h=$2 out=$3; shift 3
+  sample_picture "$w" "$h" "$WORK/src.ppm"
+  opj_compress -i "$WORK/src.ppm" -o "$out" "$@" -n 7 -r 10 -p RPCL >/dev/null
   rm "$WORK/src.ppm"
 }
 # The peak resident memory (VmHWM) of process $1, in MB.
@@ -52,6 +56,39 @@ routes:
   - name: render
     match: { path: "/render/{image}/{iiif*}" }
     handler: { render: { origin: folder, key: "{image}", decode_timeout: 120s } }
+YAML
+}
+
+# The two masters of the viewer benchmark in folder $1: tiled.jp2 and single.jp2, VIEWER_SIZE
+# (61 MP by default), made the same way every time (bench/viewer/*.urls were recorded on them).
+VIEWER_SIZE=${VIEWER_SIZE:-9600x6400}
+viewer_masters() {
+  local w=${VIEWER_SIZE%x*} h=${VIEWER_SIZE#*x}
+  echo "making $VIEWER_SIZE tiled and single-tile JP2s" >&2
+  tiled_jp2 "$w" "$h" "$1/tiled.jp2"
+  single_tile_jp2 "$w" "$h" "$1/single.jp2"
+}
+# A config serving the folder $WORK/m as a viewer would use it, on ports $1 and $2: the viewer
+# page at /view/{image}, info.json and every IIIF request decoded in process (`render`) under
+# /iiif/{image}/, no response cache.
+viewer_config() {
+  cat <<YAML
+listen: [{ address: "127.0.0.1:$1" }]
+admin: { address: "127.0.0.1:$2" }
+origins: { folder: { dir: "$WORK/m" } }
+routes:
+  - name: view
+    match: { path: "/view/{image}" }
+    handler: { viewer: { show: image, iiif: /iiif } }
+  - name: viewer-files
+    match: { path: "/viewer/{file*}" }
+    handler: { viewer: { show: assets } }
+  - name: info
+    match: { path: "/iiif/{image}/info.json" }
+    handler: { info: { origin: folder, key: "{image}.jp2" } }
+  - name: render
+    match: { path: "/iiif/{image}/{iiif*}" }
+    handler: { render: { origin: folder, key: "{image}.jp2", decode_timeout: 120s } }
 YAML
 }
 
@@ -81,16 +118,36 @@ rps() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/tiles.lua" "$1" -- "$2"
 start_iipsrv_behind_nginx() {
   local iip=$1 ngx=$2
   LOGFILE=$WORK/iipsrv.log VERBOSITY=0 /usr/lib/iipimage-server/iipsrv.fcgi --bind 127.0.0.1:$iip --backlog 1024 >/dev/null 2>&1 & PIDS+=($!)
+  nginx_fastcgi_front "$ngx" "server 127.0.0.1:$iip;"
+  wait_port "$iip"; wait_port "$ngx"
+}
+# A pool of $2 iipsrv processes behind nginx on port $1 (round robin); their pids in IIP_PIDS.
+start_iipsrv_pool() {
+  local ngx=$1 servers="" p
+  IIP_PIDS=()
+  for _ in $(seq "$2"); do
+    p=$(port)
+    LOGFILE=$WORK/iipsrv.log VERBOSITY=0 /usr/lib/iipimage-server/iipsrv.fcgi --bind 127.0.0.1:$p --backlog 1024 >/dev/null 2>&1 & PIDS+=($!); IIP_PIDS+=($!)
+    servers+="server 127.0.0.1:$p; "
+    wait_port "$p"
+  done
+  nginx_fastcgi_front "$ngx" "$servers"
+  wait_port "$ngx"
+}
+# nginx (one worker) on port $1 speaking FastCGI at /fcgi-bin/iipsrv.fcgi to the upstream
+# servers $2 (`server host:port;` lines).
+nginx_fastcgi_front() {
+  local ngx=$1
   cat > "$WORK/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
 events { worker_connections 4096; }
 http { access_log off; client_body_temp_path $WORK/t; fastcgi_temp_path $WORK/t; proxy_temp_path $WORK/t; uwsgi_temp_path $WORK/t; scgi_temp_path $WORK/t;
+  upstream iipsrv { $2 }
   server { listen 127.0.0.1:$ngx;
-    location /fcgi-bin/iipsrv.fcgi { fastcgi_pass 127.0.0.1:$iip;
+    location /fcgi-bin/iipsrv.fcgi { fastcgi_pass iipsrv;
       fastcgi_param QUERY_STRING \$query_string; fastcgi_param REQUEST_METHOD \$request_method;
       fastcgi_param REQUEST_URI \$request_uri; fastcgi_param SERVER_NAME \$server_name;
       fastcgi_param SERVER_PORT \$server_port; fastcgi_param HTTP_HOST \$http_host; } } }
 CONF
   nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
-  wait_port "$iip"; wait_port "$ngx"
 }

@@ -16,7 +16,6 @@ use tessera_proxy::traces;
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
-use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -49,7 +48,12 @@ pub fn init(format: LogFormat, level: &str, to_stderr: bool) {
         std::io::IsTerminal::is_terminal(&std::io::stdout())
     };
     // The log never shows the spans of traces (`server.traces`), which their own layer exports.
-    let filter = filter.and(filter_fn(|meta| meta.target() != traces::PHASE));
+    // A directive rather than a filter of our own: the filter's level stays the subscriber's
+    // maximum level, which keeps `debug!` free when it is off and `QuietClientFaults` right.
+    let filter = match format!("{}=off", traces::PHASE).parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let logs = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
         .with_writer(writer);
@@ -73,6 +77,13 @@ pub fn init(format: LogFormat, level: &str, to_stderr: bool) {
 pub struct QuietClientFaults;
 
 impl<S: Subscriber> Layer<S> for QuietClientFaults {
+    /// It selects no level of its own (only events, below). Saying so keeps the subscriber's
+    /// maximum level that of the log's filter: a layer without a hint among per-layer filtered
+    /// ones would raise it to TRACE, and `LevelFilter::current()` below would be wrong.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::OFF)
+    }
+
     fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
         if *event.metadata().level() != Level::ERROR || LevelFilter::current() >= Level::DEBUG {
             return true;
