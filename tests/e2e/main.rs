@@ -17,6 +17,7 @@ mod fleet;
 mod hostile;
 mod index_cli;
 mod large_views;
+mod levels;
 mod masters;
 mod observability;
 mod reload;

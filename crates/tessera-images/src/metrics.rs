@@ -68,6 +68,18 @@ pub static ANSWERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers")
 });
 
+/// `render`'s decoded levels (see `imaging::levels`): requests answered from a kept level, and
+/// levels decoded.
+pub static LEVELS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec_with_registry!(
+        "tessera_decoded_levels_total",
+        "render requests for a small resolution level: kept (cropped from a level in memory) or decoded (the level decoded whole, then kept).",
+        &["outcome"],
+        registry()
+    )
+    .expect("metric registers")
+});
+
 pub struct IndexMetrics {
     pub lookups: IntCounterVec,
     pub read_bytes: IntCounter,
@@ -103,6 +115,9 @@ pub fn init_metrics() {
         for outcome in outcomes {
             ANSWERS.with_label_values(&[handler, outcome]);
         }
+    }
+    for outcome in ["kept", "decoded"] {
+        LEVELS.with_label_values(&[outcome]);
     }
     for source in ["memory", "disk", "beside", "built", "failed"] {
         INDEX.lookups.with_label_values(&[source]);

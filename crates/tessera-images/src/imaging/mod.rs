@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod failure;
 pub mod indexed_images;
 pub mod keys;
+pub mod levels;
 pub mod pipeline;
 pub mod raster;
 pub mod request;

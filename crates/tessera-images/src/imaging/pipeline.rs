@@ -27,7 +27,7 @@ pub const MAX_GAP: u64 = 64 << 10;
 /// Ranged GETs in flight for one request.
 const PARALLEL_RANGES: usize = 16;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ViewError {
     #[error("origin: {0}")]
     Origin(OriginError),
@@ -122,9 +122,10 @@ impl Decodes {
 impl DecodeSlot {
     /// Run `work` (a decode and render) on the blocking pool, holding the slot until it ends,
     /// and wait for it at most the route's timeout.
-    pub async fn run<F>(self, work: F) -> Result<Vec<u8>, ViewError>
+    pub async fn run<F, T>(self, work: F) -> Result<T, ViewError>
     where
-        F: FnOnce() -> Result<Vec<u8>, ViewError> + Send + 'static,
+        F: FnOnce() -> Result<T, ViewError> + Send + 'static,
+        T: Send + 'static,
     {
         let DecodeSlot { held, timeout } = self;
         let handler = held.handler;
@@ -250,9 +251,37 @@ pub fn decode_and_render(
         max_pixels,
         threads: 1,
     };
+    let bitmap = decode_bitmap(input, &opts)?;
+    render(&bitmap, None, out).map_err(|e| ViewError::Corrupt(e.to_string()))
+}
+
+/// The whole image of `file` at `reduce`, decoded with as many OpenJPEG threads as there are
+/// cores: one request waits for it (see `levels`), so it may as well use the machine.
+/// Blocking: call it on the blocking pool.
+pub fn decode_level(
+    file: &std::fs::File,
+    reduce: u8,
+    max_pixels: u64,
+) -> Result<Bitmap, ViewError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = DecodeOptions {
+        reduce: u32::from(reduce),
+        region: None,
+        // A level is kept: only a whole file may make one (a file cut short fails here, and
+        // its requests decode their regions as before).
+        strict: true,
+        max_pixels,
+        threads: u32::try_from(threads).unwrap_or(1),
+    };
+    decode_bitmap(Jp2Input::File(file), &opts)
+}
+
+/// Decode `input` as `opts` says into gray or RGB (an alpha channel is dropped). Blocking:
+/// call it on the blocking pool.
+fn decode_bitmap(input: Jp2Input<'_>, opts: &DecodeOptions) -> Result<Bitmap, ViewError> {
     let decoded = match input {
-        Jp2Input::Bytes(codestream) => decode(codestream, &opts),
-        Jp2Input::File(file) => tessera_openjpeg::decode_file(file, &opts),
+        Jp2Input::Bytes(codestream) => decode(codestream, opts),
+        Jp2Input::File(file) => tessera_openjpeg::decode_file(file, opts),
     }
     .map_err(|e| match e {
         tessera_openjpeg::DecodeError::TooLarge { .. } => ViewError::NotSupported(format!(
@@ -272,7 +301,6 @@ pub fn decode_and_render(
         ),
         n => return Err(ViewError::NotSupported(format!("images with {n} channels"))),
     };
-    let bitmap = Bitmap::new(decoded.width, decoded.height, channels, pixels)
-        .map_err(|e| ViewError::Corrupt(e.to_string()))?;
-    render(&bitmap, None, out).map_err(|e| ViewError::Corrupt(e.to_string()))
+    Bitmap::new(decoded.width, decoded.height, channels, pixels)
+        .map_err(|e| ViewError::Corrupt(e.to_string()))
 }

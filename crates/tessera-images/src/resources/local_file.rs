@@ -14,8 +14,8 @@ use tessera_origin::{Origin, OriginError};
 
 /// The file an image is read from; keep it while reading.
 pub enum LocalFile {
-    /// The origin's own file.
-    InPlace(PathBuf),
+    /// The origin's own file, and its version tag when it was looked at.
+    InPlace(PathBuf, Option<String>),
     /// The hot cache's copy, pinned by its lease.
     Copy(Lease),
 }
@@ -32,7 +32,7 @@ impl LocalFile {
         if let Some(path) = tessera_origin::local_path(origin.as_ref(), key) {
             // A missing file answers as a missing object would when copied.
             return match origin.head(key).await {
-                Ok(_) => Ok(LocalFile::InPlace(path)),
+                Ok(meta) => Ok(LocalFile::InPlace(path, meta.etag)),
                 Err(OriginError::NotFound) => Err(CopyError::NotFound.into()),
                 Err(e) => Err(CopyError::Origin(e).into()),
             };
@@ -43,8 +43,17 @@ impl LocalFile {
 
     pub fn path(&self) -> &Path {
         match self {
-            LocalFile::InPlace(path) => path,
+            LocalFile::InPlace(path, _) => path,
             LocalFile::Copy(lease) => lease.path(),
+        }
+    }
+
+    /// The version of a file read in place, as it is now (a copy is of the version its image
+    /// index names).
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            LocalFile::InPlace(_, etag) => etag.as_deref(),
+            LocalFile::Copy(_) => None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! map would fail the process). Work is bounded: a limit on output pixels and on decodes
 //! running at once.
 
+use crate::imaging::levels::DecodedLevels;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::{answer, defaults, Failure, Found, IndexedImages, Lookup};
 use crate::metrics;
@@ -19,12 +20,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use std::sync::Arc;
 use tessera_iiif::{ImageLimits, ImageRequest, Resolved};
-use tessera_proxy::config::Dur;
+use tessera_proxy::config::{ByteSize, Dur};
 use tessera_proxy::plugin::{
     BuildContext, BuildError, CacheName, Handler, HandlerAction, HttpError, RequestContext,
     RequestInfo,
 };
 
+mod level;
 mod raster;
 
 #[derive(Deserialize, JsonSchema)]
@@ -63,6 +65,14 @@ pub struct RenderConfig {
     /// The cached file's suffix (for images copied into the hot cache).
     #[serde(default = "default_suffix")]
     pub local_suffix: String,
+    /// Memory for an image's small resolution levels (at most 4 MP each), decoded whole once
+    /// and cropped by the requests of a view instead of each decoding its region; 0 turns it off.
+    #[serde(default = "default_level_cache")]
+    pub level_cache: ByteSize,
+}
+
+fn default_level_cache() -> ByteSize {
+    ByteSize(128 << 20)
 }
 
 fn default_max_decode_pixels() -> u64 {
@@ -82,6 +92,8 @@ pub struct Render {
     decodes: pipeline::Decodes,
     /// Where images not in a local folder are copied; none if they all are.
     cache: Option<Arc<HotCacheSlot>>,
+    /// Small levels kept decoded (`level_cache`); none when off.
+    levels: Option<DecodedLevels>,
 }
 
 impl Render {
@@ -106,6 +118,7 @@ impl Render {
                 "render",
             ),
             cache,
+            levels: DecodedLevels::new(cfg.level_cache.0),
         })
     }
 }
@@ -153,6 +166,27 @@ impl Render {
 }
 
 impl Render {
+    /// `area` (on the image's grid) decoded at `reduce` from the file, and rendered as `out`.
+    async fn decode_region(
+        &self,
+        local: LocalFile,
+        reduce: u8,
+        area: (u32, u32, u32, u32),
+        out: tessera_render::Output,
+    ) -> Result<Vec<u8>, ViewError> {
+        let slot = self.decodes.slot().await?;
+        let max_pixels = self.max_decode_pixels;
+        slot.run(move || {
+            let file = std::fs::File::open(local.path())
+                .map_err(|e| ViewError::Corrupt(format!("cannot open the file: {e}")))?;
+            let input = pipeline::Jp2Input::File(&file);
+            let result = pipeline::decode_and_render(input, reduce, Some(area), &out, max_pixels);
+            drop(local);
+            result
+        })
+        .await
+    }
+
     /// OpenJPEG builds a tile's structures whole, however small the region asked of it: a
     /// tile larger at `reduce` than `max_decode_pixels` is refused before anything is read.
     fn check_tiles(&self, indexed: &Indexed, reduce: u8) -> Result<(), ViewError> {
@@ -264,23 +298,21 @@ impl Render {
             .local_file(&key)
             .await
             .map_err(|e| failed(Failure::Copy(e)))?;
-        let slot = self
-            .decodes
-            .slot()
-            .await
-            .map_err(|e| failed(Failure::View(e)))?;
-        let max_pixels = self.max_decode_pixels;
-        let body = slot
-            .run(move || {
-                let file = std::fs::File::open(local.path())
-                    .map_err(|e| ViewError::Corrupt(format!("cannot open the file: {e}")))?;
-                let input = pipeline::Jp2Input::File(&file);
-                let result =
-                    pipeline::decode_and_render(input, reduce, Some(area), &out, max_pixels);
-                drop(local);
-                result
-            })
-            .await;
+        let body = match self.kept_level(&key, &indexed, &local, reduce) {
+            Some((levels, level)) => {
+                let cropped = self
+                    .crop_level(levels, level, &local, &indexed, reduce, area, out)
+                    .await;
+                match cropped {
+                    // The file does not decode whole (cut short, damaged): its regions may.
+                    Err(ViewError::Corrupt(_)) => {
+                        self.decode_region(local, reduce, area, out).await
+                    }
+                    other => other,
+                }
+            }
+            None => self.decode_region(local, reduce, area, out).await,
+        };
         let body = match body {
             Ok(b) => b,
             Err(e) => {
