@@ -42,5 +42,6 @@ perf script -i "$WORK/perf.data" --no-inline 2> /dev/null | inferno-collapse-per
 inferno-flamegraph --title "render, OpenSeadragon's requests for $IMAGE.jp2 ($VIEWER_SIZE), warm" < "$WORK/folded" > "docs/profiles/render-$IMAGE.svg"
 echo "## render on $IMAGE.jp2: $(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out") requests/s under perf; self time by function (share of samples)"
 echo
+echo "| share | function |"; echo "|---:|---|"
 perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio --percent-limit 1.5 2> /dev/null \
-  | grep -E '^ +[0-9.]+%' | sed 's/^ */| /; s/  */ | /' | head -25
+  | awk '/^ +[0-9.]+%/ { printf "| %s | `%s` |\n", $1, $3 }' | head -25

@@ -7,6 +7,7 @@
 #
 #   bench/viewer.sh
 #   ROUNDS=3 DURATION=10s BASELINE=/path/to/an/older/tessera bench/viewer.sh
+#   IMAGES=tiled bench/viewer.sh             # one of the two masters
 #
 # Cold: a fresh process, its first sight of the image (no header index; the file is in the OS's
 # page cache for both servers, as it is on a busy node). Warm: the same steps again from the same
@@ -19,6 +20,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-8}
 CLIENTS=6
+IMAGES=${IMAGES:-tiled single}
 CORES=$(nproc)
 need wrk wrk; need nginx nginx-light; need curl curl; need opj_compress libopenjp2-tools
 need vips libvips-tools
@@ -37,7 +39,7 @@ replay() {
   local start end
   step "$2" "$3" | sed "s|^\\(.*\\)\$|url = \"$1\\1\"\\noutput = \"/dev/null\"|" > "$WORK/curl.cfg"
   start=$(date +%s%N)
-  curl -s --parallel --parallel-max $CLIENTS -K "$WORK/curl.cfg" -w "%{http_code} %{url}\n" > "$WORK/codes"
+  curl -s --no-progress-meter --parallel --parallel-max $CLIENTS -K "$WORK/curl.cfg" -w "%{http_code} %{url}\n" > "$WORK/codes"
   end=$(date +%s%N)
   if grep -v '^200 ' "$WORK/codes" >&2; then echo "non-200 answers" >&2; kill 0; fi
   echo $(( (end - start) / 1000000 ))
@@ -102,7 +104,7 @@ echo "## A viewer's first screen and two zoom steps ($VIEWER_SIZE JP2s, OpenSead
 echo "Wall time of each step in ms (requests per step: see bench/viewer/*.urls)."; echo
 echo "| master | server | cold first screen | cold zoom ×2 | cold zoom ×4 | warm first screen | warm zoom ×2 | warm zoom ×4 |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
-for image in tiled single; do
+for image in $IMAGES; do
   echo "| $image | Tessera render | $(steps_row tessera $image) |"
   if [ -n "${BASELINE:-}" ]; then
     BIN=$BASELINE; echo "| $image | baseline render | $(steps_row tessera $image) |"; BIN=$TESSERA
@@ -113,7 +115,7 @@ echo
 echo "### Tiles per second, warm (wrk -c$CONNECTIONS -d$DURATION over the recorded tile requests)"; echo
 echo "| master | Tessera render | nginx → $CORES iipsrv | render / iipsrv per core |"
 echo "|---|---:|---:|---:|"
-for image in tiled single; do
+for image in $IMAGES; do
   t=$(tiles_per_second tessera $image); i=$(tiles_per_second iipsrv_pool $image)
   echo "| $image | $t | $i | $(awk -v a="$t" -v b="$i" 'BEGIN { printf "%.2f×", a / b }') |"
 done

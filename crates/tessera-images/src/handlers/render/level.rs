@@ -52,13 +52,17 @@ impl Render {
     ) -> Result<Vec<u8>, ViewError> {
         let max_pixels = self.max_decode_pixels;
         let path = local.path().to_path_buf();
+        let ix = &indexed.index;
+        let image = (ix.x0, ix.y0, ix.x0 + ix.width, ix.y0 + ix.height);
+        let tiles = u64::from(ix.width.div_ceil(ix.tile_width.max(1)))
+            * u64::from(ix.height.div_ceil(ix.tile_height.max(1)));
         let whole = levels
             .get(level, async {
                 let slot = self.decodes.slot().await?;
                 slot.run(move || {
                     let file = std::fs::File::open(path)
                         .map_err(|e| ViewError::Corrupt(format!("cannot open the file: {e}")))?;
-                    pipeline::decode_level(&file, reduce, max_pixels)
+                    pipeline::decode_level(&file, reduce, image, tiles, max_pixels)
                 })
                 .await
             })

@@ -4,7 +4,8 @@
 //! An image in a `dir` origin is read in place; one anywhere else is copied into the hot cache
 //! once (as for `orchestrate`). Each request then decodes only its region, at the lowest
 //! resolution that still covers the output size (OpenJPEG region decode), and resizes to the
-//! exact IIIF size. The file is read with positioned reads, so a tile of a large tiled image
+//! exact IIIF size; the small levels of a large image are decoded whole once and cropped
+//! instead (`level`, and `imaging::levels` for why). The file is read with positioned reads, so a tile of a large tiled image
 //! reads only the tiles it needs, and a file truncated under it fails one request (a memory
 //! map would fail the process). Work is bounded: a limit on output pixels and on decodes
 //! running at once.
