@@ -302,7 +302,10 @@ pub fn decode_level(
     });
     let bands = bands.into_iter().collect::<Result<Vec<_>, _>>()?;
     let (width, channels) = (bands[0].width, bands[0].channels);
-    if bands.iter().any(|b| b.width != width || b.channels != channels) {
+    if bands
+        .iter()
+        .any(|b| b.width != width || b.channels != channels)
+    {
         return Err(ViewError::Corrupt("the bands of a level differ".into()));
     }
     let height = bands.iter().map(|b| b.height).sum();
