@@ -110,6 +110,16 @@ local i = 0
 function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
 LUA
 }
+# A wrk script in $2 cycling over the request paths of file $1 (one a line) under the path
+# prefix given to wrk after `--`.
+paths_lua() {
+  cat > "$2" <<LUA
+local paths = {}
+function init(args) for line in io.lines("$1") do table.insert(paths, args[1] .. line) end end
+local i = 0
+function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
+LUA
+}
 # Requests per second of wrk (CONNECTIONS, DURATION) over tiles.lua against URL $1, prefix $2.
 rps() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/tiles.lua" "$1" -- "$2" | awk '/Requests\/sec/ {print $2}'; }
 

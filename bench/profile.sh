@@ -25,12 +25,7 @@ viewer_config "$tes" "$adm" > "$WORK/proxy.yaml"
 target/release/tessera run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & pid=$!; PIDS+=($pid)
 wait_port "$tes"
 grep -v '^#' "bench/viewer/$IMAGE.urls" | grep -v info.json > "$WORK/paths"
-cat > "$WORK/replay.lua" <<LUA
-local paths = {}
-function init(args) for line in io.lines("$WORK/paths") do table.insert(paths, args[1] .. line) end end
-local i = 0
-function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
-LUA
+paths_lua "$WORK/paths" "$WORK/replay.lua"
 curl -sf -o /dev/null "http://127.0.0.1:$tes/iiif/$IMAGE/info.json"
 wrk -t2 -c8 -d$((SECONDS_SAMPLED + 6))s -s "$WORK/replay.lua" "http://127.0.0.1:$tes" -- "/iiif/$IMAGE/" > "$WORK/wrk.out" & load=$!
 sleep 3

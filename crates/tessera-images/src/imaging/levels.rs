@@ -8,8 +8,8 @@
 //! (with OpenJPEG's threads), kept by byte budget, and each request crops it: the first screen
 //! then costs one decode per level, and a second viewer of the image none.
 //!
-//! 1. The key is the image's origin, key and version (its ETag or size and time: a changed file
-//!    is another key) and the level.
+//! 1. The key is the image's key and version (its ETag or size and time: a changed file is
+//!    another key) and the level; each `render` route has its own levels, so its one origin.
 //! 2. Requests for a level being decoded wait for that decode (moka's `try_get_with`); a failed
 //!    decode is not kept, each waiter gets its error.
 //! 3. Levels above the limit (the detail levels, where a request wants a small part of a large
@@ -27,10 +27,9 @@ use tessera_render::Bitmap;
 /// 60 MP image (2400×1600) and about half a second of decoding on one core.
 pub const MAX_LEVEL_PIXELS: u64 = 4_000_000;
 
-/// Which level of which image version.
+/// Which level of which image version (of the route's origin).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct LevelKey {
-    pub origin: Arc<str>,
     pub key: String,
     pub version: String,
     pub reduce: u8,
@@ -87,7 +86,6 @@ mod tests {
 
     fn key(reduce: u8) -> LevelKey {
         LevelKey {
-            origin: "o".into(),
             key: "k".into(),
             version: "v".into(),
             reduce,

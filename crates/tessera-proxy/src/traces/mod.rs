@@ -107,8 +107,3 @@ pub fn finish_request(span: &Span, route: &str, status: u16) {
         span.record("otel.status_code", "ERROR");
     }
 }
-
-/// Whether phase spans are being made (after [`start`]).
-pub fn enabled() -> bool {
-    slot::on()
-}

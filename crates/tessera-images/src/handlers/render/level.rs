@@ -5,7 +5,6 @@ use super::{ceil_shift, Render};
 use crate::imaging::levels::{DecodedLevels, LevelKey};
 use crate::imaging::pipeline::{self, ViewError};
 use crate::resources::{Indexed, LocalFile};
-use std::sync::Arc;
 use tessera_render::{Output, Rect};
 
 impl Render {
@@ -29,7 +28,6 @@ impl Render {
         }
         let version = local.version().or(indexed.etag.as_deref()).unwrap_or("");
         let level = LevelKey {
-            origin: Arc::from(self.images.origin_name.as_str()),
             key: key.to_string(),
             version: format!("{version}/{}", indexed.size),
             reduce,
