@@ -6,12 +6,14 @@
 #
 #   bench/proxy_overhead.sh                       # defaults below
 #   DURATION=20s CONNECTIONS=100 ROUNDS=5 bench/proxy_overhead.sh
-#   BASELINE=/path/to/older/tessera bench/proxy_overhead.sh   # also an older build, same config,
+#   BASELINE=/path/to/older/tessera bench/proxy_overhead.sh   # also an older build, same configs
+#                                                   # (access log off and on),
 #                                                   # in the same rounds: before/after a change
 #
 # Set-up, identical for every proxy: one upstream (nginx, 1 worker) serving a BODY_BYTES file;
 # the proxy with 2 workers/threads, upstream keep-alive, X-Forwarded-For added, access logs off;
-# wrk with 2 threads. Everything shares the machine's cores, so absolute numbers are low;
+# wrk with 2 threads. Tessera runs twice: as above, and with its JSON access log on (its default),
+# written to a file as a deployment's stdout would be, to give the log's cost. Everything shares the machine's cores, so absolute numbers are low;
 # the ratio is the point. Rounds alternate between the targets to spread out noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,7 @@ MINIMAL=target/release/pingora-minimal
 [ -n "${KEEP:-}" ] && trap "for p in \"\${PIDS[@]}\"; do kill \$p 2>/dev/null || true; done; echo kept \$WORK >&2" EXIT
 
 UP=$(port); NGX=$(port); TES=$(port); ADM=$(port); MIN=$(port); BAS=$(port); BADM=$(port)
+LOG=$(port); LADM=$(port); BLOG=$(port); BLADM=$(port)
 
 mkdir -p "$WORK/www/bench" "$WORK/tmp"
 head -c "$BODY_BYTES" /dev/urandom > "$WORK/www/bench/tile"
@@ -79,14 +82,19 @@ nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
 nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
 TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!)
 "$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!)
-TARGETS=(upstream nginx pingora tessera)
+sed -e "s/127.0.0.1:$TES/127.0.0.1:$LOG/" -e "s/127.0.0.1:$ADM/127.0.0.1:$LADM/" -e "s/^access_log: false/access_log: true/" \
+  "$WORK/proxy.yaml" >"$WORK/logged.yaml"
+TESSERA_LOG=info "$TESSERA" run --config "$WORK/logged.yaml" >"$WORK/access.log" 2>&1 & PIDS+=($!)
+TARGETS=(upstream nginx pingora tessera logged)
 if [ -n "${BASELINE:-}" ]; then
   sed -e "s/127.0.0.1:$TES/127.0.0.1:$BAS/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" "$WORK/proxy.yaml" >"$WORK/baseline.yaml"
   TESSERA_LOG=warn "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!)
-  TARGETS+=(baseline)
+  sed -e "s/127.0.0.1:$LOG/127.0.0.1:$BLOG/" -e "s/127.0.0.1:$LADM/127.0.0.1:$BLADM/" "$WORK/logged.yaml" >"$WORK/baseline-logged.yaml"
+  TESSERA_LOG=info "$BASELINE" run --config "$WORK/baseline-logged.yaml" >"$WORK/baseline-access.log" 2>&1 & PIDS+=($!)
+  TARGETS+=(baseline baseline_logged)
 fi
 
-PORTS="$UP $NGX $MIN $TES${BASELINE:+ $BAS}"
+PORTS="$UP $NGX $MIN $TES $LOG${BASELINE:+ $BAS $BLOG}"
 for p in $PORTS; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/bench/tile" -o /dev/null && break; sleep 0.1; done
 done
@@ -103,7 +111,7 @@ measure() {
     END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
 }
 
-port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; tessera) echo $TES;; baseline) echo $BAS;; esac; }
+port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; tessera) echo $TES;; logged) echo $LOG;; baseline) echo $BAS;; baseline_logged) echo $BLOG;; esac; }
 declare -A RESULTS
 for name in "${TARGETS[@]}"; do RESULTS[$name]=""; measure "$(port_of $name)" >/dev/null; done  # warm-up
 for r in $(seq "$ROUNDS"); do
@@ -123,16 +131,21 @@ for name in "${TARGETS[@]}"; do
   case $name in
     upstream) label="upstream direct (no proxy)";;
     pingora) label="minimal Pingora proxy";;
-    baseline) label="tessera, baseline build ($("$BASELINE" --version | cut -d' ' -f2), $(basename "$BASELINE"))";;
+    logged) label="tessera, access log on";;
+    baseline) label="tessera, baseline build ($(basename "$BASELINE"))";;
+    baseline_logged) label="tessera, baseline build ($(basename "$BASELINE")), access log on";;
     *) label=$name;;
   esac
   echo "| $label | $rps | $p50 | $p99 |"
   declare "RPS_$name=$rps"
 done
-awk -v t="$RPS_tessera" -v n="$RPS_nginx" -v p="$RPS_pingora" \
-  'BEGIN { printf "\nTessera / nginx throughput: **%.2f×**; Tessera / minimal Pingora: **%.2f×**\n", t/n, t/p }'
+awk -v t="$RPS_tessera" -v n="$RPS_nginx" -v p="$RPS_pingora" -v l="$RPS_logged" \
+  'BEGIN { printf "\nTessera / nginx throughput: **%.2f×**; Tessera / minimal Pingora: **%.2f×**\n", t/n, t/p;
+           printf "With the access log on: Tessera / minimal Pingora **%.2f×**; the log costs **%.1f %%**\n", l/p, (1-l/t)*100 }'
+echo "access log: $(wc -l <"$WORK/access.log") lines, $(du -h "$WORK/access.log" | cut -f1)" >&2
 if [ -n "${BASELINE:-}" ]; then
-  awk -v t="$RPS_tessera" -v b="$RPS_baseline" 'BEGIN { printf "Tessera / baseline build: **%.2f×**\n", t/b }'
+  awk -v t="$RPS_tessera" -v b="$RPS_baseline" -v l="$RPS_logged" -v bl="$RPS_baseline_logged" \
+    'BEGIN { printf "Tessera / baseline build: **%.2f×**; with the access log on: **%.2f×** (the baseline'"'"'s log costs %.1f %%)\n", t/b, l/bl, (1-bl/b)*100 }'
 fi
 echo
 echo "body $BODY_BYTES bytes, proxy threads/workers $PROXY_THREADS, wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"

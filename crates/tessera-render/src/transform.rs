@@ -3,6 +3,7 @@
 use crate::{Bitmap, Output, RenderError};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::borrow::Cow;
 
 /// A rectangle in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +30,14 @@ fn pixel_type(channels: u8) -> PixelType {
     }
 }
 
-/// Apply crop, resize, mirror, rotation and quality; the result is ready to encode.
-pub fn transform(src: &Bitmap, crop: Option<Rect>, out: &Output) -> Result<Bitmap, RenderError> {
+/// Apply crop, resize, mirror, rotation and quality; the result is ready to encode. When none
+/// applies (a `max` of a level decoded at its own size), the result is `src` itself: a large
+/// output is not copied on its way to the encoder.
+pub fn transform<'a>(
+    src: &'a Bitmap,
+    crop: Option<Rect>,
+    out: &Output,
+) -> Result<Cow<'a, Bitmap>, RenderError> {
     let crop = crop.unwrap_or(Rect {
         x: 0,
         y: 0,
@@ -51,14 +58,22 @@ pub fn transform(src: &Bitmap, crop: Option<Rect>, out: &Output) -> Result<Bitma
         return Err(RenderError::Invalid("the output size is zero".into()));
     }
     let resized = resize(src, crop, out.width, out.height)?;
-    let turned = rotate(&mirror(resized, out.mirror), out.rotate)?;
-    Ok(apply_quality(turned, out.quality))
+    if !out.mirror && out.rotate == 0 && out.quality == Quality::Color {
+        return Ok(resized);
+    }
+    let turned = rotate(mirror(resized.into_owned(), out.mirror), out.rotate)?;
+    Ok(Cow::Owned(apply_quality(turned, out.quality)))
 }
 
-fn resize(src: &Bitmap, crop: Rect, width: u32, height: u32) -> Result<Bitmap, RenderError> {
+fn resize(
+    src: &Bitmap,
+    crop: Rect,
+    width: u32,
+    height: u32,
+) -> Result<Cow<'_, Bitmap>, RenderError> {
     let whole = crop.x == 0 && crop.y == 0 && crop.w == src.width && crop.h == src.height;
     if whole && width == src.width && height == src.height {
-        return Ok(src.clone());
+        return Ok(Cow::Borrowed(src));
     }
     let pt = pixel_type(src.channels);
     let from = ImageRef::new(src.width, src.height, &src.pixels, pt)
@@ -75,12 +90,12 @@ fn resize(src: &Bitmap, crop: Rect, width: u32, height: u32) -> Result<Bitmap, R
     Resizer::new()
         .resize(&from, &mut to, &options)
         .map_err(|e| RenderError::Invalid(e.to_string()))?;
-    Ok(Bitmap {
+    Ok(Cow::Owned(Bitmap {
         width,
         height,
         channels: src.channels,
         pixels: to.into_vec(),
-    })
+    }))
 }
 
 fn mirror(mut b: Bitmap, on: bool) -> Bitmap {
@@ -102,10 +117,10 @@ fn mirror(mut b: Bitmap, on: bool) -> Bitmap {
     b
 }
 
-fn rotate(b: &Bitmap, degrees: u16) -> Result<Bitmap, RenderError> {
+fn rotate(b: Bitmap, degrees: u16) -> Result<Bitmap, RenderError> {
     let (w, h, c) = (b.width as usize, b.height as usize, b.channels as usize);
     let (nw, nh) = match degrees {
-        0 => return Ok(b.clone()),
+        0 => return Ok(b),
         90 | 270 => (h, w),
         180 => (w, h),
         d => {

@@ -4,6 +4,8 @@
 //! usually [`builder`] (the engine's built-ins and the image application) plus its own.
 
 mod index;
+mod json_lines;
+mod log_writer;
 mod logging;
 mod serve;
 
@@ -125,7 +127,7 @@ pub fn main_with(builder: Builder) -> ExitCode {
             upgrade,
         } => {
             let builder = if upgrade { builder.upgrade() } else { builder };
-            logging::init(cli.log_format.unwrap_or(LogFormat::Json), "info", false);
+            let _log = logging::init(cli.log_format.unwrap_or(LogFormat::Json), "info", false);
             let _pid_file = match pid_file.map(PidFile::write).transpose() {
                 Ok(p) => p,
                 Err(e) => {
@@ -142,7 +144,7 @@ pub fn main_with(builder: Builder) -> ExitCode {
             }
         }
         Command::Serve(args) => {
-            logging::init(cli.log_format.unwrap_or(LogFormat::Text), "info", false);
+            let _log = logging::init(cli.log_format.unwrap_or(LogFormat::Text), "info", false);
             match serve(builder, &args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,7 +1,7 @@
 //! Where the server's log lines go, and which of Pingora's are not ours to raise.
 //!
-//! Logs of the server go to stdout at `info`, through a non-blocking writer so a slow terminal
-//! or pipe never stalls a request; a batch command keeps stdout for its result and logs only
+//! Logs of the server go to stdout at `info`, through a writer of batches on its own thread
+//! ([`crate::log_writer`]) so a slow terminal or pipe never stalls a request; a batch command keeps stdout for its result and logs only
 //! warnings, straight to stderr (nothing is lost when it exits). `TESSERA_LOG` overrides the
 //! level.
 //!
@@ -12,12 +12,17 @@
 //! [`QuietClientFaults`] drops those lines unless debug logging is on; the metrics
 //! (`tessera_connections_shed_total`, `tessera_header_timeouts_total`) count them instead.
 
+use crate::json_lines::JsonLines;
+use crate::log_writer::{BatchWriter, Flush};
 use tessera_proxy::traces;
 use tracing::level_filters::LevelFilter;
-use tracing::{Event, Level, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata};
 use tracing_log::NormalizeEvent;
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
@@ -30,16 +35,17 @@ pub enum LogFormat {
     Text,
 }
 
-/// Install the global subscriber.
-pub fn init(format: LogFormat, level: &str, to_stderr: bool) {
+/// Install the global subscriber. Keep what it returns until the process ends: dropping it
+/// writes the lines still waiting.
+pub fn init(format: LogFormat, level: &str, to_stderr: bool) -> Option<Flush> {
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let writer = if to_stderr {
-        BoxMakeWriter::new(std::io::stderr)
-    } else {
-        let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-        // The proxy runs until the process exits; keep the writer's flush guard for that long.
-        std::mem::forget(guard);
-        BoxMakeWriter::new(writer)
+    let (writer, flush) = match to_stderr {
+        true => (BoxMakeWriter::new(std::io::stderr), None),
+        false => match BatchWriter::spawn(std::io::stdout()) {
+            Ok((writer, flush)) => (BoxMakeWriter::new(writer), Some(flush)),
+            // No thread to spare: write from the caller, as a batch command does.
+            Err(_) => (BoxMakeWriter::new(std::io::stdout), None),
+        },
     };
     // Colours only for a terminal: a file or a pipe gets plain text.
     let terminal = if to_stderr {
@@ -54,37 +60,53 @@ pub fn init(format: LogFormat, level: &str, to_stderr: bool) {
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
     };
-    let logs = tracing_subscriber::fmt::layer()
-        .with_ansi(terminal)
-        .with_writer(writer);
-    let subscriber = tracing_subscriber::registry()
-        .with(traces::layer())
-        .with(QuietClientFaults);
+    // Every layer has its own filter, so a span no layer wants is never created: with traces
+    // off, a request's spans cost nothing.
+    let filter = filter.and(QuietClientFaults);
+    let subscriber = tracing_subscriber::registry().with(traces::layer());
     match format {
         LogFormat::Json => subscriber
             .with(
-                logs.json()
-                    .flatten_event(true)
-                    .with_current_span(false)
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .fmt_fields(JsonFields::new())
+                    .event_format(JsonLines::default())
                     .with_filter(filter),
             )
             .init(),
-        LogFormat::Text => subscriber.with(logs.with_filter(filter)).init(),
+        LogFormat::Text => subscriber
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(terminal)
+                    .with_writer(writer)
+                    .with_filter(filter),
+            )
+            .init(),
     }
+    flush
 }
 
-/// Drops Pingora's ERROR line for a connection lost while its request header was read.
+/// Drops Pingora's ERROR line for a connection lost while its request header was read: a
+/// filter of the log, beside its levels.
 pub struct QuietClientFaults;
 
-impl<S: Subscriber> Layer<S> for QuietClientFaults {
-    /// It selects no level of its own (only events, below). Saying so keeps the subscriber's
-    /// maximum level that of the log's filter: a layer without a hint among per-layer filtered
-    /// ones would raise it to TRACE, and `LevelFilter::current()` below would be wrong.
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(LevelFilter::OFF)
+impl<S> Filter<S> for QuietClientFaults {
+    fn enabled(&self, _meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        true
     }
 
-    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+    fn callsite_enabled(&self, _meta: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+
+    /// It selects no level of its own (only events, below), and says so: combined with the
+    /// log's levels, the most restrictive hint wins, and "no hint" would raise the subscriber's
+    /// maximum level to TRACE (and `LevelFilter::current()` below would be wrong).
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, _cx: &Context<'_, S>) -> bool {
         if *event.metadata().level() != Level::ERROR || LevelFilter::current() >= Level::DEBUG {
             return true;
         }

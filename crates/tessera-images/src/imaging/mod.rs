@@ -4,6 +4,7 @@
 //! and the decode → render pipeline.
 
 pub mod answer;
+pub mod bands;
 pub mod defaults;
 pub mod failure;
 pub mod indexed_images;

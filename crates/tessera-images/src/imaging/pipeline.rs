@@ -255,77 +255,27 @@ pub fn decode_and_render(
     render(&bitmap, None, out).map_err(|e| ViewError::Corrupt(e.to_string()))
 }
 
-/// The whole image `area` (x0, y0, x1, y1 on its grid) of `file` at `reduce`, using every
-/// core: one request waits for it (see `levels`), so it may as well use the machine. A file of
-/// many tiles is decoded in horizontal bands, one per core, each a region decode of its own
-/// (OpenJPEG's threads share out the code-blocks of one tile at a time, and a tile at a small
-/// level has few); a file of few tiles with OpenJPEG's threads. A band is a region, and a
-/// region decodes to exactly the pixels of the whole level there, so the bands join seamlessly.
-/// Blocking: call it on the blocking pool.
-pub fn decode_level(
-    file: &std::fs::File,
-    reduce: u8,
-    area: (u32, u32, u32, u32),
-    tiles: u64,
-    max_pixels: u64,
-) -> Result<Bitmap, ViewError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores = u32::try_from(cores).unwrap_or(1);
-    let opts = |region, threads| DecodeOptions {
-        reduce: u32::from(reduce),
-        region,
-        // A level is kept: only a whole file may make one (a file cut short fails here, and
-        // its requests decode their regions as before).
-        strict: true,
-        max_pixels,
-        threads,
-    };
-    let (x0, y0, x1, y1) = area;
-    let rows = y1 - y0;
-    // Each band at least two rows of the level.
-    if cores < 2 || tiles < u64::from(cores) || rows / cores < 2u32 << reduce.min(30) {
-        return decode_bitmap(Jp2Input::File(file), &opts(None, cores));
-    }
-    let mut edges: Vec<u32> = (0..cores).map(|k| y0 + rows / cores * k).collect();
-    edges.push(y1);
-    let bands: Vec<Result<Bitmap, ViewError>> = std::thread::scope(|scope| {
-        let jobs: Vec<_> = edges
-            .windows(2)
-            .map(|band| {
-                let band = opts(Some((x0, band[0], x1, band[1])), 1);
-                scope.spawn(move || decode_bitmap(Jp2Input::File(file), &band))
-            })
-            .collect();
-        jobs.into_iter()
-            .map(|job| job.join().unwrap_or(Err(ViewError::DecoderFailed)))
-            .collect()
-    });
-    let bands = bands.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let (width, channels) = (bands[0].width, bands[0].channels);
-    if bands
-        .iter()
-        .any(|b| b.width != width || b.channels != channels)
-    {
-        return Err(ViewError::Corrupt("the bands of a level differ".into()));
-    }
-    let height = bands.iter().map(|b| b.height).sum();
-    let pixels = bands.into_iter().flat_map(|b| b.pixels).collect();
-    Bitmap::new(width, height, channels, pixels).map_err(|e| ViewError::Corrupt(e.to_string()))
-}
-
-/// Decode `input` as `opts` says into gray or RGB (an alpha channel is dropped). Blocking:
-/// call it on the blocking pool.
-fn decode_bitmap(input: Jp2Input<'_>, opts: &DecodeOptions) -> Result<Bitmap, ViewError> {
-    let decoded = match input {
-        Jp2Input::Bytes(codestream) => decode(codestream, opts),
-        Jp2Input::File(file) => tessera_openjpeg::decode_file(file, opts),
-    }
-    .map_err(|e| match e {
+/// The answer to a failed decode: a size beyond the route's limit is the client's to change.
+pub(crate) fn decode_error(e: tessera_openjpeg::DecodeError) -> ViewError {
+    match e {
         tessera_openjpeg::DecodeError::TooLarge { .. } => ViewError::NotSupported(format!(
             "the image is too large to decode at this size ({e})"
         )),
         e => ViewError::Corrupt(e.to_string()),
-    })?;
+    }
+}
+
+/// Decode `input` as `opts` says into gray or RGB (an alpha channel is dropped). Blocking:
+/// call it on the blocking pool.
+pub(crate) fn decode_bitmap(
+    input: Jp2Input<'_>,
+    opts: &DecodeOptions,
+) -> Result<Bitmap, ViewError> {
+    let decoded = match input {
+        Jp2Input::Bytes(codestream) => decode(codestream, opts),
+        Jp2Input::File(file) => tessera_openjpeg::decode_file(file, opts),
+    }
+    .map_err(decode_error)?;
     let (channels, pixels) = match decoded.channels {
         1 | 3 => (decoded.channels, decoded.pixels),
         4 => (

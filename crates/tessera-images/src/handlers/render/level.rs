@@ -2,8 +2,9 @@
 //! the level is decoded whole once, with OpenJPEG's threads, and each request crops it.
 
 use super::{ceil_shift, Render};
+use crate::imaging::bands;
 use crate::imaging::levels::{DecodedLevels, LevelKey};
-use crate::imaging::pipeline::{self, ViewError};
+use crate::imaging::pipeline::ViewError;
 use crate::resources::{Indexed, LocalFile};
 use tessera_render::{Output, Rect};
 
@@ -52,15 +53,14 @@ impl Render {
         let path = local.path().to_path_buf();
         let ix = &indexed.index;
         let image = (ix.x0, ix.y0, ix.x0 + ix.width, ix.y0 + ix.height);
-        let tiles = u64::from(ix.width.div_ceil(ix.tile_width.max(1)))
-            * u64::from(ix.height.div_ceil(ix.tile_height.max(1)));
+        let grid = bands::Grid::of(ix);
         let whole = levels
             .get(level, async {
                 let slot = self.decodes.slot().await?;
                 slot.run(move || {
                     let file = std::fs::File::open(path)
                         .map_err(|e| ViewError::Corrupt(format!("cannot open the file: {e}")))?;
-                    pipeline::decode_level(&file, reduce, image, tiles, max_pixels)
+                    bands::decode_level(&file, reduce, image, grid, max_pixels)
                 })
                 .await
             })

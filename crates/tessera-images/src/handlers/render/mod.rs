@@ -10,6 +10,7 @@
 //! map would fail the process). Work is bounded: a limit on output pixels and on decodes
 //! running at once.
 
+use crate::imaging::bands;
 use crate::imaging::levels::DecodedLevels;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::{answer, defaults, Failure, Found, IndexedImages, Lookup};
@@ -168,22 +169,25 @@ impl Render {
 
 impl Render {
     /// `area` (on the image's grid) decoded at `reduce` from the file, and rendered as `out`.
+    /// A large area is decoded in bands (see `imaging::bands`).
     async fn decode_region(
         &self,
         local: LocalFile,
+        indexed: &Indexed,
         reduce: u8,
         area: (u32, u32, u32, u32),
         out: tessera_render::Output,
     ) -> Result<Vec<u8>, ViewError> {
         let slot = self.decodes.slot().await?;
         let max_pixels = self.max_decode_pixels;
+        let grid = bands::Grid::of(&indexed.index);
         slot.run(move || {
             let file = std::fs::File::open(local.path())
                 .map_err(|e| ViewError::Corrupt(format!("cannot open the file: {e}")))?;
-            let input = pipeline::Jp2Input::File(&file);
-            let result = pipeline::decode_and_render(input, reduce, Some(area), &out, max_pixels);
+            let decoded = bands::decode_area(&file, reduce, area, grid, max_pixels);
             drop(local);
-            result
+            tessera_render::render(&decoded?, None, &out)
+                .map_err(|e| ViewError::Corrupt(e.to_string()))
         })
         .await
     }
@@ -307,12 +311,12 @@ impl Render {
                 match cropped {
                     // The file does not decode whole (cut short, damaged): its regions may.
                     Err(ViewError::Corrupt(_)) => {
-                        self.decode_region(local, reduce, area, out).await
+                        self.decode_region(local, &indexed, reduce, area, out).await
                     }
                     other => other,
                 }
             }
-            None => self.decode_region(local, reduce, area, out).await,
+            None => self.decode_region(local, &indexed, reduce, area, out).await,
         };
         let body = match body {
             Ok(b) => b,
