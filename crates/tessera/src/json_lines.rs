@@ -22,18 +22,46 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The event format of the JSON log.
-pub struct JsonLines<T = SystemTime> {
+pub struct JsonLines<T = Utc> {
     timer: T,
 }
 
 impl Default for JsonLines {
     fn default() -> Self {
-        Self { timer: SystemTime }
+        Self { timer: Utc }
+    }
+}
+
+/// The time as `tracing-subscriber`'s `SystemTime` writes it (RFC 3339, UTC, microseconds), with
+/// the date and time of day worked out once a second per thread rather than at every line.
+pub struct Utc;
+
+thread_local! {
+    /// The last second written on this thread, and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: std::cell::RefCell<(u64, String)> = const {
+        std::cell::RefCell::new((u64::MAX, String::new()))
+    };
+}
+
+impl FormatTime for Utc {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        let now = std::time::SystemTime::now();
+        let since = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        SECOND.with_borrow_mut(|(second, text)| {
+            if *second != since.as_secs() {
+                let whole = humantime::format_rfc3339_seconds(now).to_string();
+                *text = whole.trim_end_matches('Z').to_string();
+                *second = since.as_secs();
+            }
+            write!(w, "{text}.{:06}Z", since.subsec_micros())
+        })
     }
 }
 
@@ -286,6 +314,28 @@ mod tests {
         for line in ours.lines() {
             serde_json::from_str::<serde_json::Value>(line).unwrap();
         }
+    }
+
+    #[test]
+    fn the_time_is_written_as_tracing_subscriber_writes_it() {
+        let mut ours = String::new();
+        let mut theirs = String::new();
+        for _ in 0..3 {
+            ours.clear();
+            theirs.clear();
+            tracing_subscriber::fmt::time::SystemTime
+                .format_time(&mut Writer::new(&mut theirs))
+                .unwrap();
+            Utc.format_time(&mut Writer::new(&mut ours)).unwrap();
+            // The same second (unless one passed between the two): the same form, and a time
+            // at most a second apart.
+            if ours[..19] == theirs[..19] {
+                break;
+            }
+        }
+        assert_eq!(ours.len(), theirs.len(), "{ours} {theirs}");
+        assert_eq!(ours[..19], theirs[..19], "{ours} {theirs}");
+        assert!(ours.ends_with('Z') && ours.as_bytes()[19] == b'.', "{ours}");
     }
 
     #[test]

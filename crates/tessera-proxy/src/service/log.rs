@@ -22,30 +22,95 @@ pub(super) fn request_done(session: &Session, e: Option<&Error>, state: &Service
         None => state.runtime.no_route_metrics.observe(status, elapsed),
     }
     if state.runtime.config.access_log {
-        let req = session.req_header();
-        let client = state.exchange.client_ip;
-        let header = |name: http::header::HeaderName| {
-            req.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        };
-        tracing::info!(
-            target: "tessera::access",
-            request_id = crate::request_id::of(req),
-            route = state.route_name(),
-            method = %req.method,
-            host = crate::plugin::authority(req).unwrap_or(""),
-            path = %req.uri,
-            http = ?req.version,
-            status = status,
-            cache = state.exchange.cache.status().unwrap_or(""),
-            upstream = %state.endpoint_name(),
-            bytes = session.body_bytes_sent(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            client = %client.map(|ip| ip.to_string()).unwrap_or_default(),
-            user_agent = header(http::header::USER_AGENT),
-            error = e.map(|e| e.etype().as_str()).unwrap_or(""),
-        );
+        access_line(session, e, state, status, elapsed);
+    }
+}
+
+/// The access-log line. Written once per request, so its fields are borrowed strings and
+/// `Display` values written straight into the line, never a `String` of their own.
+fn access_line(
+    session: &Session,
+    e: Option<&Error>,
+    state: &ServiceState,
+    status: u16,
+    elapsed: std::time::Duration,
+) {
+    let req = session.req_header();
+    let header = |name: http::header::HeaderName| {
+        req.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    tracing::info!(
+        target: "tessera::access",
+        request_id = crate::request_id::of(req),
+        route = state.route_name(),
+        method = req.method.as_str(),
+        host = crate::plugin::authority(req).unwrap_or(""),
+        path = %req.uri,
+        http = version(req.version),
+        status = status,
+        cache = state.exchange.cache.status().unwrap_or(""),
+        upstream = %OrDash(state.endpoint.as_ref().map(|b| &b.addr)),
+        bytes = session.body_bytes_sent(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        client = %OrEmpty(state.exchange.client_ip),
+        user_agent = header(http::header::USER_AGENT),
+        error = e.map(|e| e.etype().as_str()).unwrap_or(""),
+    );
+}
+
+/// As `http::Version`'s `Debug` writes it.
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+/// The value, or `-` without one.
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// The value, or nothing without one.
+struct OrEmpty<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrEmpty<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_written_as_their_debug_form() {
+        for v in [
+            http::Version::HTTP_09,
+            http::Version::HTTP_10,
+            http::Version::HTTP_11,
+            http::Version::HTTP_2,
+            http::Version::HTTP_3,
+        ] {
+            assert_eq!(version(v), format!("{v:?}"));
+        }
     }
 }
