@@ -18,6 +18,9 @@
 //!    caller falls back to fetching the whole file.
 //! 4. [`assemble`] stitches the fetched ranges into a standalone J2K codestream that any decoder
 //!    reads at `reduce` (OpenJPEG: `-r reduce`) to the same pixels as the whole file.
+//! 5. [`as_reduced_image`] rewrites that codestream's main header as the smaller image's, so that
+//!    a decoder reads it whole, at no reduce, without building the structures of the resolutions
+//!    it would skip (the same pixels again).
 //!
 //! Nothing here does I/O or panics on malformed input: every length is checked before use, errors
 //! say which byte was wrong, and allocations are bounded by the bytes given (or, for per-tile
@@ -32,6 +35,7 @@ mod header;
 mod index;
 pub mod markers;
 mod plan;
+mod reduced;
 mod walker;
 
 pub use assemble::assemble;
@@ -41,4 +45,5 @@ pub use header::Header;
 pub use index::{Component, Jp2Index, TilePart, INDEX_VERSION};
 pub use markers::{Coc, Cod, Comment, ComponentSiz, Progression, SegmentInfo, Siz, Tlm, TlmEntry};
 pub use plan::{coalesce, Plan, Unsupported};
+pub use reduced::as_reduced_image;
 pub use walker::{SotWalker, SOT_HEADER_LEN};

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use tessera_jp2::{assemble, Header, Jp2Index, ParseError, Progression, SotWalker, TilePart};
+use tessera_jp2::{
+    as_reduced_image, assemble, Header, Jp2Index, ParseError, Progression, SotWalker, TilePart,
+};
 
 const W: usize = 2000;
 const H: usize = 1500;
@@ -225,6 +227,12 @@ fn ppm_size(ppm: &[u8]) -> (u32, u32) {
 
 /// Plans, "fetches" the ranges from the file, assembles, and compares decodes for each reduce.
 fn check_partial_decodes(label: &str, path: &Path, reduces: &[u8]) {
+    check_decodes(label, path, reduces, true)
+}
+
+/// As [`check_partial_decodes`]; `rewritable`: every reduce above 0 must be rewritten as the
+/// smaller image's codestream.
+fn check_decodes(label: &str, path: &Path, reduces: &[u8], rewritable: bool) {
     let file = read(path);
     let idx = index(&file);
     let dir = tempfile::tempdir().unwrap();
@@ -256,6 +264,19 @@ fn check_partial_decodes(label: &str, path: &Path, reduces: &[u8]) {
             "{label} reduce {d}: size_at"
         );
         assert!(whole == partial, "{label} reduce {d}: pixels differ");
+        // The same codestream as the smaller image's, decoded whole: the same pixels again.
+        match as_reduced_image(&part, d) {
+            Some(smaller) => {
+                let smaller_path = dir.path().join(format!("smaller-r{d}.j2k"));
+                std::fs::write(&smaller_path, &smaller).unwrap();
+                let decoded = decode(&smaller_path, 0, dir.path(), &format!("smaller-r{d}"));
+                assert!(
+                    whole == decoded,
+                    "{label} reduce {d}: the smaller image's pixels differ"
+                );
+            }
+            None => assert!(d == 0 || !rewritable, "{label} reduce {d}: not rewritten"),
+        }
         if d >= 3 {
             assert!(share < 0.10, "{label} reduce {d}: share {share}");
         }
@@ -527,4 +548,64 @@ fn index_round_trips_through_json() {
         assert!(json.contains("\"progression\":\"RPCL\""));
         println!("{path:?}: index JSON is {} bytes", json.len());
     }
+}
+
+/// (h) 9/7 irreversible (a step size per sub-band), user precincts, 512-px tiles, an image
+/// offset and an odd size: every field the smaller image's header rewrites.
+fn irreversible() -> PathBuf {
+    fixture(
+        "h-rpcl-97-precincts",
+        1203,
+        901,
+        "j2k",
+        &[
+            "-p",
+            "RPCL",
+            "-t",
+            "512,512",
+            "-TP",
+            "R",
+            "-I",
+            "-c",
+            "[128,128],[64,64]",
+            "-d",
+            "8,4",
+            "-n",
+            "5",
+        ],
+    )
+}
+
+#[test]
+fn irreversible_partial_decodes_are_identical() {
+    if !have_tools() {
+        return;
+    }
+    check_partial_decodes("h 9/7 precincts offset", &irreversible(), &[1, 2, 4]);
+}
+
+#[test]
+fn a_tile_grid_not_divisible_is_not_rewritten() {
+    if !have_tools() {
+        return;
+    }
+    // 300-px tiles: divisible by 2² but not by 2³.
+    let path = fixture(
+        "i-rpcl-300",
+        1000,
+        700,
+        "j2k",
+        &["-p", "RPCL", "-t", "300,300", "-TP", "R", "-n", "4"],
+    );
+    check_decodes("i 300 tiles", &path, &[1, 2], true);
+    let file = read(&path);
+    let idx = index(&file);
+    let plan = idx.plan(3, 0).unwrap();
+    let fetched: BTreeMap<u64, &[u8]> = plan
+        .ranges
+        .iter()
+        .map(|r| (r.start, &file[r.start as usize..r.end as usize]))
+        .collect();
+    let part = assemble(&idx, &plan, &fetched).unwrap();
+    assert!(as_reduced_image(&part, 3).is_none());
 }

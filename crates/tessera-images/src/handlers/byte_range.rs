@@ -174,7 +174,7 @@ impl Handler for ByteRange {
             Ok(slot) => slot,
             Err(e) => return Err(self.view_failed(e, &key).await),
         };
-        let codestream = match pipeline::plan(&indexed, resolved.width, resolved.height) {
+        let (codestream, reduce) = match pipeline::plan(&indexed, resolved.width, resolved.height) {
             Ok((_, plan)) if plan.bytes() > self.max_fetch => {
                 return self.elsewhere("a partial read of this image would fetch too much");
             }
@@ -184,7 +184,7 @@ impl Handler for ByteRange {
                 match fetched {
                     Ok(c) => {
                         BYTE_RANGE.fetched_bytes.inc_by(plan.bytes());
-                        c
+                        pipeline::smaller_image(c, plan.reduce)
                     }
                     Err(e) => return Err(self.view_failed(e, &key).await),
                 }
@@ -200,7 +200,7 @@ impl Handler for ByteRange {
                             Failure::View(ViewError::Origin(e)).answer(origin_name, &key)
                         })?;
                     BYTE_RANGE.fetched_bytes.inc_by(indexed.size);
-                    whole.to_vec()
+                    (whole.to_vec(), reduce)
                 }
                 _ => {
                     return self.elsewhere(&format!(

@@ -229,6 +229,18 @@ pub async fn fetch(
     assemble(&indexed.index, plan, &fetched).map_err(|e| ViewError::Corrupt(e.to_string()))
 }
 
+/// A codestream [`fetch`] assembled for `reduce`, as the smaller image's where it can be (see
+/// [`tessera_jp2::as_reduced_image`]), with the reduce to decode it at: 0 then, so that OpenJPEG
+/// does not build the structures of the resolutions it would skip (for a large single-tile image,
+/// most of a small view's decode). Only for assembled codestreams: a whole file holds every
+/// resolution's packets.
+pub fn smaller_image(codestream: Vec<u8>, reduce: u8) -> (Vec<u8>, u8) {
+    match tessera_jp2::as_reduced_image(&codestream, reduce) {
+        Some(smaller) => (smaller, 0),
+        None => (codestream, reduce),
+    }
+}
+
 /// A JPEG 2000 to decode: a codestream (or whole JP2) in memory, or a JP2 file read in place.
 pub enum Jp2Input<'a> {
     Bytes(&'a [u8]),
