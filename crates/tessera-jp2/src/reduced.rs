@@ -63,8 +63,11 @@ pub fn as_reduced_image(cs: &[u8], reduce: u8) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The main header's segments (marker, body) and where the first tile-part starts.
-fn main_header(cs: &[u8]) -> Option<(Vec<(u16, &[u8])>, usize)> {
+/// A main-header segment: its marker and body.
+type Segment<'a> = (u16, &'a [u8]);
+
+/// The main header's segments and where the first tile-part starts.
+fn main_header(cs: &[u8]) -> Option<(Vec<Segment<'_>>, usize)> {
     let mut segments = Vec::new();
     let mut pos = 2u64;
     loop {
