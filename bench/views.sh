@@ -10,6 +10,11 @@
 #
 #   bench/views.sh                      # defaults below
 #   ROUNDS=5 IMAGE=10000x7500 DURATION=10s bench/views.sh
+#   BASELINE=/path/to/older/tessera NO_RENDER=1 bench/views.sh   # byte_range of an older build too,
+#                                                   # same config, same rounds
+#
+# Each byte_range row also gives the decode time per request (tessera_decode_duration_seconds,
+# the decode, resize and encode on the blocking pool: no fetch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -87,6 +92,23 @@ routes:
 YAML
 "$TESSERA" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null && break; sleep 0.05; done
+if [ -n "${BASELINE:-}" ]; then
+  BTES=$(port); BADM=$(port)
+  sed -e "s/127.0.0.1:$TES/127.0.0.1:$BTES/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" \
+    -e "s#$WORK/cache#$WORK/cache-baseline#" "$WORK/proxy.yaml" > "$WORK/baseline.yaml"
+  "$BASELINE" run --config "$WORK/baseline.yaml" > "$WORK/baseline.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$BADM/readyz" >/dev/null && break; sleep 0.05; done
+fi
+# Mean byte_range decode time (ms) so far, from the admin listener on port $1.
+decode_ms() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk '
+    /^tessera_decode_duration_seconds_sum\{handler="byte_range"\}/ { s = $2 }
+    /^tessera_decode_duration_seconds_count\{handler="byte_range"\}/ { n = $2 }
+    END { printf "%.1f", n ? 1000 * s / n : 0 }'
+}
+decode_count() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk '/^tessera_decode_duration_seconds_count\{handler="byte_range"\}/ { print $2 + 0 }'
+}
 
 ms() { curl -s -o /dev/null -w "%{http_code} %{time_total}\n" "$1" | awk '{ if ($1 != 200) { print "HTTP " $1 > "/dev/stderr"; exit 1 } printf "%.1f", $2 * 1000 }'; }
 ranged_bytes() {  # key → bytes of ranged GETs so far
@@ -96,10 +118,12 @@ ranged_bytes() {  # key → bytes of ranged GETs so far
 
 echo "image: $IMAGE single tile, RPCL, -TP R -TLM, $BIG bytes; $ROUNDS rounds" >&2
 echo "## byte_range: a $IMAGE JP2 ($BIG bytes)"; echo
-echo "| request | bytes read (share of file) | byte_range, first request ms | byte_range, index in memory ms | orchestrate + iipsrv cold ms | orchestrate + iipsrv warm ms | byte_range (index in memory) / cold |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| request | bytes read (share of file) | byte_range, first request ms | byte_range, index in memory ms | decode ms | orchestrate + iipsrv cold ms | orchestrate + iipsrv warm ms | byte_range (index in memory) / cold |${BASELINE:+ baseline, index in memory ms | baseline decode ms |}"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|${BASELINE:+---:|---:|}"
 for size in '!200,200' '!1024,1024'; do
-  : > "$WORK/br"; : > "$WORK/br2"; : > "$WORK/cold"; : > "$WORK/warm"; read_share=""
+  : > "$WORK/br"; : > "$WORK/br2"; : > "$WORK/cold"; : > "$WORK/warm"; : > "$WORK/bb"; read_share=""
+  d0=$(decode_ms "$ADM") n0=$(decode_count "$ADM")
+  [ -n "${BASELINE:-}" ] && { bd0=$(decode_ms "$BADM"); bn0=$(decode_count "$BADM"); }
   for r in $(seq "$ROUNDS"); do
     key="big-${size//[!0-9]/}-$r"
     put "$key" "$WORK/big.jp2"
@@ -107,13 +131,24 @@ for size in '!200,200' '!1024,1024'; do
     ms "http://127.0.0.1:$TES/small/$key/full/$size/0/default.jpg" >> "$WORK/br"; echo >> "$WORK/br"
     after=$(ranged_bytes "$key")
     ms "http://127.0.0.1:$TES/small/$key/full/$size/0/default.jpg" >> "$WORK/br2"; echo >> "$WORK/br2"
+    if [ -n "${BASELINE:-}" ]; then
+      ms "http://127.0.0.1:$BTES/small/$key/full/$size/0/default.jpg" > /dev/null
+      ms "http://127.0.0.1:$BTES/small/$key/full/$size/0/default.jpg" >> "$WORK/bb"; echo >> "$WORK/bb"
+    fi
     read_share="$((after - before)) ($(awk -v a=$((after - before)) -v b="$BIG" 'BEGIN{printf "%.2f %%", 100*a/b}'))"
     ms "http://127.0.0.1:$TES/iip/$key/full/$size/0/default.jpg" >> "$WORK/cold"; echo >> "$WORK/cold"
     ms "http://127.0.0.1:$TES/iip/$key/full/$size/0/default.jpg" >> "$WORK/warm"; echo >> "$WORK/warm"
   done
   B=$(median < "$WORK/br"); B2=$(median < "$WORK/br2"); C=$(median < "$WORK/cold"); W=$(median < "$WORK/warm")
-  echo "| full/$size | $read_share | $B | $B2 | $C | $W | $(awk -v a="$B2" -v b="$C" 'BEGIN{printf "%.2f×", a/b}') |"
-  echo "all rounds (ms): byte_range $(tr '\n' ' ' < "$WORK/br")| again $(tr '\n' ' ' < "$WORK/br2")| cold $(tr '\n' ' ' < "$WORK/cold")| warm $(tr '\n' ' ' < "$WORK/warm")" >&2
+  # Mean decode time of this size's requests: the difference of the histogram's sum and count.
+  span_ms() { awk -v s0="$1" -v n0="$2" -v s1="$3" -v n1="$4" 'BEGIN { printf "%.1f", (n1 > n0) ? (s1 * n1 - s0 * n0) / (n1 - n0) : 0 }'; }
+  D=$(span_ms "$d0" "$n0" "$(decode_ms "$ADM")" "$(decode_count "$ADM")")
+  extra=""
+  if [ -n "${BASELINE:-}" ]; then
+    extra=" $(median < "$WORK/bb") | $(span_ms "$bd0" "$bn0" "$(decode_ms "$BADM")" "$(decode_count "$BADM")") |"
+  fi
+  echo "| full/$size | $read_share | $B | $B2 | $D | $C | $W | $(awk -v a="$B2" -v b="$C" 'BEGIN{printf "%.2f×", a/b}') |$extra"
+  echo "all rounds (ms): byte_range $(tr '\n' ' ' < "$WORK/br")| again $(tr '\n' ' ' < "$WORK/br2")| cold $(tr '\n' ' ' < "$WORK/cold")| warm $(tr '\n' ' ' < "$WORK/warm")${BASELINE:+| baseline $(tr '\n' ' ' < "$WORK/bb")}" >&2
 done
 echo
 echo "The first byte_range request for each image also reads its header (a HEAD and one 16 KiB read) to build the index; bytes read exclude it. The second is the same request again, with the index in memory."
