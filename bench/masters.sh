@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What each kind of master costs `render`, beside iipsrv (nginx → iipsrv, file local) on the same
-# files in one run: a 4000×3000 picture as a tiled JPEG 2000, a pyramidal tiled TIFF (JPEG
-# tiles), a one-page tiled TIFF (deflate), a JPEG and a PNG, all in one local folder.
+# files in one run: a 4000×3000 picture as a tiled JPEG 2000, the same as a tiled HTJ2K
+# codestream (OpenJPH's `ojph_compress`, step size chosen for about the same bytes), a pyramidal
+# tiled TIFF (JPEG tiles), a one-page tiled TIFF (deflate), a JPEG and a PNG, all in one folder.
 #
 #   bench/masters.sh                     # prints Markdown tables
 #   ROUNDS=5 DURATION=10s bench/masters.sh
@@ -20,8 +21,9 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8s}
 CONNECTIONS=${CONNECTIONS:-8}
 VIEWS=${VIEWS:-9}
-MASTERS=${MASTERS:-tiled.jp2 pyramid.tif tiled.tif photo.jpg drawing.png}
+MASTERS=${MASTERS:-tiled.jp2 htj2k.j2k pyramid.tif tiled.tif photo.jpg drawing.png}
 need wrk wrk; need nginx nginx-light; need curl curl; need opj_compress libopenjp2-tools
+need ojph_compress openjph-tools
 need vips libvips-tools
 IIPSRV=/usr/lib/iipimage-server/iipsrv.fcgi
 [ -x $IIPSRV ] || { echo "missing iipsrv: apt-get install -y iipimage-server" >&2; exit 1; }
@@ -35,6 +37,11 @@ mkdir -p "$WORK/m"
 sample_picture 4000 3000 "$WORK/src.ppm"
 vips copy "$WORK/src.ppm" "$WORK/src.png"
 opj_compress -i "$WORK/src.ppm" -o "$WORK/m/tiled.jp2" -t 256,256 -n 5 -r 10 -p RPCL >/dev/null
+# HTJ2K: the same tiles, levels and order; OpenJPH has no rate control, and this step size gives
+# about the bytes of tiled.jp2. It writes a bare codestream (.j2c).
+ojph_compress -i "$WORK/src.ppm" -o "$WORK/htj2k.j2c" -num_decomps 4 -tile_size "{256,256}" \
+  -prog_order RPCL -qstep 0.0013 >/dev/null
+mv "$WORK/htj2k.j2c" "$WORK/m/htj2k.j2k"
 vips tiffsave "$WORK/src.png" "$WORK/m/pyramid.tif" --tile --pyramid --compression jpeg --Q 90 --tile-width 256 --tile-height 256
 vips tiffsave "$WORK/src.png" "$WORK/m/tiled.tif" --tile --compression deflate --tile-width 256 --tile-height 256
 vips jpegsave "$WORK/src.png" "$WORK/m/photo.jpg" --Q 90
@@ -72,12 +79,12 @@ for m in $MASTERS; do
   size=$(stat -c %s "$WORK/m/$m")
   ms "http://127.0.0.1:$TES/render/$m/full/!256,256/0/default.jpg" >/dev/null   # the local copy
   : > "$WORK/r"; : > "$WORK/i"; : > "$WORK/b"; : > "$WORK/bv"
-  baseline=""; case $m in *.jp2) [ -n "${BASELINE:-}" ] && baseline=1 ;; esac
+  baseline=""; case $m in *.jp2|*.j2k) [ -n "${BASELINE:-}" ] && baseline=1 ;; esac
   [ -n "$baseline" ] && ms "http://127.0.0.1:$BTES/render/$m/full/!256,256/0/default.jpg" >/dev/null
   for _ in $(seq "$ROUNDS"); do
     rps "http://127.0.0.1:$TES" "/render/$m/" >> "$WORK/r"
     [ -n "$baseline" ] && rps "http://127.0.0.1:$BTES" "/render/$m/" >> "$WORK/b"
-    # iipsrv reads JPEG 2000 and TIFF; not JPEG or PNG.
+    # iipsrv reads JPEG 2000 files (.jp2) and TIFF; not bare codestreams, JPEG or PNG.
     case $m in *.jp2|*.tif) rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/" >> "$WORK/i" ;; esac
   done
   : > "$WORK/rv"; : > "$WORK/iv"
@@ -96,4 +103,4 @@ for m in $MASTERS; do
   echo "$m rounds: render $(tr '\n' ' ' < "$WORK/r")| iipsrv $(tr '\n' ' ' < "$WORK/i")| baseline $(tr '\n' ' ' < "$WORK/b")" >&2
 done
 echo
-echo "4000×3000 picture; wrk -t2 -c$CONNECTIONS -d$DURATION over 48 distinct 256-px tiles at full resolution (median of $ROUNDS rounds); views: median of $VIEWS requests; one tessera process ($(nproc) threads), one iipsrv process; $(nproc) cores; iipsrv does not read JPEG or PNG"
+echo "4000×3000 picture; wrk -t2 -c$CONNECTIONS -d$DURATION over 48 distinct 256-px tiles at full resolution (median of $ROUNDS rounds); views: median of $VIEWS requests; one tessera process ($(nproc) threads), one iipsrv process; $(nproc) cores; iipsrv does not read bare codestreams (.j2k), JPEG or PNG"

@@ -8,7 +8,8 @@
 # the TIFF master tests make striped, tiled and pyramidal TIFFs with it), and dnsmasq
 # (dnsmasq-base: the fleet test finds its peers from a real DNS server), and systemd-analyze
 # (systemd: the unit in deploy/systemd is verified with it), and promtool (prometheus: the
-# alert rules in deploy/prometheus are checked and unit-tested with it).
+# alert rules in deploy/prometheus are checked and unit-tested with it), and ojph_compress
+# (openjph-tools: an HTJ2K master is made with it).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v cc >/dev/null || missing+=(build-essential)
 [ -x /usr/lib/iipimage-server/iipsrv.fcgi ] || missing+=(iipimage-server)
 command -v opj_compress >/dev/null || missing+=(libopenjp2-tools)
+command -v ojph_compress >/dev/null || missing+=(openjph-tools)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v strace >/dev/null || missing+=(strace)
 command -v chromium >/dev/null || missing+=(chromium)

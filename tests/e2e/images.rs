@@ -62,7 +62,7 @@ fn encode(width: u32, height: u32, args: &[&str], noisy: bool) -> PathBuf {
 
 /// A binary PPM with gradients and fine detail, so every tile differs; with `noisy`, each
 /// sample also gets up to 15 levels of deterministic noise.
-fn picture(width: u32, height: u32, noisy: bool) -> Vec<u8> {
+pub fn picture(width: u32, height: u32, noisy: bool) -> Vec<u8> {
     let mut out = format!("P6\n{width} {height}\n255\n").into_bytes();
     for y in 0..height {
         for x in 0..width {

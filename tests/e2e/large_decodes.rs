@@ -53,3 +53,52 @@ fn a_large_area_decoded_in_bands_is_the_whole_image() {
     answers_as_opj(&t, &single, "single", "full/max/0/default.png", 0);
     answers_as_opj(&t, &reduced, "reduced", "full/2300,/0/default.png", 1);
 }
+
+/// An HTJ2K master (High-Throughput JPEG 2000, written by OpenJPH's `ojph_compress` as a bare
+/// codestream): `render` reads it as any JPEG 2000, whole and by regions, with the pixels of
+/// `opj_decompress`.
+#[test]
+fn an_htj2k_master_renders_like_any_jpeg_2000() {
+    let dir = tempfile::tempdir().unwrap();
+    let ppm = dir.path().join("src.ppm");
+    std::fs::write(&ppm, crate::images::picture(1200, 800, true)).unwrap();
+    let file = dir.path().join("ht.j2k");
+    let out = std::process::Command::new("ojph_compress")
+        .arg("-i")
+        .arg(&ppm)
+        .arg("-o")
+        .arg(dir.path().join("ht.j2c"))
+        .args(["-num_decomps", "4", "-tile_size", "{256,256}", "-prog_order", "RPCL"])
+        .args(["-qstep", "0.002"])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run ojph_compress ({e}); install Debian's openjph-tools (scripts/deps.sh does)")
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(dir.path().join("ht.j2c"), &file).unwrap();
+    let t = Tessera::start(&format!(
+        r#"origins: {{ folder: {{ dir: "{}" }} }}
+routes:
+  - name: render
+    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
+    handler: {{ render: {{ origin: folder, key: "{{image}}.j2k" }} }}
+"#,
+        dir.path().display()
+    ));
+    answers_as_opj(&t, &file, "ht", "full/max/0/default.png", 0);
+    answers_as_opj(&t, &file, "ht", "full/300,/0/default.png", 2);
+    let tile = get("/iiif/ht/256,256,256,256/256,/0/default.png").send(t.port);
+    assert_eq!(tile.status, 200, "{}", tile.text());
+    let (w, h, pixels) = png_pixels(&tile.body);
+    let (rw, rh, reference) =
+        crate::images::opj_decode_region(&file, 0, Some((256, 256, 512, 512)));
+    assert_eq!((w, h), (rw, rh));
+    assert!(
+        pixels == reference,
+        "a tile's pixels differ from opj_decompress"
+    );
+}
