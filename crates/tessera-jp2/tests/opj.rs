@@ -10,7 +10,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use tessera_jp2::{
-    as_reduced_image, assemble, Header, Jp2Index, ParseError, Progression, SotWalker, TilePart,
+    as_reduced_image, assemble, Header, Jp2Index, ParseError, Plan, Progression, SotWalker,
+    TilePart,
 };
 
 const W: usize = 2000;
@@ -225,6 +226,14 @@ fn ppm_size(ppm: &[u8]) -> (u32, u32) {
     (it.next().unwrap(), it.next().unwrap())
 }
 
+/// The plan's ranges of `file`, as a caller would have fetched them.
+fn fetched<'a>(file: &'a [u8], plan: &Plan) -> BTreeMap<u64, &'a [u8]> {
+    plan.ranges
+        .iter()
+        .map(|r| (r.start, &file[r.start as usize..r.end as usize]))
+        .collect()
+}
+
 /// Plans, "fetches" the ranges from the file, assembles, and compares decodes for each reduce.
 fn check_partial_decodes(label: &str, path: &Path, reduces: &[u8]) {
     check_decodes(label, path, reduces, true)
@@ -238,12 +247,7 @@ fn check_decodes(label: &str, path: &Path, reduces: &[u8], rewritable: bool) {
     let dir = tempfile::tempdir().unwrap();
     for &d in reduces {
         let plan = idx.plan(d, 0).unwrap();
-        let fetched: BTreeMap<u64, &[u8]> = plan
-            .ranges
-            .iter()
-            .map(|r| (r.start, &file[r.start as usize..r.end as usize]))
-            .collect();
-        let part = assemble(&idx, &plan, &fetched).unwrap();
+        let part = assemble(&idx, &plan, &fetched(&file, &plan)).unwrap();
         let share = plan.bytes() as f64 / file.len() as f64;
         println!(
             "{label}: reduce {d}: {} of {} bytes ({:.2}%) in {} ranges, {} tile-parts, decoded {:?}",
@@ -482,14 +486,10 @@ fn tiled_walked_partial_decodes_are_identical() {
     assert!(merged.ranges.len() < idx.plan(4, 0).unwrap().ranges.len());
     // Merged ranges still assemble: each tile-part lies inside one of them.
     let file = read(&tiled_no_tlm());
-    let fetched: BTreeMap<u64, &[u8]> = merged
-        .ranges
-        .iter()
-        .map(|r| (r.start, &file[r.start as usize..r.end as usize]))
-        .collect();
+    let ranges = fetched(&file, &merged);
     assert_eq!(
-        assemble(&idx, &merged, &fetched).unwrap(),
-        assemble(&idx, &idx.plan(4, 0).unwrap(), &fetched).unwrap()
+        assemble(&idx, &merged, &ranges).unwrap(),
+        assemble(&idx, &idx.plan(4, 0).unwrap(), &ranges).unwrap()
     );
 }
 
@@ -601,11 +601,6 @@ fn a_tile_grid_not_divisible_is_not_rewritten() {
     let file = read(&path);
     let idx = index(&file);
     let plan = idx.plan(3, 0).unwrap();
-    let fetched: BTreeMap<u64, &[u8]> = plan
-        .ranges
-        .iter()
-        .map(|r| (r.start, &file[r.start as usize..r.end as usize]))
-        .collect();
-    let part = assemble(&idx, &plan, &fetched).unwrap();
+    let part = assemble(&idx, &plan, &fetched(&file, &plan)).unwrap();
     assert!(as_reduced_image(&part, 3).is_none());
 }
