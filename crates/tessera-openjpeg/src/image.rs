@@ -120,6 +120,14 @@ impl Image {
             .and_then(|n| n.checked_mul(channels))
             .ok_or_else(|| DecodeError::Decode("image too large".into()))?;
         let mut pixels = vec![0u8; len];
+        if interleave_eight_bit(&comps[..channels], (width, height), &mut pixels) {
+            return Ok(crate::Decoded {
+                width,
+                height,
+                channels: channels as u8,
+                pixels,
+            });
+        }
         for (ch, comp) in comps.iter().take(channels).enumerate() {
             let plane = Self::plane(comp).ok_or_else(|| {
                 DecodeError::Decode(format!("component {ch} has no decoded data"))
@@ -161,6 +169,45 @@ impl Drop for Image {
         // SAFETY: `raw` was allocated by OpenJPEG, is owned by this value only and is freed
         // only here (this also frees the component buffers and ICC profile).
         unsafe { opj::opj_image_destroy(self.raw.as_ptr()) }
+    }
+}
+
+/// The common case in one pass: gray or RGB, 8 bits unsigned, every component at full size.
+/// Each sample is clamped to 0..=255 (what [`Levels::map`] does at 8 bits), in a loop over whole
+/// pixels the compiler vectorizes, rather than one strided pass per component with the general
+/// mapping; the conversion was 6 % of a small decode's time. `false`: not this case, nothing
+/// written.
+fn interleave_eight_bit(
+    comps: &[opj::opj_image_comp_t],
+    (width, height): (u32, u32),
+    pixels: &mut [u8],
+) -> bool {
+    let plain = |c: &opj::opj_image_comp_t| {
+        c.prec == 8 && c.sgnd == 0 && c.dx == 1 && c.dy == 1 && c.w == width && c.h == height
+    };
+    if !comps.iter().all(plain) {
+        return false;
+    }
+    let planes: Option<Vec<&[i32]>> = comps.iter().map(Image::plane).collect();
+    let byte = |v: i32| v.clamp(0, 255) as u8;
+    match planes.as_deref() {
+        Some([gray]) if gray.len() == pixels.len() => {
+            for (out, &v) in pixels.iter_mut().zip(*gray) {
+                *out = byte(v);
+            }
+            true
+        }
+        Some([r, g, b])
+            if r.len() * 3 == pixels.len() && g.len() == r.len() && b.len() == r.len() =>
+        {
+            for (out, ((&r, &g), &b)) in pixels.chunks_exact_mut(3).zip(r.iter().zip(*g).zip(*b)) {
+                out[0] = byte(r);
+                out[1] = byte(g);
+                out[2] = byte(b);
+            }
+            true
+        }
+        _ => false,
     }
 }
 

@@ -7,6 +7,8 @@
 //! (`bench/proxy_overhead.sh`), most of it in those wake-ups. Here a line is appended to a
 //! buffer under a mutex; the first line of a batch wakes the thread, which waits [`GATHER`]
 //! for more and writes them all in one call (as nginx's `access_log … buffer=… flush=…`).
+//! A warning or an error is not kept waiting: it ends the gathering at once, so such a line is
+//! in the log as soon as it was before (an operator watching a reload, say, sees its refusal).
 //!
 //! Bounded: beyond [`MAX_PENDING`] bytes waiting (stdout blocked or far too slow), lines are
 //! dropped and counted in `tessera_log_lines_dropped_total`, not queued without end. At exit,
@@ -17,6 +19,7 @@ use std::io::Write;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
+use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// How long the thread gathers lines after the first of a batch: how late a line may appear.
@@ -42,6 +45,8 @@ static DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
 #[derive(Default)]
 struct Pending {
     lines: Vec<u8>,
+    /// A warning or an error is among them: write now.
+    urgent: bool,
     closed: bool,
 }
 
@@ -91,7 +96,8 @@ impl BatchWriter {
     }
 }
 
-/// The writer thread: wait for a first line, gather for a moment, write the batch.
+/// The writer thread: wait for a first line, gather for a moment (unless a warning or an error
+/// came, or the process is ending), write the batch.
 fn write_batches(shared: &Shared, mut out: impl Write) {
     let mut spare = Vec::new();
     loop {
@@ -99,12 +105,19 @@ fn write_batches(shared: &Shared, mut out: impl Write) {
         while pending.lines.is_empty() && !pending.closed {
             pending = shared.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
         }
-        let closing = pending.closed;
-        drop(pending);
-        if !closing {
-            std::thread::sleep(GATHER);
+        if !pending.urgent && !pending.closed {
+            pending = match shared
+                .wake
+                .wait_timeout_while(pending, GATHER, |p| !p.urgent && !p.closed)
+            {
+                Ok((pending, _)) => pending,
+                Err(e) => e.into_inner().0,
+            };
         }
-        let mut batch = std::mem::replace(&mut shared.lock().lines, std::mem::take(&mut spare));
+        let closing = pending.closed;
+        pending.urgent = false;
+        let mut batch = std::mem::replace(&mut pending.lines, std::mem::take(&mut spare));
+        drop(pending);
         // Nowhere to report a failed write but the log itself: the lines are lost.
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         if closing && shared.lock().lines.is_empty() {
@@ -129,26 +142,41 @@ impl<'a> MakeWriter<'a> for BatchWriter {
     type Writer = Line<'a>;
 
     fn make_writer(&'a self) -> Line<'a> {
-        Line(&self.shared)
+        Line {
+            shared: &self.shared,
+            urgent: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line<'a> {
+        Line {
+            shared: &self.shared,
+            urgent: *meta.level() <= Level::WARN,
+        }
     }
 }
 
 /// One log line on its way: the layer writes it whole, with one `write_all`.
-pub struct Line<'a>(&'a Shared);
+pub struct Line<'a> {
+    shared: &'a Shared,
+    /// A warning or an error: written without waiting for more lines.
+    urgent: bool,
+}
 
 impl Write for Line<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut pending = self.0.lock();
+        let mut pending = self.shared.lock();
         if pending.lines.len() + buf.len() > MAX_PENDING {
             drop(pending);
             DROPPED.inc();
             return Ok(buf.len());
         }
-        let first = pending.lines.is_empty();
+        let wake = pending.lines.is_empty() || self.urgent;
+        pending.urgent |= self.urgent;
         pending.lines.extend_from_slice(buf);
         drop(pending);
-        if first {
-            self.0.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
         }
         Ok(buf.len())
     }
@@ -213,6 +241,29 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(&*out.bytes.lock().unwrap(), b"one\n");
+    }
+
+    #[test]
+    fn a_warning_ends_the_gathering() {
+        let out = Captured::default();
+        let (writer, _flush) = BatchWriter::spawn(out.clone()).unwrap();
+        // An info line starts a batch; a warning right after is written without the wait.
+        writer.make_writer().write_all(b"info\n").unwrap();
+        let mut warning = Line {
+            shared: &writer.shared,
+            urgent: true,
+        };
+        let asked = std::time::Instant::now();
+        warning.write_all(b"warning\n").unwrap();
+        while out.bytes.lock().unwrap().len() < b"info\nwarning\n".len() {
+            assert!(asked.elapsed() < Duration::from_secs(5), "never written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(&*out.bytes.lock().unwrap(), b"info\nwarning\n");
+        assert!(
+            !writer.shared.lock().urgent,
+            "the writer took the urgent batch"
+        );
     }
 
     #[test]
