@@ -8,13 +8,14 @@ use crate::harness::{get, Tessera};
 use crate::images::{jp2_with, opj_decode};
 use crate::views::png_pixels;
 
-fn server(dir: &std::path::Path) -> Tessera {
+/// `render` over the files `{image}{suffix}` of `dir`, at `/iiif/{image}/…`.
+fn server(dir: &std::path::Path, suffix: &str) -> Tessera {
     Tessera::start(&format!(
         r#"origins: {{ folder: {{ dir: "{}" }} }}
 routes:
   - name: render
     match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
-    handler: {{ render: {{ origin: folder, key: "{{image}}.jp2" }} }}
+    handler: {{ render: {{ origin: folder, key: "{{image}}{suffix}" }} }}
 "#,
         dir.display()
     ))
@@ -48,7 +49,7 @@ fn a_large_area_decoded_in_bands_is_the_whole_image() {
     ] {
         std::fs::copy(file, dir.path().join(format!("{name}.jp2"))).unwrap();
     }
-    let t = server(dir.path());
+    let t = server(dir.path(), ".jp2");
     answers_as_opj(&t, &tiled, "tiled", "full/max/0/default.png", 0);
     answers_as_opj(&t, &single, "single", "full/max/0/default.png", 0);
     answers_as_opj(&t, &reduced, "reduced", "full/2300,/0/default.png", 1);
@@ -80,15 +81,7 @@ fn an_htj2k_master_renders_like_any_jpeg_2000() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::rename(dir.path().join("ht.j2c"), &file).unwrap();
-    let t = Tessera::start(&format!(
-        r#"origins: {{ folder: {{ dir: "{}" }} }}
-routes:
-  - name: render
-    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
-    handler: {{ render: {{ origin: folder, key: "{{image}}.j2k" }} }}
-"#,
-        dir.path().display()
-    ));
+    let t = server(dir.path(), ".j2k");
     answers_as_opj(&t, &file, "ht", "full/max/0/default.png", 0);
     answers_as_opj(&t, &file, "ht", "full/300,/0/default.png", 2);
     let tile = get("/iiif/ht/256,256,256,256/256,/0/default.png").send(t.port);

@@ -105,13 +105,12 @@ where
                 w.write_str(if i == 0 { "{" } else { ",{" })?;
                 let extensions = span.extensions();
                 // The JSON field formatter stores a span's fields as one object: its members.
-                if let Some(stored) = extensions.get::<FormattedFields<N>>() {
-                    let members = stored.fields.trim().trim_start_matches('{');
-                    let members = members.trim_end_matches('}');
-                    if !members.is_empty() {
-                        w.write_str(members)?;
-                        w.write_char(',')?;
-                    }
+                let stored = extensions.get::<FormattedFields<N>>();
+                let object = stored.map(|f| f.fields.trim());
+                let members = object.and_then(|o| o.strip_prefix('{')?.strip_suffix('}'));
+                if let Some(members) = members.filter(|m| !m.is_empty()) {
+                    w.write_str(members)?;
+                    w.write_char(',')?;
                 }
                 w.write_str("\"name\":")?;
                 string(&mut w, span.name())?;

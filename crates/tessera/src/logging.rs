@@ -1,9 +1,9 @@
 //! Where the server's log lines go, and which of Pingora's are not ours to raise.
 //!
 //! Logs of the server go to stdout at `info`, through a writer of batches on its own thread
-//! ([`crate::log_writer`]) so a slow terminal or pipe never stalls a request; a batch command keeps stdout for its result and logs only
-//! warnings, straight to stderr (nothing is lost when it exits). `TESSERA_LOG` overrides the
-//! level.
+//! ([`crate::log_writer`]) so a slow terminal or pipe never stalls a request; a batch command
+//! keeps stdout for its result and logs only warnings, straight to stderr (nothing is lost when
+//! it exits). `TESSERA_LOG` overrides the level.
 //!
 //! Pingora logs at ERROR every connection that goes away in the middle of its request header
 //! ("Fail to proxy: Downstream … while reading request headers"): a client that hung up, or one

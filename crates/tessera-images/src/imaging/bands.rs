@@ -67,7 +67,7 @@ pub fn decode_level(
     max_pixels: u64,
 ) -> Result<Bitmap, ViewError> {
     let cores = cores();
-    let (x0, y0, x1, y1) = area;
+    let (_, y0, _, y1) = area;
     let rows = y1 - y0;
     // Each band at least two rows of the level.
     if cores < 2 || grid.tiles < u64::from(cores) || rows / cores < 2u32 << reduce.min(30) {
@@ -76,15 +76,7 @@ pub fn decode_level(
     }
     let mut edges: Vec<u32> = (0..cores).map(|k| y0 + rows / cores * k).collect();
     edges.push(y1);
-    let bands = Bands {
-        file,
-        reduce,
-        columns: (x0, x1),
-        width: size_at(area, reduce).0,
-        strict: true,
-        max_pixels,
-    };
-    bands.decode(&edges, cores)
+    Bands::new(file, reduce, area, true, max_pixels).decode(&edges, cores)
 }
 
 /// `area` of `file` at `reduce`, decoded as a request's region is (not strict: a file cut in its
@@ -111,15 +103,7 @@ pub fn decode_area(
         return decode_bitmap(Jp2Input::File(file), &opts);
     }
     let edges = band_edges(area, reduce, grid, width);
-    let bands = Bands {
-        file,
-        reduce,
-        columns: (area.0, area.2),
-        width,
-        strict: false,
-        max_pixels,
-    };
-    bands.decode(&edges, cores())
+    Bands::new(file, reduce, area, false, max_pixels).decode(&edges, cores())
 }
 
 /// Where the bands of `area` begin and end (rows of the image's grid): as many rows as keep a
@@ -180,7 +164,24 @@ struct Bands<'f> {
     max_pixels: u64,
 }
 
-impl Bands<'_> {
+impl<'f> Bands<'f> {
+    fn new(
+        file: &'f std::fs::File,
+        reduce: u8,
+        area: (u32, u32, u32, u32),
+        strict: bool,
+        max_pixels: u64,
+    ) -> Self {
+        Self {
+            file,
+            reduce,
+            columns: (area.0, area.2),
+            width: size_at(area, reduce).0,
+            strict,
+            max_pixels,
+        }
+    }
+
     /// Decode the bands between consecutive `edges` on up to `workers` threads, copying each
     /// into the output as it ends.
     fn decode(&self, edges: &[u32], workers: u32) -> Result<Bitmap, ViewError> {
@@ -236,17 +237,13 @@ struct Joined {
     starts: Vec<u64>,
     /// Allocated at the first band, which says how many channels there are.
     out: Option<(u8, Vec<u8>)>,
-    filled: usize,
 }
 
 impl Joined {
     fn new(width: u64, reduce: u8, edges: &[u32]) -> Result<Self, ViewError> {
-        let shift = u32::from(reduce).min(63);
         let starts = edges
             .iter()
-            .map(|&y| {
-                u64::from(y).div_ceil(1u64 << shift) - u64::from(edges[0]).div_ceil(1u64 << shift)
-            })
+            .map(|&y| size_at((0, edges[0], 0, y), reduce).1)
             .collect();
         let width =
             u32::try_from(width).map_err(|_| ViewError::Limit("the area is too wide".into()))?;
@@ -254,7 +251,6 @@ impl Joined {
             width,
             starts,
             out: None,
-            filled: 0,
         })
     }
 
@@ -278,20 +274,16 @@ impl Joined {
             return Err(ViewError::Corrupt("the bands of an area differ".into()));
         }
         pixels[top as usize * row..bottom as usize * row].copy_from_slice(&band.pixels);
-        self.filled += 1;
         Ok(())
     }
 
     fn finish(self) -> Result<Bitmap, ViewError> {
         let height = u32::try_from(*self.starts.last().unwrap_or(&0))
             .map_err(|_| ViewError::Limit("the area is too tall".into()))?;
-        match self.out {
-            Some((channels, pixels)) if self.filled == self.starts.len() - 1 => {
-                Bitmap::new(self.width, height, channels, pixels)
-                    .map_err(|e| ViewError::Corrupt(e.to_string()))
-            }
-            _ => Err(ViewError::DecoderFailed),
-        }
+        // Every band arrived (a failed or lost one ended the decode before this).
+        let (channels, pixels) = self.out.ok_or(ViewError::DecoderFailed)?;
+        Bitmap::new(self.width, height, channels, pixels)
+            .map_err(|e| ViewError::Corrupt(e.to_string()))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The end of every request: its route's metrics, the JSON access-log line, and the header
 //! deadline armed for the next request on the connection.
 
-use super::state::ServiceState;
+use super::state::{OrElse, ServiceState};
 use pingora::proxy::Session;
 use pingora::Error;
 
@@ -52,10 +52,10 @@ fn access_line(
         http = version(req.version),
         status = status,
         cache = state.exchange.cache.status().unwrap_or(""),
-        upstream = %OrDash(state.endpoint.as_ref().map(|b| &b.addr)),
+        upstream = %state.endpoint(),
         bytes = session.body_bytes_sent(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
-        client = %OrEmpty(state.exchange.client_ip),
+        client = %OrElse(state.exchange.client_ip, ""),
         user_agent = header(http::header::USER_AGENT),
         error = e.map(|e| e.etype().as_str()).unwrap_or(""),
     );
@@ -70,30 +70,6 @@ fn version(v: http::Version) -> &'static str {
         http::Version::HTTP_2 => "HTTP/2.0",
         http::Version::HTTP_3 => "HTTP/3.0",
         _ => "HTTP/?",
-    }
-}
-
-/// The value, or `-` without one.
-struct OrDash<T>(Option<T>);
-
-impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => f.write_str("-"),
-        }
-    }
-}
-
-/// The value, or nothing without one.
-struct OrEmpty<T>(Option<T>);
-
-impl<T: std::fmt::Display> std::fmt::Display for OrEmpty<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => Ok(()),
-        }
     }
 }
 

@@ -64,9 +64,12 @@ impl ServiceState {
 
     /// The current endpoint as `ip:port`, or `-`.
     pub(super) fn endpoint_name(&self) -> String {
-        self.endpoint
-            .as_ref()
-            .map_or_else(|| "-".to_string(), |b| b.addr.to_string())
+        self.endpoint().to_string()
+    }
+
+    /// [`Self::endpoint_name`] without making a `String` (the access log writes it in place).
+    pub(super) fn endpoint(&self) -> impl std::fmt::Display + '_ {
+        OrElse(self.endpoint.as_ref().map(|b| &b.addr), "-")
     }
 
     pub(super) fn cluster_name(&self) -> &str {
@@ -129,6 +132,18 @@ impl ServiceState {
             if let Ok(v) = HeaderValue::from_str(&dest) {
                 let _ = resp.insert_header("x-proxy-destination", v);
             }
+        }
+    }
+}
+
+/// A value, or a stand-in without one, for a log line.
+pub(super) struct OrElse<T>(pub Option<T>, pub &'static str);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrElse<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str(self.1),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `render` answering from a decoded level kept in memory (see [`crate::imaging::levels`]):
 //! the level is decoded whole once, with OpenJPEG's threads, and each request crops it.
 
-use super::{ceil_shift, Render};
+use super::Render;
 use crate::imaging::bands;
 use crate::imaging::levels::{DecodedLevels, LevelKey};
 use crate::imaging::pipeline::ViewError;
@@ -20,9 +20,7 @@ impl Render {
     ) -> Option<(&DecodedLevels, LevelKey)> {
         let levels = self.levels.as_ref()?;
         let ix = &indexed.index;
-        let shift = u32::from(reduce);
-        let w = ceil_shift(ix.x0 + ix.width, shift) - ceil_shift(ix.x0, shift);
-        let h = ceil_shift(ix.y0 + ix.height, shift) - ceil_shift(ix.y0, shift);
+        let (w, h) = bands::size_at(image_area(indexed), reduce);
         let image = u64::from(ix.width) * u64::from(ix.height);
         if !DecodedLevels::keeps(w * h, image) {
             return None;
@@ -51,9 +49,8 @@ impl Render {
     ) -> Result<Vec<u8>, ViewError> {
         let max_pixels = self.max_decode_pixels;
         let path = local.path().to_path_buf();
-        let ix = &indexed.index;
-        let image = (ix.x0, ix.y0, ix.x0 + ix.width, ix.y0 + ix.height);
-        let grid = bands::Grid::of(ix);
+        let image = image_area(indexed);
+        let grid = bands::Grid::of(&indexed.index);
         let whole = levels
             .get(level, async {
                 let slot = self.decodes.slot().await?;
@@ -65,16 +62,15 @@ impl Render {
                 .await
             })
             .await?;
-        let shift = u32::from(reduce);
-        let (x0, y0) = (indexed.index.x0, indexed.index.y0);
-        let at = |v: u32, origin: u32| ceil_shift(v, shift) - ceil_shift(origin, shift);
-        let side = |from: u32, to: u32| ceil_shift(to, shift) - ceil_shift(from, shift);
+        // Where `area` lies in the level: the level's pixels before it, and its own.
+        let (x, y) = bands::size_at((image.0, image.1, area.0, area.1), reduce);
+        let (w, h) = bands::size_at(area, reduce);
         let narrow = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         let crop = Rect {
-            x: narrow(at(area.0, x0)),
-            y: narrow(at(area.1, y0)),
-            w: narrow(side(area.0, area.2)),
-            h: narrow(side(area.1, area.3)),
+            x: narrow(x),
+            y: narrow(y),
+            w: narrow(w),
+            h: narrow(h),
         };
         let slot = self.decodes.slot().await?;
         slot.run(move || {
@@ -83,4 +79,10 @@ impl Render {
         })
         .await
     }
+}
+
+/// The whole image on its grid: x0, y0, x1, y1.
+fn image_area(indexed: &Indexed) -> (u32, u32, u32, u32) {
+    let ix = &indexed.index;
+    (ix.x0, ix.y0, ix.x0 + ix.width, ix.y0 + ix.height)
 }
