@@ -4,6 +4,7 @@
 # flame graph, docs/profiles/render-IMAGE.svg, and the top functions on standard output.
 #
 #   bench/profile.sh tiled        # or single
+#   FOLDED=/tmp/render.folded bench/profile.sh tiled   # also keeps the folded stacks
 #
 # Needs perf (linux-perf) and inferno (cargo install inferno).
 set -euo pipefail
@@ -34,6 +35,7 @@ wait $load
 # No debuginfod lookups (they stall perf for minutes); no inlined frames (slow to resolve).
 export DEBUGINFOD_URLS=
 perf script -i "$WORK/perf.data" --no-inline 2> /dev/null | inferno-collapse-perf > "$WORK/folded"
+[ -z "${FOLDED:-}" ] || cp "$WORK/folded" "$FOLDED"
 inferno-flamegraph --title "render, OpenSeadragon's requests for $IMAGE.jp2 ($VIEWER_SIZE), warm" < "$WORK/folded" > "docs/profiles/render-$IMAGE.svg"
 echo "## render on $IMAGE.jp2: $(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out") requests/s under perf; self time by function (share of samples)"
 echo

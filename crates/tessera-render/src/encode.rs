@@ -21,45 +21,74 @@ impl Format {
 }
 
 pub fn encode(b: &Bitmap, format: Format, jpeg_quality: u8) -> Result<Vec<u8>, RenderError> {
-    let err = |e: &dyn std::fmt::Display| RenderError::Encode(e.to_string());
-    let mut out = Vec::new();
     match format {
-        Format::Jpeg => {
-            let (w, h) = (
-                u16::try_from(b.width).map_err(|_| err(&"wider than 65535 pixels"))?,
-                u16::try_from(b.height).map_err(|_| err(&"taller than 65535 pixels"))?,
-            );
-            let color = if b.channels == 1 {
-                jpeg_encoder::ColorType::Luma
-            } else {
-                jpeg_encoder::ColorType::Rgb
-            };
-            jpeg_encoder::Encoder::new(&mut out, jpeg_quality.clamp(1, 100))
-                .encode(&b.pixels, w, h, color)
-                .map_err(|e| err(&e))?;
-        }
-        Format::Png => {
-            let mut enc = png::Encoder::new(&mut out, b.width, b.height);
-            enc.set_color(if b.channels == 1 {
-                png::ColorType::Grayscale
-            } else {
-                png::ColorType::Rgb
-            });
-            enc.set_depth(png::BitDepth::Eight);
-            let mut writer = enc.write_header().map_err(|e| err(&e))?;
-            writer.write_image_data(&b.pixels).map_err(|e| err(&e))?;
-            writer.finish().map_err(|e| err(&e))?;
-        }
-        Format::Webp => {
-            let color = if b.channels == 1 {
-                image_webp::ColorType::L8
-            } else {
-                image_webp::ColorType::Rgb8
-            };
-            image_webp::WebPEncoder::new(&mut out)
-                .encode(&b.pixels, b.width, b.height, color)
-                .map_err(|e| err(&e))?;
-        }
+        Format::Jpeg => jpeg(b, jpeg_quality),
+        Format::Png => png(b).map_err(|e| e.to_string()),
+        Format::Webp => webp(b).map_err(|e| e.to_string()),
     }
+    .map_err(RenderError::Encode)
+}
+
+fn png(b: &Bitmap) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, b.width, b.height);
+    enc.set_color(if b.channels == 1 {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(&b.pixels)?;
+    writer.finish()?;
     Ok(out)
+}
+
+/// Lossless, the only mode `image-webp` writes.
+fn webp(b: &Bitmap) -> Result<Vec<u8>, image_webp::EncodingError> {
+    let color = if b.channels == 1 {
+        image_webp::ColorType::L8
+    } else {
+        image_webp::ColorType::Rgb8
+    };
+    let mut out = Vec::new();
+    image_webp::WebPEncoder::new(&mut out).encode(&b.pixels, b.width, b.height, color)?;
+    Ok(out)
+}
+
+/// libjpeg-turbo at `quality`, 4:2:0 for colour; the pixels are checked against the size first
+/// (the `turbojpeg` crate panics on a short buffer).
+fn jpeg(b: &Bitmap, quality: u8) -> Result<Vec<u8>, String> {
+    const MAX_SIDE: u32 = 65_535;
+    if b.width > MAX_SIDE || b.height > MAX_SIDE {
+        return Err(format!(
+            "{}×{} is larger than JPEG's {MAX_SIDE} pixels a side",
+            b.width, b.height
+        ));
+    }
+    let (format, subsamp) = match b.channels {
+        1 => (turbojpeg::PixelFormat::GRAY, turbojpeg::Subsamp::Gray),
+        3 => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
+        n => return Err(format!("{n} channels")),
+    };
+    let (width, height) = (b.width as usize, b.height as usize);
+    let pitch = width * usize::from(b.channels);
+    if b.pixels.len() != pitch * height {
+        return Err(format!(
+            "{} bytes for {width}×{height}×{}",
+            b.pixels.len(),
+            b.channels
+        ));
+    }
+    let image = turbojpeg::Image {
+        pixels: &b.pixels[..],
+        width,
+        pitch,
+        height,
+        format,
+    };
+    let mut compressor = turbojpeg::Compressor::new().map_err(|e| e.to_string())?;
+    compressor.set_quality(i32::from(quality.clamp(1, 100)));
+    compressor.set_subsamp(subsamp);
+    compressor.compress_to_vec(image).map_err(|e| e.to_string())
 }

@@ -141,3 +141,60 @@ fn bad_input_is_an_error_not_a_panic() {
     .is_err());
     assert!(transform(&src, None, &out(0, 1)).is_err());
 }
+
+#[test]
+fn a_jpeg_decodes_back_to_its_pixels_within_jpeg_loss() {
+    // Smooth colour and gray ramps, where 4:2:0 and quality 90 lose a few levels at most.
+    let ramp = |channels: u8| {
+        let (w, h) = (96u32, 64u32);
+        let mut px = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let rgb = [(x * 2) as u8, (y * 3) as u8, 128];
+                px.extend_from_slice(&rgb[..usize::from(channels)]);
+            }
+        }
+        Bitmap::new(w, h, channels, px).unwrap()
+    };
+    for channels in [1, 3] {
+        let src = ramp(channels);
+        let bytes = encode(&src, Format::Jpeg, 90).unwrap();
+        let back = decode_jpeg(&bytes, 1 << 20).unwrap();
+        assert_eq!((back.width, back.height, back.channels), (96, 64, channels));
+        let worst = src
+            .pixels
+            .iter()
+            .zip(&back.pixels)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(worst <= 6, "{channels} channels: a level {worst} off");
+    }
+}
+
+#[test]
+fn a_bitmap_jpeg_cannot_hold_is_an_error_not_a_panic() {
+    // The fields are public, so a bitmap can disagree with itself; and JPEG stops at 65535.
+    let short = Bitmap {
+        width: 4,
+        height: 4,
+        channels: 3,
+        pixels: vec![0; 10],
+    };
+    assert!(encode(&short, Format::Jpeg, 85).is_err());
+    let two = Bitmap {
+        width: 2,
+        height: 2,
+        channels: 2,
+        pixels: vec![0; 8],
+    };
+    assert!(encode(&two, Format::Jpeg, 85).is_err());
+    let wide = Bitmap {
+        width: 70_000,
+        height: 1,
+        channels: 1,
+        pixels: vec![0; 70_000],
+    };
+    let e = encode(&wide, Format::Jpeg, 85).unwrap_err().to_string();
+    assert!(e.contains("65535"), "{e}");
+}
