@@ -8,10 +8,12 @@
 #   bench/viewer.sh
 #   ROUNDS=3 DURATION=10s BASELINE=/path/to/an/older/tessera bench/viewer.sh
 #   IMAGES=tiled bench/viewer.sh             # one of the two masters
+#   TILES_ONLY=1 bench/viewer.sh             # only the tiles per second
 #
 # Cold: a fresh process, its first sight of the image (no header index; the file is in the OS's
 # page cache for both servers, as it is on a busy node). Warm: the same steps again from the same
-# process. No response cache: every request decodes. Medians of ROUNDS.
+# process. No response cache: every request decodes. Medians of ROUNDS (tiles per second too,
+# the servers taking turns in each round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -60,17 +62,25 @@ steps_row() {
   done; done
   local IFS='|'; echo "${cells[*]}" | sed 's/|/ | /g'
 }
-# Tiles per second, warm, over every tile request of the recording (not info.json).
+# CPU time (clock ticks, user + system) the processes $@ have used so far.
+cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+# "tiles/s CPU-ms-per-tile", warm, over every tile request of the recording (not info.json);
+# the CPU is that of the server's processes (SERVER_PIDS), so that per core is measured even
+# when the machine's other tenants take some of its cores.
 tiles_per_second() {
-  local server=$1 image=$2 urls=bench/viewer/$image.urls rps
+  local server=$1 image=$2 urls=bench/viewer/$image.urls t0 t1
   "$server" start "$image"
   grep -v '^#' "$urls" | grep -v 'info.json' > "$WORK/paths"
   paths_lua "$WORK/paths" "$WORK/replay.lua"
   # One pass first, so that both are warm.
   replay "$PREFIX" "$urls" 1 > /dev/null
-  rps=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/replay.lua" "$ORIGIN" -- "$PATH_PREFIX" | awk '/Requests\/sec/ {print $2}')
+  t0=$(cpu_ticks "${SERVER_PIDS[@]}")
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$WORK/replay.lua" "$ORIGIN" -- "$PATH_PREFIX" > "$WORK/wrk.out"
+  t1=$(cpu_ticks "${SERVER_PIDS[@]}")
   "$server" stop
-  echo "$rps"
+  awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+    /requests in/ { n = $1 } /Requests\/sec/ { rps = $2 }
+    END { printf "%s %.1f\n", rps, n ? 1000 * t / hz / n : 0 }' "$WORK/wrk.out"
 }
 
 BIN=$TESSERA
@@ -80,6 +90,7 @@ tessera() {
       local tes adm; tes=$(port); adm=$(port)
       viewer_config "$tes" "$adm" > "$WORK/proxy.yaml"
       "$BIN" run --config "$WORK/proxy.yaml" > "$WORK/tessera.log" 2>&1 & SERVER_PID=$!; PIDS+=($!)
+      SERVER_PIDS=("$SERVER_PID")
       wait_port "$tes"
       ORIGIN=http://127.0.0.1:$tes; PATH_PREFIX=/iiif/$2/; PREFIX=$ORIGIN$PATH_PREFIX ;;
     stop) kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true ;;
@@ -90,11 +101,13 @@ iipsrv_pool() {
     start)
       local ngx; ngx=$(port)
       start_iipsrv_pool "$ngx" "$CORES"
+      SERVER_PIDS=("${IIP_PIDS[@]}" "$(cat "$WORK/nginx.pid")")
       ORIGIN=http://127.0.0.1:$ngx; PATH_PREFIX="/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$2.jp2/"; PREFIX=$ORIGIN$PATH_PREFIX ;;
     stop) kill "${IIP_PIDS[@]}"; kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; sleep 0.3 ;;
   esac
 }
 
+if [ -z "${TILES_ONLY:-}" ]; then
 echo "## A viewer's first screen and two zoom steps ($VIEWER_SIZE JP2s, OpenSeadragon's requests, $CLIENTS connections, $CORES cores), median of $ROUNDS"; echo
 echo "Wall time of each step in ms (requests per step: see bench/viewer/*.urls)."; echo
 echo "| master | server | cold first screen | cold zoom ×2 | cold zoom ×4 | warm first screen | warm zoom ×2 | warm zoom ×4 |"
@@ -106,13 +119,26 @@ for image in $IMAGES; do
   fi
   echo "| $image | nginx → $CORES iipsrv | $(steps_row iipsrv_pool $image) |"
 done
+fi
 echo
-echo "### Tiles per second, warm (wrk -c$CONNECTIONS -d$DURATION over the recorded tile requests)"; echo
-echo "| master | Tessera render | nginx → $CORES iipsrv | render / iipsrv per core |"
-echo "|---|---:|---:|---:|"
+echo "### Tiles per second, warm (wrk -c$CONNECTIONS -d$DURATION over the recorded tile requests, median of $ROUNDS alternating rounds)"; echo
+echo "| master | server | tiles/s | CPU ms per tile | tiles per core, vs iipsrv |"
+echo "|---|---|---:|---:|---:|"
+servers="tessera${BASELINE:+ baseline} iipsrv_pool"
 for image in $IMAGES; do
-  t=$(tiles_per_second tessera $image); i=$(tiles_per_second iipsrv_pool $image)
-  echo "| $image | $t | $i | $(awk -v a="$t" -v b="$i" 'BEGIN { printf "%.2f×", a / b }') |"
+  rm -f "$WORK"/rps.*
+  for r in $(seq "$ROUNDS"); do
+    for s in $servers; do
+      if [ "$s" = baseline ]; then BIN=$BASELINE; s=tessera; out=baseline; else out=$s; fi
+      tiles_per_second "$s" "$image" >> "$WORK/rps.$out"; BIN=$TESSERA
+    done
+  done
+  cpu_iip=$(awk '{print $2}' "$WORK/rps.iipsrv_pool" | median)
+  for s in $servers; do
+    name=$(case $s in tessera) echo "Tessera render";; baseline) echo "baseline render";; *) echo "nginx → $CORES iipsrv";; esac)
+    rps=$(awk '{print $1}' "$WORK/rps.$s" | median); cpu=$(awk '{print $2}' "$WORK/rps.$s" | median)
+    echo "| $image | $name | $rps | $cpu | $(awk -v a="$cpu_iip" -v b="$cpu" 'BEGIN { printf "%.2f×", a / b }') |"
+  done
 done
 echo
-echo "Per core: Tessera runs $CORES threads, the pool $CORES iipsrv processes, so the ratio of the totals is the ratio per core."
+echo "Per core: tiles per CPU-second of the server's own processes (Tessera; the iipsrv processes and nginx), iipsrv's CPU ms per tile over the server's. Tessera runs $CORES threads, the pool $CORES iipsrv processes."
