@@ -12,6 +12,7 @@
 //! tile is cut anywhere (each band decodes only the code-blocks under it).
 
 use super::pipeline::{decode_bitmap, decode_error, Jp2Input, ViewError};
+use super::spare_cores::Share;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use tessera_jp2::Jp2Index;
@@ -48,7 +49,8 @@ pub fn size_at(area: (u32, u32, u32, u32), reduce: u8) -> (u64, u64) {
     (at(area.2) - at(area.0), at(area.3) - at(area.1))
 }
 
-fn cores() -> u32 {
+/// The machine's cores, as the standard library sees them (cgroup limits included).
+pub(crate) fn cores() -> u32 {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .try_into()
@@ -80,8 +82,9 @@ pub fn decode_level(
 }
 
 /// `area` of `file` at `reduce`, decoded as a request's region is (not strict: a file cut in its
-/// last tile-part decodes as far as it goes), in bands of at most [`BAND_PIXELS`] when it is
-/// larger than that, on up to one core each.
+/// last tile-part decodes as far as it goes): in one piece with the cores spare at the moment
+/// ([`Share`]), or in bands of at most [`BAND_PIXELS`] when it is larger than that, on up to one
+/// core each.
 pub fn decode_area(
     file: &std::fs::File,
     reduce: u8,
@@ -99,7 +102,8 @@ pub fn decode_area(
         }));
     }
     if width * height <= BAND_PIXELS || height < 2 {
-        let opts = options(reduce, Some(area), false, 1, max_pixels);
+        let share = Share::take();
+        let opts = options(reduce, Some(area), false, share.threads(), max_pixels);
         return decode_bitmap(Jp2Input::File(file), &opts);
     }
     let edges = band_edges(area, reduce, grid, width);

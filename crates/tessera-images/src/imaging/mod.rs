@@ -13,6 +13,7 @@ pub mod levels;
 pub mod pipeline;
 pub mod raster;
 pub mod request;
+pub mod spare_cores;
 
 pub use failure::Failure;
 pub use indexed_images::{Found, IndexedImages, Lookup};

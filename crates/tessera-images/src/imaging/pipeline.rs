@@ -7,6 +7,7 @@
 //! 504 at once while it finishes in the background, still holding its permit: a flood of slow
 //! images cannot start more decodes than the limit.
 
+use super::spare_cores::Share;
 use crate::metrics::DECODES;
 use crate::resources::Indexed;
 use bytes::Bytes;
@@ -247,8 +248,8 @@ pub enum Jp2Input<'a> {
     File(&'a std::fs::File),
 }
 
-/// Decode `input` at `reduce`, optionally a region in full-resolution pixels, and render the
-/// answer. Blocking: call it on the blocking pool.
+/// Decode `input` at `reduce`, optionally a region in full-resolution pixels, with the cores
+/// spare at the moment ([`Share`]), and render the answer. Blocking: call it on the blocking pool.
 pub fn decode_and_render(
     input: Jp2Input<'_>,
     reduce: u8,
@@ -256,14 +257,16 @@ pub fn decode_and_render(
     out: &Output,
     max_pixels: u64,
 ) -> Result<Vec<u8>, ViewError> {
+    let share = Share::take();
     let opts = DecodeOptions {
         reduce: u32::from(reduce),
         region,
         strict: false,
         max_pixels,
-        threads: 1,
+        threads: share.threads(),
     };
     let bitmap = decode_bitmap(input, &opts)?;
+    drop(share);
     render(&bitmap, None, out).map_err(|e| ViewError::Corrupt(e.to_string()))
 }
 
