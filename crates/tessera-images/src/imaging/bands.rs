@@ -12,7 +12,7 @@
 //! tile is cut anywhere (each band decodes only the code-blocks under it).
 
 use super::pipeline::{decode_bitmap, decode_error, Jp2Input, ViewError};
-use super::spare_cores::Share;
+use super::spare_cores;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use tessera_jp2::Jp2Index;
@@ -83,7 +83,7 @@ pub fn decode_level(
 
 /// `area` of `file` at `reduce`, decoded as a request's region is (not strict: a file cut in its
 /// last tile-part decodes as far as it goes): in one piece with the cores spare at the moment
-/// ([`Share`]), or in bands of at most [`BAND_PIXELS`] when it is larger than that, on up to one
+/// ([`spare_cores`]), or in bands of at most [`BAND_PIXELS`] when it is larger than that, on up to one
 /// core each.
 pub fn decode_area(
     file: &std::fs::File,
@@ -102,8 +102,13 @@ pub fn decode_area(
         }));
     }
     if width * height <= BAND_PIXELS || height < 2 {
-        let share = Share::take();
-        let opts = options(reduce, Some(area), false, share.threads(), max_pixels);
+        let opts = options(
+            reduce,
+            Some(area),
+            false,
+            spare_cores::threads(),
+            max_pixels,
+        );
         return decode_bitmap(Jp2Input::File(file), &opts);
     }
     let edges = band_edges(area, reduce, grid, width);

@@ -7,7 +7,7 @@
 //! 504 at once while it finishes in the background, still holding its permit: a flood of slow
 //! images cannot start more decodes than the limit.
 
-use super::spare_cores::Share;
+use super::spare_cores::{self, Wanted};
 use crate::metrics::DECODES;
 use crate::resources::Indexed;
 use bytes::Bytes;
@@ -69,9 +69,11 @@ pub struct DecodeSlot {
     timeout: Duration,
 }
 
-/// A slot's permit, counted in `tessera_decodes_in_flight` while it is held.
+/// A slot's permit, counted in `tessera_decodes_in_flight` while it is held, and the request
+/// counted among those that want a decode (see [`spare_cores`]).
 struct Held {
     _permit: OwnedSemaphorePermit,
+    _wanted: Wanted,
     handler: &'static str,
 }
 
@@ -98,6 +100,7 @@ impl Decodes {
     /// Wait for a slot.
     pub async fn slot(&self) -> Result<DecodeSlot, ViewError> {
         let waited = Instant::now();
+        let wanted = Wanted::new();
         let permit = self
             .permits
             .clone()
@@ -113,6 +116,7 @@ impl Decodes {
         Ok(DecodeSlot {
             held: Held {
                 _permit: permit,
+                _wanted: wanted,
                 handler: self.handler,
             },
             timeout: self.timeout,
@@ -249,7 +253,7 @@ pub enum Jp2Input<'a> {
 }
 
 /// Decode `input` at `reduce`, optionally a region in full-resolution pixels, with the cores
-/// spare at the moment ([`Share`]), and render the answer. Blocking: call it on the blocking pool.
+/// spare at the moment ([`spare_cores`]), and render the answer. Blocking: call it on the blocking pool.
 pub fn decode_and_render(
     input: Jp2Input<'_>,
     reduce: u8,
@@ -257,16 +261,14 @@ pub fn decode_and_render(
     out: &Output,
     max_pixels: u64,
 ) -> Result<Vec<u8>, ViewError> {
-    let share = Share::take();
     let opts = DecodeOptions {
         reduce: u32::from(reduce),
         region,
         strict: false,
         max_pixels,
-        threads: share.threads(),
+        threads: spare_cores::threads(),
     };
     let bitmap = decode_bitmap(input, &opts)?;
-    drop(share);
     render(&bitmap, None, out).map_err(|e| ViewError::Corrupt(e.to_string()))
 }
 

@@ -1,53 +1,55 @@
-//! How many threads one decode may take: the machine's cores shared among the decodes running
-//! at that moment.
+//! How many threads one decode may take: the machine's cores shared among the requests that
+//! want a decode at that moment.
 //!
 //! OpenJPEG can share out the code-blocks of a tile among threads. That makes a decode shorter,
-//! not cheaper: it is worth it only when cores would otherwise sit idle. So a decode that runs
+//! not cheaper: it is worth it only when cores would otherwise sit idle. So a decode wanted
 //! alone — a small view from byte ranges, the one uncached tile of a quiet server — takes every
 //! core and answers sooner, while the decodes of a viewer's burst, which keep the cores busy
 //! between them, get one thread each, as they would without this.
 //!
-//! The count is of decodes taken through [`Share::take`], process-wide (all routes share the
-//! cores); a band of a large area or a kept level counts as one decode even though it may use
-//! more. Two decodes that start together may both see the cores free and take more threads than
-//! there are cores for a moment: OpenJPEG's threads then share the cores, bounded by the
-//! routes' decode slots.
+//! What is counted is the requests holding or waiting for a decode slot ([`Wanted`], taken by
+//! `pipeline::Decodes::slot`), process-wide since all routes share the cores; not the decodes
+//! running: in a burst, one decode ends and the next has not begun for a moment, and a count of
+//! running decodes would then hand the next one every core while the other cores are still busy
+//! (measured: 2–3 % more CPU per tile under load). A band of a large area or a kept level counts
+//! as one request even though it uses more cores.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static WANTED: AtomicUsize = AtomicUsize::new(0);
 
-/// One running decode's share of the cores, counted until it is dropped.
+/// A request that holds or waits for a decode slot, counted until it is dropped.
 #[derive(Debug)]
-pub struct Share {
-    threads: u32,
-}
+pub struct Wanted(());
 
-impl Share {
-    /// Count a decode that starts now and give it its share.
-    pub fn take() -> Share {
-        let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
-        Share {
-            threads: threads_for(super::bands::cores(), running),
-        }
-    }
-
-    /// The threads this decode may give OpenJPEG (1: decode on the calling thread).
-    pub fn threads(&self) -> u32 {
-        self.threads
+impl Wanted {
+    pub fn new() -> Wanted {
+        WANTED.fetch_add(1, Ordering::Relaxed);
+        Wanted(())
     }
 }
 
-impl Drop for Share {
+impl Default for Wanted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Wanted {
     fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::Relaxed);
+        WANTED.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// `cores` shared by `running` decodes (this one included), at least one thread each.
-fn threads_for(cores: u32, running: usize) -> u32 {
-    let running = u32::try_from(running.max(1)).unwrap_or(u32::MAX);
-    (cores / running).max(1)
+/// The threads a decode starting now may give OpenJPEG (1: decode on the calling thread).
+pub fn threads() -> u32 {
+    threads_for(super::bands::cores(), WANTED.load(Ordering::Relaxed))
+}
+
+/// `cores` shared by `wanted` requests (the one asking included), at least one thread each.
+fn threads_for(cores: u32, wanted: usize) -> u32 {
+    let wanted = u32::try_from(wanted.max(1)).unwrap_or(u32::MAX);
+    (cores / wanted).max(1)
 }
 
 #[cfg(test)]
@@ -67,12 +69,12 @@ mod tests {
     }
 
     #[test]
-    fn a_share_is_counted_until_dropped() {
+    fn a_request_is_counted_until_dropped() {
         // Other tests may decode at the same time, so only what this one holds is certain.
-        let first = Share::take();
-        let second = Share::take();
-        assert!(first.threads() >= 1 && second.threads() >= 1);
-        assert!(RUNNING.load(Ordering::Relaxed) >= 2);
+        let first = Wanted::new();
+        let second = Wanted::new();
+        assert!(WANTED.load(Ordering::Relaxed) >= 2);
+        assert!(threads() >= 1);
         drop((first, second));
     }
 }
