@@ -12,7 +12,7 @@
 //! tile is cut anywhere (each band decodes only the code-blocks under it).
 
 use super::pipeline::{decode_bitmap, decode_error, Jp2Input, ViewError};
-use super::spare_cores;
+use super::spare_cores::{self, cores};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use tessera_jp2::Jp2Index;
@@ -47,14 +47,6 @@ pub fn size_at(area: (u32, u32, u32, u32), reduce: u8) -> (u64, u64) {
     let shift = u32::from(reduce).min(63);
     let at = |v: u32| u64::from(v).div_ceil(1u64 << shift);
     (at(area.2) - at(area.0), at(area.3) - at(area.1))
-}
-
-/// The machine's cores, as the standard library sees them (cgroup limits included).
-pub(crate) fn cores() -> u32 {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .try_into()
-        .unwrap_or(1)
 }
 
 /// The whole image `area` of `file` at `reduce`, for keeping (see `levels`): strict, so a file

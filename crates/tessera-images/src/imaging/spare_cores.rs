@@ -43,7 +43,15 @@ impl Drop for Wanted {
 
 /// The threads a decode starting now may give OpenJPEG (1: decode on the calling thread).
 pub fn threads() -> u32 {
-    threads_for(super::bands::cores(), WANTED.load(Ordering::Relaxed))
+    threads_for(cores(), WANTED.load(Ordering::Relaxed))
+}
+
+/// The machine's cores, as the standard library sees them (cgroup limits included).
+pub(crate) fn cores() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .try_into()
+        .unwrap_or(1)
 }
 
 /// `cores` shared by `wanted` requests (the one asking included), at least one thread each.
