@@ -8,10 +8,10 @@
 //! encodes). JPEG, the format of nearly every tile a viewer asks for, is written by
 //! libjpeg-turbo (the system's `libturbojpeg`, through the `turbojpeg` crate), as IIPImage's
 //! is: the pure-Rust `jpeg-encoder` it replaced took 15–23 ms for a 1024² tile where
-//! libjpeg-turbo takes 3–4, up to a seventh of `render`'s CPU on a viewer's tiles (docs/benchmarks.md).
-//! Colour JPEGs are written with 4:2:0 chroma subsampling, libjpeg's and IIPImage's default:
-//! a third fewer bytes than 4:4:4 and a third less time, at a loss the eye does not see in
-//! photographs of pages and objects.
+//! libjpeg-turbo takes 3–4, up to a seventh of `render`'s CPU on a viewer's tiles
+//! (docs/benchmarks.md). Colour JPEGs are written with 4:2:0 chroma subsampling, libjpeg's and
+//! IIPImage's default: a third fewer bytes than 4:4:4 and a third less time, at a loss the eye
+//! does not see in photographs of pages and objects.
 
 mod decode;
 mod encode;

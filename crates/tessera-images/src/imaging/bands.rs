@@ -74,9 +74,9 @@ pub fn decode_level(
 }
 
 /// `area` of `file` at `reduce`, decoded as a request's region is (not strict: a file cut in its
-/// last tile-part decodes as far as it goes): in one piece with the cores spare at the moment
-/// ([`spare_cores`]), or in bands of at most [`BAND_PIXELS`] when it is larger than that, on up to one
-/// core each.
+/// last tile-part decodes as far as it goes): in one piece with the cores spare at the
+/// moment ([`spare_cores`]), or in bands of at most [`BAND_PIXELS`] when it is larger than
+/// that, on up to one core each.
 pub fn decode_area(
     file: &std::fs::File,
     reduce: u8,

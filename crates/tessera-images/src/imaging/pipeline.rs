@@ -253,7 +253,8 @@ pub enum Jp2Input<'a> {
 }
 
 /// Decode `input` at `reduce`, optionally a region in full-resolution pixels, with the cores
-/// spare at the moment ([`spare_cores`]), and render the answer. Blocking: call it on the blocking pool.
+/// spare at the moment ([`spare_cores`]), and render the answer. Blocking: call it on the
+/// blocking pool.
 pub fn decode_and_render(
     input: Jp2Input<'_>,
     reduce: u8,
