@@ -56,10 +56,11 @@ fn webp(b: &Bitmap) -> Result<Vec<u8>, image_webp::EncodingError> {
     Ok(out)
 }
 
-/// libjpeg-turbo at `quality`, 4:2:0 for colour; the pixels are checked against the size first
-/// (the `turbojpeg` crate panics on a short buffer).
+/// libjpeg-turbo at `quality`, 4:2:0 for colour; the bitmap is checked first (the `turbojpeg`
+/// crate panics on a short buffer).
 fn jpeg(b: &Bitmap, quality: u8) -> Result<Vec<u8>, String> {
     const MAX_SIDE: u32 = 65_535;
+    b.check().map_err(|e| e.to_string())?;
     if b.width > MAX_SIDE || b.height > MAX_SIDE {
         return Err(format!(
             "{}×{} is larger than JPEG's {MAX_SIDE} pixels a side",
@@ -68,22 +69,13 @@ fn jpeg(b: &Bitmap, quality: u8) -> Result<Vec<u8>, String> {
     }
     let (format, subsamp) = match b.channels {
         1 => (turbojpeg::PixelFormat::GRAY, turbojpeg::Subsamp::Gray),
-        3 => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
-        n => return Err(format!("{n} channels")),
+        _ => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
     };
     let (width, height) = (b.width as usize, b.height as usize);
-    let pitch = width * usize::from(b.channels);
-    if b.pixels.len() != pitch * height {
-        return Err(format!(
-            "{} bytes for {width}×{height}×{}",
-            b.pixels.len(),
-            b.channels
-        ));
-    }
     let image = turbojpeg::Image {
         pixels: &b.pixels[..],
         width,
-        pitch,
+        pitch: width * usize::from(b.channels),
         height,
         format,
     };

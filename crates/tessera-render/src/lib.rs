@@ -37,22 +37,32 @@ impl Bitmap {
         channels: u8,
         pixels: Vec<u8>,
     ) -> Result<Self, RenderError> {
-        if !(channels == 1 || channels == 3) {
-            return Err(RenderError::Unsupported(format!("{channels} channels")));
-        }
-        let expected = width as usize * height as usize * channels as usize;
-        if pixels.len() != expected || width == 0 || height == 0 {
-            return Err(RenderError::Invalid(format!(
-                "{width}×{height}×{channels} needs {expected} bytes, got {}",
-                pixels.len()
-            )));
-        }
-        Ok(Self {
+        let bitmap = Self {
             width,
             height,
             channels,
             pixels,
-        })
+        };
+        bitmap.check()?;
+        Ok(bitmap)
+    }
+
+    /// What [`Bitmap::new`] ensures: 1 or 3 channels, not empty, and as many bytes as the size
+    /// says. The fields are public, so an encoder that would misbehave on a bitmap built field
+    /// by field checks it again.
+    pub(crate) fn check(&self) -> Result<(), RenderError> {
+        let (width, height, channels) = (self.width, self.height, self.channels);
+        if !(channels == 1 || channels == 3) {
+            return Err(RenderError::Unsupported(format!("{channels} channels")));
+        }
+        let expected = width as usize * height as usize * channels as usize;
+        if self.pixels.len() != expected || width == 0 || height == 0 {
+            return Err(RenderError::Invalid(format!(
+                "{width}×{height}×{channels} needs {expected} bytes, got {}",
+                self.pixels.len()
+            )));
+        }
+        Ok(())
     }
 }
 

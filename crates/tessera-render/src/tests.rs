@@ -175,26 +175,16 @@ fn a_jpeg_decodes_back_to_its_pixels_within_jpeg_loss() {
 #[test]
 fn a_bitmap_jpeg_cannot_hold_is_an_error_not_a_panic() {
     // The fields are public, so a bitmap can disagree with itself; and JPEG stops at 65535.
-    let short = Bitmap {
-        width: 4,
-        height: 4,
-        channels: 3,
-        pixels: vec![0; 10],
+    let raw = |width, height, channels, len| Bitmap {
+        width,
+        height,
+        channels,
+        pixels: vec![0; len],
     };
-    assert!(encode(&short, Format::Jpeg, 85).is_err());
-    let two = Bitmap {
-        width: 2,
-        height: 2,
-        channels: 2,
-        pixels: vec![0; 8],
-    };
-    assert!(encode(&two, Format::Jpeg, 85).is_err());
-    let wide = Bitmap {
-        width: 70_000,
-        height: 1,
-        channels: 1,
-        pixels: vec![0; 70_000],
-    };
-    let e = encode(&wide, Format::Jpeg, 85).unwrap_err().to_string();
+    assert!(encode(&raw(4, 4, 3, 10), Format::Jpeg, 85).is_err());
+    assert!(encode(&raw(2, 2, 2, 8), Format::Jpeg, 85).is_err());
+    let e = encode(&raw(70_000, 1, 1, 70_000), Format::Jpeg, 85)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("65535"), "{e}");
 }

@@ -15,6 +15,7 @@
 //! as one request even though it uses more cores.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
 
 static WANTED: AtomicUsize = AtomicUsize::new(0);
 
@@ -46,12 +47,16 @@ pub fn threads() -> u32 {
     threads_for(cores(), WANTED.load(Ordering::Relaxed))
 }
 
-/// The machine's cores, as the standard library sees them (cgroup limits included).
+/// The machine's cores, as the standard library sees them (cgroup limits included), asked once:
+/// on Linux the answer reads the cgroup's files, too much to do for every decode.
 pub(crate) fn cores() -> u32 {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .try_into()
-        .unwrap_or(1)
+    static CORES: LazyLock<u32> = LazyLock::new(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .try_into()
+            .unwrap_or(1)
+    });
+    *CORES
 }
 
 /// `cores` shared by `wanted` requests (the one asking included), at least one thread each.
