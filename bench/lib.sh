@@ -144,6 +144,8 @@ start_iipsrv_pool() {
   nginx_fastcgi_front "$ngx" "$servers"
   wait_port "$ngx"
 }
+# CPU time (clock ticks, user + system) the processes $@ have used so far.
+cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 # nginx (one worker) on port $1 speaking FastCGI at /fcgi-bin/iipsrv.fcgi to the upstream
 # servers $2 (`server host:port;` lines).
 nginx_fastcgi_front() {

@@ -79,18 +79,18 @@ routes:
 CONF
 
 nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
-nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!)
-TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!)
-"$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!)
+nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!); PID_nginx=$!
+TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!); PID_tessera=$!
+"$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!); PID_pingora=$!
 sed -e "s/127.0.0.1:$TES/127.0.0.1:$LOG/" -e "s/127.0.0.1:$ADM/127.0.0.1:$LADM/" -e "s/^access_log: false/access_log: true/" \
   "$WORK/proxy.yaml" >"$WORK/logged.yaml"
-TESSERA_LOG=info "$TESSERA" run --config "$WORK/logged.yaml" >"$WORK/access.log" 2>&1 & PIDS+=($!)
+TESSERA_LOG=info "$TESSERA" run --config "$WORK/logged.yaml" >"$WORK/access.log" 2>&1 & PIDS+=($!); PID_logged=$!
 TARGETS=(upstream nginx pingora tessera logged)
 if [ -n "${BASELINE:-}" ]; then
   sed -e "s/127.0.0.1:$TES/127.0.0.1:$BAS/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" "$WORK/proxy.yaml" >"$WORK/baseline.yaml"
-  TESSERA_LOG=warn "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!)
+  TESSERA_LOG=warn "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!); PID_baseline=$!
   sed -e "s/127.0.0.1:$LOG/127.0.0.1:$BLOG/" -e "s/127.0.0.1:$LADM/127.0.0.1:$BLADM/" "$WORK/logged.yaml" >"$WORK/baseline-logged.yaml"
-  TESSERA_LOG=info "$BASELINE" run --config "$WORK/baseline-logged.yaml" >"$WORK/baseline-access.log" 2>&1 & PIDS+=($!)
+  TESSERA_LOG=info "$BASELINE" run --config "$WORK/baseline-logged.yaml" >"$WORK/baseline-access.log" 2>&1 & PIDS+=($!); PID_baseline_logged=$!
   TARGETS+=(baseline baseline_logged)
 fi
 
@@ -102,32 +102,52 @@ for p in $PORTS; do
   curl -sf "http://127.0.0.1:$p/bench/tile" | cmp - "$WORK/www/bench/tile" || { echo "port $p serves the wrong bytes" >&2; exit 1; }
 done
 
-# wrk's --latency output -> "rps p50_ms p99_ms"
+# The proxy's own processes (nginx: its workers), whose CPU time per request is measured: steadier
+# on a shared machine than req/s, and what "overhead" means.
+proxy_pids() {
+  case $1 in
+    upstream) ;;
+    nginx) pgrep -P "$PID_nginx" ;;
+    *) local v="PID_$1"; echo "${!v}" ;;
+  esac
+}
+
+# wrk's --latency output, and the proxy's CPU ticks around it -> "rps p50_ms p99_ms cpu_us_per_request"
 measure() {
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/bench/tile" | awk '
+  local pids=($(proxy_pids "$2")) t0 t1 out
+  t0=$(cpu_ticks "${pids[@]}")
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/bench/tile")
+  t1=$(cpu_ticks "${pids[@]}")
+  awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v has_pids=${#pids[@]} '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
+    / requests in / { n = $1 }
     /Non-2xx|Socket errors/ { print "errors: " $0 > "/dev/stderr" }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
+    END { cpu = (has_pids && n) ? sprintf("%.1f", ticks / hz * 1e6 / n) : "-";
+          printf "%.0f %.3f %.3f %s\n", rps, p50, p99, cpu }' <<<"$out"
 }
 
 port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; tessera) echo $TES;; logged) echo $LOG;; baseline) echo $BAS;; baseline_logged) echo $BLOG;; esac; }
 declare -A RESULTS
-for name in "${TARGETS[@]}"; do RESULTS[$name]=""; measure "$(port_of $name)" >/dev/null; done  # warm-up
+for name in "${TARGETS[@]}"; do RESULTS[$name]=""; measure "$(port_of $name)" "$name" >/dev/null; done  # warm-up
+# Each round starts one target further on, so that no target always runs first or last (after
+# the same neighbour, with the access logs' write-back behind it).
 for r in $(seq "$ROUNDS"); do
-  for name in "${TARGETS[@]}"; do
+  for i in "${!TARGETS[@]}"; do
+    name=${TARGETS[$(( (i + r - 1) % ${#TARGETS[@]} ))]}
     p=$(port_of $name)
-    line=$(measure "$p")
+    line=$(measure "$p" "$name")
     echo "round $r $name: $line" >&2
     RESULTS[$name]+="$line"$'\n'
   done
 done
 
 median_row() { sort -n -k1 | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }'; }
-echo "| target | req/s (median of $ROUNDS) | p50 ms | p99 ms |"
-echo "|---|---:|---:|---:|"
+echo "| target | req/s (median of $ROUNDS) | p50 ms | p99 ms | proxy CPU µs per request (median) |"
+echo "|---|---:|---:|---:|---:|"
 for name in "${TARGETS[@]}"; do
-  read -r rps p50 p99 <<<"$(printf '%s' "${RESULTS[$name]}" | median_row)"
+  read -r rps p50 p99 _ <<<"$(printf '%s' "${RESULTS[$name]}" | median_row)"
+  cpu=$(printf '%s' "${RESULTS[$name]}" | awk '{ print $4 }' | sort -n | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }')
   case $name in
     upstream) label="upstream direct (no proxy)";;
     pingora) label="minimal Pingora proxy";;
@@ -136,7 +156,7 @@ for name in "${TARGETS[@]}"; do
     baseline_logged) label="tessera, baseline build ($(basename "$BASELINE")), access log on";;
     *) label=$name;;
   esac
-  echo "| $label | $rps | $p50 | $p99 |"
+  echo "| $label | $rps | $p50 | $p99 | $cpu |"
   declare "RPS_$name=$rps"
 done
 awk -v t="$RPS_tessera" -v n="$RPS_nginx" -v p="$RPS_pingora" -v l="$RPS_logged" \

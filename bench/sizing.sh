@@ -37,7 +37,6 @@ paths() {
     screen) for _ in $(seq 20); do echo 'full/!1200,900/0/default.jpg'; done ;;
   esac
 }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 # Ask every path of $2 under URL prefix $1 with $3 clients; fail on any non-200.
 ask() {

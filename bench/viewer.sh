@@ -62,8 +62,6 @@ steps_row() {
   done; done
   local IFS='|'; echo "${cells[*]}" | sed 's/|/ | /g'
 }
-# CPU time (clock ticks, user + system) the processes $@ have used so far.
-cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 # "tiles/s CPU-ms-per-tile", warm, over every tile request of the recording (not info.json);
 # the CPU is that of the server's processes (SERVER_PIDS), so that per core is measured even
 # when the machine's other tenants take some of its cores.

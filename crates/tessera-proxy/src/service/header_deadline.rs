@@ -49,8 +49,11 @@ pub(super) type Waiting = Weak<Mutex<Armed>>;
 
 #[derive(Debug)]
 pub(super) struct Armed {
-    /// Set while a header is awaited.
-    timer: Option<Pin<Box<Sleep>>>,
+    /// A header is awaited.
+    waiting: bool,
+    /// The deadline while `waiting`. One per connection, moved on for each request (a timer
+    /// made and dropped per request costs an allocation and the timer wheel's lock).
+    timer: Pin<Box<Sleep>>,
     /// How much of `\r\n\r\n` the last bytes read ended with.
     matched: usize,
     /// The wait was cut short by the admission, not by `header_timeout`.
@@ -72,11 +75,23 @@ pub(super) static HEADER_TIMEOUTS: LazyLock<IntCounter> = LazyLock::new(|| {
 impl Armed {
     fn new(limit: Duration) -> Self {
         Self {
-            timer: Some(Box::pin(tokio::time::sleep(limit))),
+            waiting: true,
+            timer: Box::pin(tokio::time::sleep(limit)),
             matched: 0,
             shed: false,
             counted: false,
         }
+    }
+
+    /// Wait for the next request's header, for `limit` from now.
+    fn rearm(&mut self, limit: Duration) {
+        self.timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + limit);
+        self.waiting = true;
+        self.matched = 0;
+        self.shed = false;
+        self.counted = false;
     }
 
     /// Follow `\r\n\r\n` through `bytes`; disarm when it is complete.
@@ -90,7 +105,7 @@ impl Armed {
                 0
             };
             if self.matched == END_OF_HEADER.len() {
-                self.timer = None;
+                self.waiting = false;
                 self.matched = 0;
                 return;
             }
@@ -119,28 +134,24 @@ impl HeaderDeadline {
             return false;
         };
         let mut armed = lock(&armed);
-        match armed.timer.as_mut() {
-            Some(timer) => {
-                timer.as_mut().reset(tokio::time::Instant::now());
-                armed.shed = true;
-                true
-            }
-            None => false,
+        if !armed.waiting {
+            return false;
         }
+        armed.timer.as_mut().reset(tokio::time::Instant::now());
+        armed.shed = true;
+        true
     }
 
     /// Whether the connection behind `waiting` is still waiting for a request header.
     pub(super) fn is_waiting(waiting: &Waiting) -> bool {
-        waiting
-            .upgrade()
-            .is_some_and(|armed| lock(&armed).timer.is_some())
+        waiting.upgrade().is_some_and(|armed| lock(&armed).waiting)
     }
 
     /// Arm the stream of a connection whose request has just been answered, for the next
     /// request on it (a no-op for a stream that is not ours, such as HTTP/2's).
     pub(super) fn rearm(stream: &Stream, limit: Duration) {
         if let Some(ours) = stream.as_any().downcast_ref::<HeaderDeadline>() {
-            *lock(&ours.armed) = Armed::new(limit);
+            lock(&ours.armed).rearm(limit);
             remember(&ours.queue, Arc::downgrade(&ours.armed));
         }
     }
@@ -185,7 +196,7 @@ impl AsyncRead for HeaderDeadline {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let mut armed = this.armed();
-                if armed.timer.is_some() {
+                if armed.waiting {
                     armed.scan(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
@@ -193,10 +204,7 @@ impl AsyncRead for HeaderDeadline {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let mut armed = this.armed();
-                let expired = matches!(
-                    armed.timer.as_mut().map(|t| t.as_mut().poll(cx)),
-                    Some(Poll::Ready(()))
-                );
+                let expired = armed.waiting && armed.timer.as_mut().poll(cx).is_ready();
                 if !expired {
                     return Poll::Pending;
                 }
@@ -304,7 +312,10 @@ impl GetSocketDigest for HeaderDeadline {
 impl Peek for HeaderDeadline {
     /// Peeking (for an h2c preface) waits for the header as reading does.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        let deadline = self.armed().timer.as_ref().map(|t| t.deadline());
+        let deadline = {
+            let armed = self.armed();
+            armed.waiting.then(|| armed.timer.deadline())
+        };
         let Some(deadline) = deadline else {
             return self.inner.try_peek(buf).await;
         };

@@ -115,9 +115,8 @@ impl ServiceState {
         if let Some(status) = self.exchange.cache.status() {
             let _ = resp.insert_header("x-tessera-cache", status);
         }
-        let id = crate::request_id::of(req);
-        if !id.is_empty() {
-            let _ = resp.insert_header(crate::request_id::HEADER, id);
+        if let Some(id) = crate::request_id::value(req) {
+            let _ = resp.insert_header(crate::request_id::HEADER, id.clone());
         }
         if self.runtime.config.debug_headers {
             let dest = match &self.endpoint {
