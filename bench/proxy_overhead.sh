@@ -9,6 +9,7 @@
 #   BASELINE=/path/to/older/tessera bench/proxy_overhead.sh   # also an older build, same configs
 #                                                   # (access log off and on),
 #                                                   # in the same rounds: before/after a change
+#   ONLY="pingora tessera logged" bench/proxy_overhead.sh   # only these targets (shorter rounds)
 #
 # Set-up, identical for every proxy: one upstream (nginx, 1 worker) serving a BODY_BYTES file;
 # the proxy with 2 workers/threads, upstream keep-alive, X-Forwarded-For added, access logs off;
@@ -37,7 +38,7 @@ MINIMAL=target/release/pingora-minimal
 
 [ -n "${KEEP:-}" ] && trap "for p in \"\${PIDS[@]}\"; do kill \$p 2>/dev/null || true; done; echo kept \$WORK >&2" EXIT
 
-UP=$(port); NGX=$(port); TES=$(port); ADM=$(port); MIN=$(port); BAS=$(port); BADM=$(port)
+UP=$(port); NGX=$(port); TES=$(port); ADM=$(port); MIN=$(port); FWD=$(port); BAS=$(port); BADM=$(port)
 LOG=$(port); LADM=$(port); BLOG=$(port); BLADM=$(port)
 
 mkdir -p "$WORK/www/bench" "$WORK/tmp"
@@ -82,10 +83,11 @@ nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
 nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!); PID_nginx=$!
 TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!); PID_tessera=$!
 "$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!); PID_pingora=$!
+"$MINIMAL" "127.0.0.1:$FWD" "127.0.0.1:$UP" "$PROXY_THREADS" forwarding >"$WORK/forwarding.log" 2>&1 & PIDS+=($!); PID_pingora_fwd=$!
 sed -e "s/127.0.0.1:$TES/127.0.0.1:$LOG/" -e "s/127.0.0.1:$ADM/127.0.0.1:$LADM/" -e "s/^access_log: false/access_log: true/" \
   "$WORK/proxy.yaml" >"$WORK/logged.yaml"
 TESSERA_LOG=info "$TESSERA" run --config "$WORK/logged.yaml" >"$WORK/access.log" 2>&1 & PIDS+=($!); PID_logged=$!
-TARGETS=(upstream nginx pingora tessera logged)
+TARGETS=(${ONLY:-upstream nginx pingora pingora_fwd tessera logged})
 if [ -n "${BASELINE:-}" ]; then
   sed -e "s/127.0.0.1:$TES/127.0.0.1:$BAS/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" "$WORK/proxy.yaml" >"$WORK/baseline.yaml"
   TESSERA_LOG=warn "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!); PID_baseline=$!
@@ -94,7 +96,7 @@ if [ -n "${BASELINE:-}" ]; then
   TARGETS+=(baseline baseline_logged)
 fi
 
-PORTS="$UP $NGX $MIN $TES $LOG${BASELINE:+ $BAS $BLOG}"
+PORTS="$UP $NGX $MIN $FWD $TES $LOG${BASELINE:+ $BAS $BLOG}"
 for p in $PORTS; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/bench/tile" -o /dev/null && break; sleep 0.1; done
 done
@@ -127,8 +129,8 @@ measure() {
           printf "%.0f %.3f %.3f %s\n", rps, p50, p99, cpu }' <<<"$out"
 }
 
-port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; tessera) echo $TES;; logged) echo $LOG;; baseline) echo $BAS;; baseline_logged) echo $BLOG;; esac; }
-declare -A RESULTS
+port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; pingora_fwd) echo $FWD;; tessera) echo $TES;; logged) echo $LOG;; baseline) echo $BAS;; baseline_logged) echo $BLOG;; esac; }
+declare -A RESULTS=([upstream]= [nginx]= [pingora]= [pingora_fwd]= [tessera]= [logged]= [baseline]= [baseline_logged]=)
 for name in "${TARGETS[@]}"; do RESULTS[$name]=""; measure "$(port_of $name)" "$name" >/dev/null; done  # warm-up
 # Each round starts one target further on, so that no target always runs first or last (after
 # the same neighbour, with the access logs' write-back behind it).
@@ -151,6 +153,7 @@ for name in "${TARGETS[@]}"; do
   case $name in
     upstream) label="upstream direct (no proxy)";;
     pingora) label="minimal Pingora proxy";;
+    pingora_fwd) label="minimal Pingora proxy with Tessera's upstream timeouts and forwarded headers";;
     logged) label="tessera, access log on";;
     baseline) label="tessera, baseline build ($(basename "$BASELINE"))";;
     baseline_logged) label="tessera, baseline build ($(basename "$BASELINE")), access log on";;
@@ -159,9 +162,19 @@ for name in "${TARGETS[@]}"; do
   echo "| $label | $rps | $p50 | $p99 | $cpu |"
   declare "RPS_$name=$rps"
 done
-awk -v t="$RPS_tessera" -v n="$RPS_nginx" -v p="$RPS_pingora" -v l="$RPS_logged" \
-  'BEGIN { printf "\nTessera / nginx throughput: **%.2f×**; Tessera / minimal Pingora: **%.2f×**\n", t/n, t/p;
+awk -v t="$RPS_tessera" -v n="${RPS_nginx:-0}" -v p="$RPS_pingora" -v l="$RPS_logged" \
+  'BEGIN { if (n > 0) printf "\nTessera / nginx throughput: **%.2f×**", t/n; printf "\nTessera / minimal Pingora: **%.2f×**\n", t/p;
            printf "With the access log on: Tessera / minimal Pingora **%.2f×**; the log costs **%.1f %%**\n", l/p, (1-l/t)*100 }'
+# The same ratios taken round by round (the two targets measured seconds apart), then the
+# median: steadier than the ratio of medians when the machine's load drifts during the run.
+paired() {
+  paste -d' ' <(printf '%s' "${RESULTS[$1]}" | awk '{ print $1 }') <(printf '%s' "${RESULTS[$2]}" | awk '{ print $1 }') |
+    awk '{ print $1 / $2 }' | sort -n | awk '{ a[NR]=$0 } END { printf "%.2f", a[int((NR+1)/2)] }'
+}
+echo "Round by round (median of the rounds' ratios): Tessera / minimal Pingora **$(paired tessera pingora)×**, with the access log on **$(paired logged pingora)×**; log on / log off **$(paired logged tessera)×**${BASELINE:+; Tessera / baseline build **$(paired tessera baseline)×**, with the log **$(paired logged baseline_logged)×**}"
+if [ -n "${RESULTS[pingora_fwd]}" ]; then
+  echo "Minimal Pingora with Tessera's upstream timeouts and forwarded headers / without: **$(paired pingora_fwd pingora)×**; Tessera / that proxy **$(paired tessera pingora_fwd)×**, with the access log on **$(paired logged pingora_fwd)×**"
+fi
 echo "access log: $(wc -l <"$WORK/access.log") lines, $(du -h "$WORK/access.log" | cut -f1)" >&2
 if [ -n "${BASELINE:-}" ]; then
   awk -v t="$RPS_tessera" -v b="$RPS_baseline" -v l="$RPS_logged" -v bl="$RPS_baseline_logged" \

@@ -405,8 +405,16 @@ impl Cluster {
 
     /// Pick a healthy endpoint not in `exclude`.
     pub fn select(&self, key: &[u8], exclude: &[Backend]) -> Option<Backend> {
-        self.balancer
-            .select_with(key, |b, healthy| healthy && !exclude.contains(b))
+        let accept = |b: &Backend, healthy: bool| healthy && !exclude.contains(b);
+        // One endpoint (a local IIPImage, most often): nothing to balance, and the balancer's
+        // walk would make a set of the endpoints it has seen for every request.
+        let backends = self.balancer.backends();
+        let all = backends.get_backend();
+        if all.len() == 1 {
+            let only = all.first()?;
+            return accept(only, backends.ready(only)).then(|| only.clone());
+        }
+        self.balancer.select_with(key, accept)
     }
 
     /// Every endpoint with its current health.
@@ -491,4 +499,36 @@ fn set_endpoint_health(cluster: &str, endpoint: &str, healthy: bool) {
 
 fn forget_endpoint_health(cluster: &str, endpoint: &str) {
     let _ = UPSTREAM_HEALTHY.remove_label_values(&[cluster, endpoint]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(endpoints: &str) -> Cluster {
+        let config: ClusterConfig =
+            serde_yaml_ng::from_str(&format!("endpoints: [{endpoints}]")).expect("parses");
+        Cluster::build("c", &config).expect("builds")
+    }
+
+    #[test]
+    fn one_endpoint_is_chosen_unless_excluded() {
+        let c = cluster("\"127.0.0.1:1\"");
+        let only = c.select(b"", &[]).expect("chosen");
+        assert_eq!(only.addr.to_string(), "127.0.0.1:1");
+        assert_eq!(c.select(b"", &[only]), None);
+    }
+
+    #[test]
+    fn several_endpoints_are_balanced_and_excluded_ones_skipped() {
+        let c = cluster("\"127.0.0.1:1\", \"127.0.0.1:2\"");
+        let chosen: std::collections::BTreeSet<String> = (0..4)
+            .map(|_| c.select(b"", &[]).expect("chosen").addr.to_string())
+            .collect();
+        assert_eq!(chosen.len(), 2, "{chosen:?}");
+        let first = c.select(b"", &[]).expect("chosen");
+        for _ in 0..4 {
+            assert_ne!(c.select(b"", &[first.clone()]), Some(first.clone()));
+        }
+    }
 }

@@ -133,10 +133,11 @@ impl Fields<'_, '_> {
         if self.result.is_err() {
             return;
         }
+        // Written in as few pieces as it can be: each goes through the writer's `dyn Write`.
         self.result = (|| {
-            self.w.write_char(',')?;
-            string(self.w, field.name())?;
-            self.w.write_char(':')?;
+            self.w.write_str(",\"")?;
+            Escaped(&mut *self.w).write_str(field.name())?;
+            self.w.write_str("\":")?;
             value(self.w)
         })();
     }
@@ -148,11 +149,11 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.entry(field, |w| write!(w, "{value}"));
+        self.entry(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.entry(field, |w| write!(w, "{value}"));
+        self.entry(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
