@@ -528,7 +528,10 @@ mod tests {
         assert_eq!(chosen.len(), 2, "{chosen:?}");
         let first = c.select(b"", &[]).expect("chosen");
         for _ in 0..4 {
-            assert_ne!(c.select(b"", &[first.clone()]), Some(first.clone()));
+            assert_ne!(
+                c.select(b"", std::slice::from_ref(&first)),
+                Some(first.clone())
+            );
         }
     }
 }
