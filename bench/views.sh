@@ -12,6 +12,8 @@
 #   ROUNDS=5 IMAGE=10000x7500 DURATION=10s bench/views.sh
 #   BASELINE=/path/to/older/tessera NO_RENDER=1 bench/views.sh   # byte_range of an older build too,
 #                                                   # same config, same rounds
+#   BIG_MASTER=/path/to/master.jp2 NO_RENDER=1 bench/views.sh     # byte_range of this file instead
+#                                                   # of the made one (say, an HTJ2K master)
 #
 # Each byte_range row also gives the decode time per request (tessera_decode_duration_seconds,
 # the decode, resize and encode on the blocking pool: no fetch).
@@ -59,8 +61,14 @@ PY
   opj_compress -i "$WORK/src.ppm" -o "$out" "$@" >/dev/null
   rm "$WORK/src.ppm" "$WORK/small.ppm"
 }
-echo "making a $IMAGE single-tile RPCL JP2 and a $TILED tiled one (takes a while)" >&2
-make_jp2 "$IMAGE" "$WORK/big.jp2" -p RPCL -TP R -TLM -n 7 -r 10
+if [ -n "${BIG_MASTER:-}" ]; then
+  cp "$BIG_MASTER" "$WORK/big.jp2"
+  IMAGE="$(basename "$BIG_MASTER")"
+else
+  echo "making a $IMAGE single-tile RPCL JP2 (takes a while)" >&2
+  make_jp2 "$IMAGE" "$WORK/big.jp2" -p RPCL -TP R -TLM -n 7 -r 10
+fi
+echo "making a $TILED tiled JP2" >&2
 make_jp2 "$TILED" "$WORK/tiled.jp2" -p RPCL -TP R -TLM -t 512,512 -n 6 -r 10
 BIG=$(stat -c %s "$WORK/big.jp2")
 

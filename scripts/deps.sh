@@ -9,7 +9,8 @@
 # (dnsmasq-base: the fleet test finds its peers from a real DNS server), and systemd-analyze
 # (systemd: the unit in deploy/systemd is verified with it), and promtool (prometheus: the
 # alert rules in deploy/prometheus are checked and unit-tested with it), and ojph_compress
-# (openjph-tools: an HTJ2K master is made with it), and to build at all libjpeg-turbo's TurboJPEG
+# (openjph-tools: an HTJ2K master is made with it) and grk_compress (grokj2k-tools: an HTJ2K
+# JP2 with tile-parts by resolution, as the README's recipe makes one), and to build at all libjpeg-turbo's TurboJPEG
 # library (libturbojpeg0-dev, found with pkg-config: Tessera writes its JPEGs with it).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
@@ -24,6 +25,7 @@ pkg-config --exists libturbojpeg 2>/dev/null || missing+=(libturbojpeg0-dev)
 [ -x /usr/lib/iipimage-server/iipsrv.fcgi ] || missing+=(iipimage-server)
 command -v opj_compress >/dev/null || missing+=(libopenjp2-tools)
 command -v ojph_compress >/dev/null || missing+=(openjph-tools)
+command -v grk_compress >/dev/null || missing+=(grokj2k-tools)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v strace >/dev/null || missing+=(strace)
 command -v chromium >/dev/null || missing+=(chromium)

@@ -1,5 +1,6 @@
-//! Test JP2s, made by Debian's `opj_compress` from a generated picture, kept in cargo's test
-//! scratch directory so that every test (and every run) reuses them.
+//! Test JP2s, made by Debian's `opj_compress` (and Grok's `grk_compress` for HTJ2K) from a
+//! generated picture, kept in cargo's test scratch directory so that every test (and every run)
+//! reuses them.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,11 +29,44 @@ pub fn photo_like_jp2_with(width: u32, height: u32, args: &[&str]) -> PathBuf {
     encode(width, height, args, true)
 }
 
+/// An HTJ2K JP2 of `width`×`height` as the README's recipe writes one with Grok's
+/// `grk_compress`: lossless, one tile, RPCL, tile-parts by resolution, TLM, `levels` levels.
+pub fn htj2k_jp2(width: u32, height: u32, levels: u8) -> PathBuf {
+    let levels = levels.to_string();
+    let args = ["-M", "64", "-p", "RPCL", "-u", "R", "-X", "-n", &levels];
+    make(width, height, &args, false, "grk_compress", "grokj2k-tools")
+}
+
 fn encode(width: u32, height: u32, args: &[&str], noisy: bool) -> PathBuf {
+    make(
+        width,
+        height,
+        args,
+        noisy,
+        "opj_compress",
+        "libopenjp2-tools",
+    )
+}
+
+/// The picture encoded by `encoder` (which takes `-i picture.ppm -o out.jp2` and `args`; Debian
+/// has it in `package`).
+fn make(
+    width: u32,
+    height: u32,
+    args: &[&str],
+    noisy: bool,
+    encoder: &str,
+    package: &str,
+) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jp2-fixtures");
     let name = format!(
-        "{width}x{height}{}{}.jp2",
+        "{width}x{height}{}{}{}.jp2",
         if noisy { "-photo" } else { "" },
+        if encoder == "opj_compress" {
+            ""
+        } else {
+            encoder
+        },
         args.join("").replace([',', ' '], "_")
     );
     let path = dir.join(&name);
@@ -44,15 +78,16 @@ fn encode(width: u32, height: u32, args: &[&str], noisy: bool) -> PathBuf {
     let ppm = dir.join(format!("{name}.ppm"));
     std::fs::write(&ppm, picture(width, height, noisy)).unwrap();
     let tmp = dir.join(format!("{name}.part.jp2"));
-    let mut cmd = Command::new("opj_compress");
+    let mut cmd = Command::new(encoder);
     cmd.arg("-i").arg(&ppm).arg("-o").arg(&tmp);
     cmd.args(args);
     let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run opj_compress ({e}); install Debian's libopenjp2-tools (scripts/deps.sh does)")
+        panic!("cannot run {encoder} ({e}); install Debian's {package} (scripts/deps.sh does)")
     });
     assert!(
-        out.status.success(),
-        "opj_compress failed: {}",
+        out.status.success() && tmp.exists(),
+        "{encoder} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::remove_file(&ppm).ok();

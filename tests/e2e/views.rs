@@ -3,7 +3,7 @@
 //! `opj_decompress`.
 
 use crate::harness::{get, Tessera};
-use crate::images::{jp2_with, opj_decode};
+use crate::images::{htj2k_jp2, jp2_with, opj_decode};
 use crate::s3::S3Server;
 
 /// Single tile, RPCL, tile-parts by resolution, TLM: the layout read partially.
@@ -104,6 +104,29 @@ fn small_full_views_read_a_few_ranges_and_match_opj_decompress() {
     let (w, h, px) = png_pixels(&r.body);
     assert_eq!((w, h), (150, 200));
     assert_eq!(px.len(), 150 * 200, "gray has one channel");
+}
+
+/// An HTJ2K master written as the README's recipe says (Grok: RPCL, tile-parts by resolution,
+/// TLM) is read partially as a classic one is, and decoded as `opj_decompress` decodes it.
+#[test]
+fn an_htj2k_master_made_by_the_recipe_is_read_partially() {
+    let s3 = S3Server::start();
+    let file = htj2k_jp2(2000, 1500, 6);
+    let size = std::fs::metadata(&file).unwrap().len();
+    s3.put_file("ht", &file);
+    let t = Tessera::start(&config(&s3, ""));
+
+    let r = t.get("/iiif/ht/full/250,/0/default.png");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (w, h, pixels) = png_pixels(&r.body);
+    let (rw, rh, reference) = opj_decode(&file, 3);
+    assert_eq!((w, h), (rw, rh));
+    assert!(
+        pixels == reference,
+        "pixels differ from opj_decompress -r 3"
+    );
+    let read = ranged_bytes(&s3, "ht");
+    assert!(read * 10 < size, "read {read} of {size} bytes");
 }
 
 #[test]
