@@ -1,7 +1,8 @@
 # The set-up every benchmark script shares; `source bench/lib.sh` from the repository root.
 # It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
 # with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
-# (of numbers on stdin), sample_picture (the sample picture at any size, as PPM), tiles_lua
+# (of numbers on stdin), cpu_ticks (CPU time of processes so far), sample_picture (the sample
+# picture at any size, as PPM), tiles_lua
 # and rps (wrk over 48 distinct tiles),
 # start_iipsrv_behind_nginx (the image-server reference), and the test S3
 # server's credentials ($AK, $SK, and the AWS_*

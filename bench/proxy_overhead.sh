@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Proxy overhead: Tessera vs nginx, configured the same way, in front of the same small upstream,
 # measured with wrk in one run. A minimal Pingora proxy (bench/pingora-minimal: no routing,
-# filters, metrics or logs) runs alongside, to tell Tessera's own cost from Pingora's.
-# Prints a Markdown table (paste into docs/benchmarks.md).
+# filters, metrics, logs, timeouts or forwarded headers) runs alongside, to tell Tessera's own
+# cost from Pingora's, and a second time with `forwarding` (Tessera's default upstream timeouts
+# and X-Forwarded-For/-Proto, done by Pingora alone: what those features cost in Pingora).
+# Prints Markdown tables (paste into docs/benchmarks.md): req/s, latency and each proxy's CPU
+# time per request (its processes' user + system time over the requests it served), then the
+# ratios, of the medians and round by round.
 #
 #   bench/proxy_overhead.sh                       # defaults below
 #   DURATION=20s CONNECTIONS=100 ROUNDS=5 bench/proxy_overhead.sh
@@ -11,11 +15,12 @@
 #                                                   # in the same rounds: before/after a change
 #   ONLY="pingora tessera logged" bench/proxy_overhead.sh   # only these targets (shorter rounds)
 #
-# Set-up, identical for every proxy: one upstream (nginx, 1 worker) serving a BODY_BYTES file;
-# the proxy with 2 workers/threads, upstream keep-alive, X-Forwarded-For added, access logs off;
-# wrk with 2 threads. Tessera runs twice: as above, and with its JSON access log on (its default),
-# written to a file as a deployment's stdout would be, to give the log's cost. Everything shares the machine's cores, so absolute numbers are low;
-# the ratio is the point. Rounds alternate between the targets to spread out noise.
+# Set-up: one upstream (nginx, 1 worker) serving a BODY_BYTES file; each proxy with 2
+# workers/threads and upstream keep-alive; nginx and Tessera add X-Forwarded-For; access logs
+# off; wrk with 2 threads. Tessera runs twice: as above, and with its JSON access log on (its
+# default), written to a file as a deployment's stdout would be, to give the log's cost.
+# Everything shares the machine's cores, so absolute numbers are low; the ratio is the point.
+# Rounds go through the targets in turn, in an order that changes from round to round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -88,6 +93,10 @@ sed -e "s/127.0.0.1:$TES/127.0.0.1:$LOG/" -e "s/127.0.0.1:$ADM/127.0.0.1:$LADM/"
   "$WORK/proxy.yaml" >"$WORK/logged.yaml"
 TESSERA_LOG=info "$TESSERA" run --config "$WORK/logged.yaml" >"$WORK/access.log" 2>&1 & PIDS+=($!); PID_logged=$!
 TARGETS=(${ONLY:-upstream nginx pingora pingora_fwd tessera logged})
+for name in "${TARGETS[@]}"; do
+  case $name in upstream|nginx|pingora|pingora_fwd|tessera|logged) ;;
+    *) echo "ONLY: unknown target $name (upstream nginx pingora pingora_fwd tessera logged)" >&2; exit 2;; esac
+done
 if [ -n "${BASELINE:-}" ]; then
   sed -e "s/127.0.0.1:$TES/127.0.0.1:$BAS/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" "$WORK/proxy.yaml" >"$WORK/baseline.yaml"
   TESSERA_LOG=warn "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!); PID_baseline=$!
@@ -132,11 +141,14 @@ measure() {
 port_of() { case $1 in upstream) echo $UP;; nginx) echo $NGX;; pingora) echo $MIN;; pingora_fwd) echo $FWD;; tessera) echo $TES;; logged) echo $LOG;; baseline) echo $BAS;; baseline_logged) echo $BLOG;; esac; }
 declare -A RESULTS=([upstream]= [nginx]= [pingora]= [pingora_fwd]= [tessera]= [logged]= [baseline]= [baseline_logged]=)
 for name in "${TARGETS[@]}"; do RESULTS[$name]=""; measure "$(port_of $name)" "$name" >/dev/null; done  # warm-up
-# Each round starts one target further on, so that no target always runs first or last (after
-# the same neighbour, with the access logs' write-back behind it).
+# Each round starts one target further on, and every other round goes through them backwards:
+# no target always runs first, nor always after the same neighbour (after a logging target,
+# say, with its access log's write-back still going).
 for r in $(seq "$ROUNDS"); do
+  n=${#TARGETS[@]}
   for i in "${!TARGETS[@]}"; do
-    name=${TARGETS[$(( (i + r - 1) % ${#TARGETS[@]} ))]}
+    k=$(( r % 2 ? i : n - 1 - i ))
+    name=${TARGETS[$(( (k + r - 1) % n ))]}
     p=$(port_of $name)
     line=$(measure "$p" "$name")
     echo "round $r $name: $line" >&2
@@ -147,9 +159,10 @@ done
 median_row() { sort -n -k1 | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }'; }
 echo "| target | req/s (median of $ROUNDS) | p50 ms | p99 ms | proxy CPU µs per request (median) |"
 echo "|---|---:|---:|---:|---:|"
+declare -A RPS
 for name in "${TARGETS[@]}"; do
   read -r rps p50 p99 _ <<<"$(printf '%s' "${RESULTS[$name]}" | median_row)"
-  cpu=$(printf '%s' "${RESULTS[$name]}" | awk '{ print $4 }' | sort -n | awk '{ a[NR]=$0 } END { print a[int((NR+1)/2)] }')
+  cpu=$(printf '%s' "${RESULTS[$name]}" | awk '{ print $4 }' | median)
   case $name in
     upstream) label="upstream direct (no proxy)";;
     pingora) label="minimal Pingora proxy";;
@@ -160,25 +173,32 @@ for name in "${TARGETS[@]}"; do
     *) label=$name;;
   esac
   echo "| $label | $rps | $p50 | $p99 | $cpu |"
-  declare "RPS_$name=$rps"
+  RPS[$name]=$rps
 done
-awk -v t="$RPS_tessera" -v n="${RPS_nginx:-0}" -v p="$RPS_pingora" -v l="$RPS_logged" \
-  'BEGIN { if (n > 0) printf "\nTessera / nginx throughput: **%.2f×**", t/n; printf "\nTessera / minimal Pingora: **%.2f×**\n", t/p;
-           printf "With the access log on: Tessera / minimal Pingora **%.2f×**; the log costs **%.1f %%**\n", l/p, (1-l/t)*100 }'
-# The same ratios taken round by round (the two targets measured seconds apart), then the
+
+# $1 / $2 of the medians' req/s, or - when either was not measured.
+ratio() {
+  [ -n "${RPS[$1]:-}" ] && [ -n "${RPS[$2]:-}" ] || { echo -; return; }
+  awk -v a="${RPS[$1]}" -v b="${RPS[$2]}" 'BEGIN { printf "%.2f", a / b }'
+}
+# The same ratio taken round by round (the two targets measured seconds apart), then the
 # median: steadier than the ratio of medians when the machine's load drifts during the run.
 paired() {
+  [ -n "${RESULTS[$1]}" ] && [ -n "${RESULTS[$2]}" ] || { echo -; return; }
   paste -d' ' <(printf '%s' "${RESULTS[$1]}" | awk '{ print $1 }') <(printf '%s' "${RESULTS[$2]}" | awk '{ print $1 }') |
-    awk '{ print $1 / $2 }' | sort -n | awk '{ a[NR]=$0 } END { printf "%.2f", a[int((NR+1)/2)] }'
+    awk '{ print $1 / $2 }' | median | awk '{ printf "%.2f", $1 }'
 }
-echo "Round by round (median of the rounds' ratios): Tessera / minimal Pingora **$(paired tessera pingora)×**, with the access log on **$(paired logged pingora)×**; log on / log off **$(paired logged tessera)×**${BASELINE:+; Tessera / baseline build **$(paired tessera baseline)×**, with the log **$(paired logged baseline_logged)×**}"
-if [ -n "${RESULTS[pingora_fwd]}" ]; then
-  echo "Minimal Pingora with Tessera's upstream timeouts and forwarded headers / without: **$(paired pingora_fwd pingora)×**; Tessera / that proxy **$(paired tessera pingora_fwd)×**, with the access log on **$(paired logged pingora_fwd)×**"
-fi
-echo "access log: $(wc -l <"$WORK/access.log") lines, $(du -h "$WORK/access.log" | cut -f1)" >&2
-if [ -n "${BASELINE:-}" ]; then
-  awk -v t="$RPS_tessera" -v b="$RPS_baseline" -v l="$RPS_logged" -v bl="$RPS_baseline_logged" \
-    'BEGIN { printf "Tessera / baseline build: **%.2f×**; with the access log on: **%.2f×** (the baseline'"'"'s log costs %.1f %%)\n", t/b, l/bl, (1-bl/b)*100 }'
-fi
+echo
+echo "| ratio (req/s) | of the medians | round by round |"
+echo "|---|---:|---:|"
+for pair in "tessera nginx" "tessera pingora" "logged pingora" "logged tessera" "pingora_fwd pingora" \
+  "tessera pingora_fwd" "logged pingora_fwd" ${BASELINE:+"tessera baseline" "logged baseline_logged" "baseline_logged baseline"}; do
+  read -r a b <<<"$pair"
+  [ -n "${RESULTS[$a]}" ] && [ -n "${RESULTS[$b]}" ] || continue
+  echo "| $a / $b | $(ratio $a $b)× | $(paired $a $b)× |"
+done
+echo
+echo "(tessera = log off; logged = tessera with its access log on; pingora_fwd = the minimal Pingora with Tessera's upstream timeouts and forwarded headers. The log's cost is 1 − logged / tessera.)"
+[ -n "${RESULTS[logged]}" ] && echo "access log: $(wc -l <"$WORK/access.log") lines, $(du -h "$WORK/access.log" | cut -f1)" >&2
 echo
 echo "body $BODY_BYTES bytes, proxy threads/workers $PROXY_THREADS, wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"

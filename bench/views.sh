@@ -18,6 +18,7 @@
 # Each byte_range row also gives the decode time per request (tessera_decode_duration_seconds,
 # the decode, resize and encode on the blocking pool: no fetch).
 set -euo pipefail
+[ -n "${BIG_MASTER:-}" ] && BIG_MASTER=$(realpath "$BIG_MASTER")
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
@@ -64,12 +65,16 @@ PY
 if [ -n "${BIG_MASTER:-}" ]; then
   cp "$BIG_MASTER" "$WORK/big.jp2"
   IMAGE="$(basename "$BIG_MASTER")"
+  LAYOUT="as given"
 else
   echo "making a $IMAGE single-tile RPCL JP2 (takes a while)" >&2
   make_jp2 "$IMAGE" "$WORK/big.jp2" -p RPCL -TP R -TLM -n 7 -r 10
+  LAYOUT="single tile, RPCL, -TP R -TLM"
 fi
-echo "making a $TILED tiled JP2" >&2
-make_jp2 "$TILED" "$WORK/tiled.jp2" -p RPCL -TP R -TLM -t 512,512 -n 6 -r 10
+if [ -z "${NO_RENDER:-}" ]; then
+  echo "making a $TILED tiled JP2" >&2
+  make_jp2 "$TILED" "$WORK/tiled.jp2" -p RPCL -TP R -TLM -t 512,512 -n 6 -r 10
+fi
 BIG=$(stat -c %s "$WORK/big.jp2")
 
 "$S3FIX" "$S3P" > "$WORK/s3.log" & PIDS+=($!)
@@ -124,7 +129,7 @@ ranged_bytes() {  # key → bytes of ranged GETs so far
   { grep "^GET /images/$1 bytes=" "$WORK/s3.log" || true; } | sed -E 's/.*bytes=([0-9]+)-([0-9]+)/\1 \2/' | awk '{ s += $2 - $1 + 1 } END { print s + 0 }'
 }
 
-echo "image: $IMAGE single tile, RPCL, -TP R -TLM, $BIG bytes; $ROUNDS rounds" >&2
+echo "image: $IMAGE ($LAYOUT), $BIG bytes; $ROUNDS rounds" >&2
 echo "## byte_range: a $IMAGE JP2 ($BIG bytes)"; echo
 echo "| request | bytes read (share of file) | byte_range, first request ms | byte_range, index in memory ms | decode ms | orchestrate + iipsrv cold ms | orchestrate + iipsrv warm ms | byte_range (index in memory) / cold |${BASELINE:+ baseline, index in memory ms | baseline decode ms |}"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|${BASELINE:+---:|---:|}"

@@ -10,8 +10,9 @@
 # (systemd: the unit in deploy/systemd is verified with it), and promtool (prometheus: the
 # alert rules in deploy/prometheus are checked and unit-tested with it), and ojph_compress
 # (openjph-tools: an HTJ2K master is made with it) and grk_compress (grokj2k-tools: an HTJ2K
-# JP2 with tile-parts by resolution, as the README's recipe makes one), and to build at all libjpeg-turbo's TurboJPEG
-# library (libturbojpeg0-dev, found with pkg-config: Tessera writes its JPEGs with it).
+# JP2 with tile-parts by resolution, as the README's recipe makes one), and to build at all
+# libjpeg-turbo's TurboJPEG library (libturbojpeg0-dev, found with pkg-config: Tessera writes
+# its JPEGs with it).
 # Debian/Ubuntu only; uses sudo when not run as root. Safe to run again.
 set -euo pipefail
 

@@ -30,10 +30,21 @@ pub fn photo_like_jp2_with(width: u32, height: u32, args: &[&str]) -> PathBuf {
 }
 
 /// An HTJ2K JP2 of `width`×`height` as the README's recipe writes one with Grok's
-/// `grk_compress`: lossless, one tile, RPCL, tile-parts by resolution, TLM, `levels` levels.
-pub fn htj2k_jp2(width: u32, height: u32, levels: u8) -> PathBuf {
-    let levels = levels.to_string();
-    let args = ["-M", "64", "-p", "RPCL", "-u", "R", "-X", "-n", &levels];
+/// `grk_compress`: lossless, one tile, RPCL, tile-parts by resolution, TLM, `resolutions`
+/// resolutions (`-n`, as for `opj_compress`: decomposition levels + 1).
+pub fn htj2k_jp2(width: u32, height: u32, resolutions: u8) -> PathBuf {
+    let resolutions = resolutions.to_string();
+    let args = [
+        "-M",
+        "64",
+        "-p",
+        "RPCL",
+        "-u",
+        "R",
+        "-X",
+        "-n",
+        &resolutions,
+    ];
     make(width, height, &args, false, "grk_compress", "grokj2k-tools")
 }
 

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 pub const HEADER: &str = "x-request-id";
 
-/// [`HEADER`] as a parsed name: a lookup by `&str` parses (and hashes) the name every time.
+/// [`HEADER`] as a parsed name: a lookup by `&str` parses the name every time.
 static NAME: HeaderName = HeaderName::from_static(HEADER);
 
 /// The id of `header`'s request, made and set first if it has none (or an implausible one).
@@ -64,8 +64,8 @@ fn generate() -> HeaderValue {
     HeaderValue::from_bytes(&id[..len]).expect("hex digits are a valid header value")
 }
 
-/// `n` in lowercase hex, at least `min_digits` long (zeros first), at the start of `out`;
-/// returns how many bytes it wrote (`out` must hold 16).
+/// `n` in lowercase hex, at least `min_digits` (≤ 16) long, zeros first, at the start of `out`;
+/// returns how many bytes it wrote (`out` must hold that many: 16 always does).
 fn write_hex(out: &mut [u8], n: u64, min_digits: usize) -> usize {
     let digits = (16 - n.leading_zeros() as usize / 4).max(min_digits);
     for (i, byte) in out[..digits].iter_mut().enumerate() {

@@ -29,6 +29,9 @@ use tokio::time::Sleep;
 
 const END_OF_HEADER: &[u8; 4] = b"\r\n\r\n";
 
+/// A deadline that will not come (about 30 years, as Tokio caps a `sleep`).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 /// A stream whose next request header has a deadline.
 #[derive(Debug)]
 pub(super) struct HeaderDeadline {
@@ -52,7 +55,9 @@ pub(super) struct Armed {
     /// A header is awaited.
     waiting: bool,
     /// The deadline while `waiting`. One per connection, moved on for each request (a timer
-    /// made and dropped per request costs an allocation and the timer wheel's lock).
+    /// made and dropped per request costs an allocation and the timer wheel's lock). It stays
+    /// scheduled once the header is through: if it expires during a long answer, it wakes the
+    /// connection's task once for nothing (it is only polled while `waiting`).
     timer: Pin<Box<Sleep>>,
     /// How much of `\r\n\r\n` the last bytes read ended with.
     matched: usize,
@@ -85,9 +90,11 @@ impl Armed {
 
     /// Wait for the next request's header, for `limit` from now.
     fn rearm(&mut self, limit: Duration) {
-        self.timer
-            .as_mut()
-            .reset(tokio::time::Instant::now() + limit);
+        let now = tokio::time::Instant::now();
+        // As `tokio::time::sleep` does for the first request: an absurd limit is a far future,
+        // not an overflow.
+        let deadline = now.checked_add(limit).unwrap_or(now + FAR_FUTURE);
+        self.timer.as_mut().reset(deadline);
         self.waiting = true;
         self.matched = 0;
         self.shed = false;

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by valgrind's callgrind: the proxy path's cost in a
+# unit that does not move with the machine's other tenants (req/s and CPU time per request, in
+# bench/proxy_overhead.sh, moved by 1.5× within one run on this 2-core machine). User space only:
+# the kernel's socket work, the same for every proxy, is not counted.
+#
+#   bench/proxy_instructions.sh                    # Tessera (log off, log on), bare Pingora,
+#                                                  # Pingora with Tessera's timeouts and headers
+#   BASELINE=/path/to/older/tessera bench/proxy_instructions.sh   # an older build too
+#   REQUESTS_FOR=20s bench/proxy_instructions.sh   # how long each proxy is loaded (default 20s)
+#
+# Each proxy runs alone under callgrind in front of the same upstream (nginx, 1 worker, a 1 KiB
+# file), is warmed up (wrk, 5 s), its counters are zeroed, then loaded (wrk -t1 -c8) for
+# REQUESTS_FOR; the counters are dumped and divided by the requests wrk completed. Under
+# valgrind a proxy serves a few hundred requests a second, so each figure averages thousands.
+# Prints a Markdown table (paste into docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+
+REQUESTS_FOR=${REQUESTS_FOR:-20s}
+
+need wrk wrk
+need nginx nginx-light
+need valgrind valgrind
+need callgrind_control valgrind
+
+cargo build --release -p tessera >&2
+CARGO_TARGET_DIR=target cargo build --release --manifest-path bench/pingora-minimal/Cargo.toml >&2
+TESSERA=$PWD/target/release/tessera
+MINIMAL=$PWD/target/release/pingora-minimal
+
+UP=$(port)
+mkdir -p "$WORK/www/bench" "$WORK/tmp"
+head -c 1024 /dev/urandom > "$WORK/www/bench/tile"
+cat > "$WORK/upstream.conf" <<CONF
+worker_processes 1; pid $WORK/up.pid; error_log $WORK/error.log warn; daemon off;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp;
+  fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:$UP; root $WORK/www; location / { } } }
+CONF
+nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
+wait_port "$UP"
+
+# The proxy config of bench/proxy_overhead.sh; $1: port, $2: admin port, $3: access_log.
+tessera_config() {
+  cat <<CONF
+listen: [{ address: "127.0.0.1:$1" }]
+admin: { address: "127.0.0.1:$2" }
+server: { threads: 2 }
+access_log: $3
+clusters:
+  up: { endpoints: ["127.0.0.1:$UP"] }
+routes:
+  - name: bench
+    match: { path: "/bench/{rest*}" }
+    handler: { proxy: { cluster: up } }
+CONF
+}
+
+# Run "${@:2}" (a proxy listening on $PROXY_PORT) under callgrind as $1, load it, and print
+# "requests instructions".
+count() {
+  local name=$1; shift
+  local out="$WORK/$name.callgrind"
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=($pid)
+  for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$PROXY_PORT/bench/tile" && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:$PROXY_PORT/bench/tile" | cmp - "$WORK/www/bench/tile" || { echo "$name serves the wrong bytes" >&2; exit 1; }
+  wrk -t1 -c8 -d5s "http://127.0.0.1:$PROXY_PORT/bench/tile" >/dev/null
+  callgrind_control -z "$pid" >/dev/null
+  local requests
+  requests=$(wrk -t1 -c8 -d"$REQUESTS_FOR" "http://127.0.0.1:$PROXY_PORT/bench/tile" | awk '/ requests in / { print $1 }')
+  callgrind_control -d "$pid" >/dev/null
+  kill -KILL "$pid" 2>/dev/null || true  # the counts are dumped; no need for its exit
+  wait "$pid" 2>/dev/null || true
+  # The dump made on request is part 1 (the one at exit, part 2, holds only the shutdown).
+  echo "$requests $(awk '/^summary:/ { print $2; exit }' "$out.1")"
+}
+
+row() {  # label "requests instructions" name
+  [ -n "$2" ] || { echo "$1: nothing counted" >&2; exit 1; }
+  read -r n ir <<<"$2"
+  printf '| %s | %s | %.0f |\n' "$1" "$n" "$(awk -v i="$ir" -v n="$n" 'BEGIN { print i / n }')"
+  declare -g "IR_$3=$(awk -v i="$ir" -v n="$n" 'BEGIN { print i / n }')"
+}
+
+echo "| proxy | requests counted | instructions per request |"
+echo "|---|---:|---:|"
+PROXY_PORT=$(port); row "minimal Pingora proxy" "$(count pingora "$MINIMAL" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2)" pingora
+PROXY_PORT=$(port); row "minimal Pingora proxy with Tessera's upstream timeouts and forwarded headers" \
+  "$(count pingora_fwd "$MINIMAL" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2 forwarding)" pingora_fwd
+for build in tessera ${BASELINE:+baseline}; do
+  bin=$TESSERA; label=tessera
+  [ "$build" = baseline ] && { bin=$BASELINE; label="tessera, baseline build ($(basename "$BASELINE"))"; }
+  for log in false true; do
+    PROXY_PORT=$(port)
+    tessera_config "$PROXY_PORT" "$(port)" "$log" > "$WORK/$build-$log.yaml"
+    level=warn; suffix=""; [ "$log" = true ] && { level=info; suffix=", access log on"; }
+    row "$label$suffix" "$(TESSERA_LOG=$level count "$build-$log" "$bin" run --config "$WORK/$build-$log.yaml")" "${build}_$log"
+  done
+done
+echo
+awk -v p="$IR_pingora" -v f="$IR_pingora_fwd" -v t="$IR_tessera_false" -v l="$IR_tessera_true" 'BEGIN {
+  printf "Tessera / minimal Pingora: **%.2f×** the instructions; / Pingora with the timeouts and headers: **%.2f×**; the access log adds **%.0f %%**\n", t / p, t / f, (l / t - 1) * 100 }'
+if [ -n "${BASELINE:-}" ]; then
+  awk -v t="$IR_tessera_false" -v l="$IR_tessera_true" -v b="$IR_baseline_false" -v bl="$IR_baseline_true" 'BEGIN {
+    printf "Tessera / baseline build: **%.3f×** (log off), **%.3f×** (log on)\n", t / b, l / bl }'
+fi
+echo
+echo "wrk -t1 -c8 for $REQUESTS_FOR per proxy under callgrind (valgrind $(valgrind --version | sed 's/valgrind-//')), user-space instructions only; $(nproc) cores, tessera $("$TESSERA" --version | cut -d' ' -f2)"
