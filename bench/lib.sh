@@ -1,7 +1,8 @@
 # The set-up every benchmark script shares; `source bench/lib.sh` from the repository root.
 # It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
 # with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
-# (of numbers on stdin), cpu_ticks (CPU time of processes so far), sample_picture (the sample
+# (of numbers on stdin), cpu_ticks (CPU time of processes so far), static_upstream and
+# proxy_route_config (the proxy benchmarks' upstream and Tessera config), sample_picture (the sample
 # picture at any size, as PPM), tiles_lua
 # and rps (wrk over 48 distinct tiles),
 # start_iipsrv_behind_nginx (the image-server reference), and the test S3
@@ -144,6 +145,36 @@ start_iipsrv_pool() {
   done
   nginx_fastcgi_front "$ngx" "$servers"
   wait_port "$ngx"
+}
+# The proxy benchmarks' upstream: nginx (one worker) on port $1 serving $WORK/www as static
+# files, started (its pid in PIDS).
+static_upstream() {
+  mkdir -p "$WORK/tmp"
+  cat > "$WORK/upstream.conf" <<CONF
+worker_processes 1; pid $WORK/up.pid; error_log $WORK/error.log warn; daemon off;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp;
+  fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:$1; root $WORK/www; location / { } } }
+CONF
+  nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
+}
+# The proxy benchmarks' Tessera config: listen on port $1, admin on $2, $3 threads, access_log
+# $4 (true/false), one route sending /bench/ to the upstream on port $5.
+proxy_route_config() {
+  cat <<CONF
+listen: [{ address: "127.0.0.1:$1" }]
+admin: { address: "127.0.0.1:$2" }
+server: { threads: $3 }
+access_log: $4
+clusters:
+  up: { endpoints: ["127.0.0.1:$5"] }
+routes:
+  - name: bench
+    match: { path: "/bench/{rest*}" }
+    handler: { proxy: { cluster: up } }
+CONF
 }
 # CPU time (clock ticks, user + system) the processes $@ have used so far.
 cpu_ticks() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }

@@ -31,34 +31,10 @@ TESSERA=$PWD/target/release/tessera
 MINIMAL=$PWD/target/release/pingora-minimal
 
 UP=$(port)
-mkdir -p "$WORK/www/bench" "$WORK/tmp"
+mkdir -p "$WORK/www/bench"
 head -c 1024 /dev/urandom > "$WORK/www/bench/tile"
-cat > "$WORK/upstream.conf" <<CONF
-worker_processes 1; pid $WORK/up.pid; error_log $WORK/error.log warn; daemon off;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp;
-  fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-  default_type application/octet-stream;
-  server { listen 127.0.0.1:$UP; root $WORK/www; location / { } } }
-CONF
-nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
+static_upstream "$UP"
 wait_port "$UP"
-
-# The proxy config of bench/proxy_overhead.sh; $1: port, $2: admin port, $3: access_log.
-tessera_config() {
-  cat <<CONF
-listen: [{ address: "127.0.0.1:$1" }]
-admin: { address: "127.0.0.1:$2" }
-server: { threads: 2 }
-access_log: $3
-clusters:
-  up: { endpoints: ["127.0.0.1:$UP"] }
-routes:
-  - name: bench
-    match: { path: "/bench/{rest*}" }
-    handler: { proxy: { cluster: up } }
-CONF
-}
 
 # Run "${@:2}" (a proxy listening on $PROXY_PORT) under callgrind as $1, load it, and print
 # "requests instructions".
@@ -98,7 +74,7 @@ for build in tessera ${BASELINE:+baseline}; do
   [ "$build" = baseline ] && { bin=$BASELINE; label="tessera, baseline build ($(basename "$BASELINE"))"; }
   for log in false true; do
     PROXY_PORT=$(port)
-    tessera_config "$PROXY_PORT" "$(port)" "$log" > "$WORK/$build-$log.yaml"
+    proxy_route_config "$PROXY_PORT" "$(port)" 2 "$log" "$UP" > "$WORK/$build-$log.yaml"
     level=warn; suffix=""; [ "$log" = true ] && { level=info; suffix=", access log on"; }
     row "$label$suffix" "$(TESSERA_LOG=$level count "$build-$log" "$bin" run --config "$WORK/$build-$log.yaml")" "${build}_$log"
   done

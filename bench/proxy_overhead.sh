@@ -49,21 +49,12 @@ LOG=$(port); LADM=$(port); BLOG=$(port); BLADM=$(port)
 mkdir -p "$WORK/www/bench" "$WORK/tmp"
 head -c "$BODY_BYTES" /dev/urandom > "$WORK/www/bench/tile"
 
-common="pid PIDFILE; error_log $WORK/error.log warn; daemon off;
-events { worker_connections 4096; }"
-http_common="access_log off; client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp;
-  fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-  default_type application/octet-stream;"
-
-cat > "$WORK/upstream.conf" <<CONF
-worker_processes 1; ${common/PIDFILE/$WORK/up.pid}
-http { $http_common
-  server { listen 127.0.0.1:$UP; root $WORK/www; location / { } } }
-CONF
-
 cat > "$WORK/nginx.conf" <<CONF
-worker_processes $PROXY_THREADS; ${common/PIDFILE/$WORK/ngx.pid}
-http { $http_common
+worker_processes $PROXY_THREADS; pid $WORK/ngx.pid; error_log $WORK/error.log warn; daemon off;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp;
+  fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  default_type application/octet-stream;
   upstream up { server 127.0.0.1:$UP; keepalive 128; }
   server { listen 127.0.0.1:$NGX;
     location /bench/ { proxy_pass http://up; proxy_http_version 1.1;
@@ -71,26 +62,14 @@ http { $http_common
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
 CONF
 
-cat > "$WORK/proxy.yaml" <<CONF
-listen: [{ address: "127.0.0.1:$TES" }]
-admin: { address: "127.0.0.1:$ADM" }
-server: { threads: $PROXY_THREADS }
-access_log: false
-clusters:
-  up: { endpoints: ["127.0.0.1:$UP"] }
-routes:
-  - name: bench
-    match: { path: "/bench/{rest*}" }
-    handler: { proxy: { cluster: up } }
-CONF
+proxy_route_config "$TES" "$ADM" "$PROXY_THREADS" false "$UP" > "$WORK/proxy.yaml"
+proxy_route_config "$LOG" "$LADM" "$PROXY_THREADS" true "$UP" > "$WORK/logged.yaml"
 
-nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
+static_upstream "$UP"
 nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!); PID_nginx=$!
 TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!); PID_tessera=$!
 "$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!); PID_pingora=$!
 "$MINIMAL" "127.0.0.1:$FWD" "127.0.0.1:$UP" "$PROXY_THREADS" forwarding >"$WORK/forwarding.log" 2>&1 & PIDS+=($!); PID_pingora_fwd=$!
-sed -e "s/127.0.0.1:$TES/127.0.0.1:$LOG/" -e "s/127.0.0.1:$ADM/127.0.0.1:$LADM/" -e "s/^access_log: false/access_log: true/" \
-  "$WORK/proxy.yaml" >"$WORK/logged.yaml"
 TESSERA_LOG=info "$TESSERA" run --config "$WORK/logged.yaml" >"$WORK/access.log" 2>&1 & PIDS+=($!); PID_logged=$!
 TARGETS=(${ONLY:-upstream nginx pingora pingora_fwd tessera logged})
 for name in "${TARGETS[@]}"; do
@@ -98,9 +77,9 @@ for name in "${TARGETS[@]}"; do
     *) echo "ONLY: unknown target $name (upstream nginx pingora pingora_fwd tessera logged)" >&2; exit 2;; esac
 done
 if [ -n "${BASELINE:-}" ]; then
-  sed -e "s/127.0.0.1:$TES/127.0.0.1:$BAS/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" "$WORK/proxy.yaml" >"$WORK/baseline.yaml"
+  proxy_route_config "$BAS" "$BADM" "$PROXY_THREADS" false "$UP" > "$WORK/baseline.yaml"
   TESSERA_LOG=warn "$BASELINE" run --config "$WORK/baseline.yaml" >"$WORK/baseline.log" 2>&1 & PIDS+=($!); PID_baseline=$!
-  sed -e "s/127.0.0.1:$LOG/127.0.0.1:$BLOG/" -e "s/127.0.0.1:$LADM/127.0.0.1:$BLADM/" "$WORK/logged.yaml" >"$WORK/baseline-logged.yaml"
+  proxy_route_config "$BLOG" "$BLADM" "$PROXY_THREADS" true "$UP" > "$WORK/baseline-logged.yaml"
   TESSERA_LOG=info "$BASELINE" run --config "$WORK/baseline-logged.yaml" >"$WORK/baseline-access.log" 2>&1 & PIDS+=($!); PID_baseline_logged=$!
   TARGETS+=(baseline baseline_logged)
 fi

@@ -71,13 +71,8 @@ fn make(
 ) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jp2-fixtures");
     let name = format!(
-        "{width}x{height}{}{}{}.jp2",
+        "{width}x{height}{}-{encoder}{}.jp2",
         if noisy { "-photo" } else { "" },
-        if encoder == "opj_compress" {
-            ""
-        } else {
-            encoder
-        },
         args.join("").replace([',', ' '], "_")
     );
     let path = dir.join(&name);
