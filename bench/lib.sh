@@ -2,7 +2,8 @@
 # It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
 # with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
 # (of numbers on stdin), cpu_ticks (CPU time of processes so far), static_upstream and
-# proxy_route_config (the proxy benchmarks' upstream and Tessera config), sample_picture (the sample
+# proxy_route_config (the proxy benchmarks' upstream and Tessera config), build_minimal_pingora
+# (the bare Pingora references), sample_picture (the sample
 # picture at any size, as PPM), tiles_lua
 # and rps (wrk over 48 distinct tiles),
 # start_iipsrv_behind_nginx (the image-server reference), and the test S3
@@ -159,6 +160,16 @@ http { access_log off; client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tm
   server { listen 127.0.0.1:$1; root $WORK/www; location / { } } }
 CONF
   nginx -p "$WORK" -c "$WORK/upstream.conf" & PIDS+=($!)
+}
+# Build bench/pingora-minimal twice: $MINIMAL, Pingora's proxy alone, and $MINIMAL_AS_TESSERA,
+# the same built with the Pingora features Tessera's workspace enables (its own target directory,
+# so that each build stays cached).
+build_minimal_pingora() {
+  CARGO_TARGET_DIR=target cargo build --release --manifest-path bench/pingora-minimal/Cargo.toml >&2
+  CARGO_TARGET_DIR=target/pingora-as-tessera cargo build --release \
+    --manifest-path bench/pingora-minimal/Cargo.toml --features as-tessera >&2
+  MINIMAL=$PWD/target/release/pingora-minimal
+  MINIMAL_AS_TESSERA=$PWD/target/pingora-as-tessera/release/pingora-minimal
 }
 # The proxy benchmarks' Tessera config: listen on port $1, admin on $2, $3 threads, access_log
 # $4 (true/false), one route sending /bench/ to the upstream on port $5.

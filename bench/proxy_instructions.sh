@@ -4,10 +4,14 @@
 # bench/proxy_overhead.sh, moved by 1.5× within one run on this 2-core machine). User space only:
 # the kernel's socket work, the same for every proxy, is not counted.
 #
-#   bench/proxy_instructions.sh                    # Tessera (log off, log on), bare Pingora,
-#                                                  # Pingora with Tessera's timeouts and headers
+#   bench/proxy_instructions.sh                    # Tessera (log off, log on), bare Pingora
+#                                                  # (as it comes, and built with Tessera's
+#                                                  # Pingora features), the latter with
+#                                                  # Tessera's timeouts and headers
 #   BASELINE=/path/to/older/tessera bench/proxy_instructions.sh   # an older build too
 #   REQUESTS_FOR=20s bench/proxy_instructions.sh   # how long each proxy is loaded (default 20s)
+#   PROFILES=/tmp/profiles bench/proxy_instructions.sh  # keep each proxy's callgrind profile
+#                                                  # there (callgrind_annotate --inclusive=yes)
 #
 # Each proxy runs alone under callgrind in front of the same upstream (nginx, 1 worker, a 1 KiB
 # file), is warmed up (wrk, 5 s), its counters are zeroed, then loaded (wrk -t1 -c8) for
@@ -26,9 +30,8 @@ need valgrind valgrind
 need callgrind_control valgrind
 
 cargo build --release -p tessera >&2
-CARGO_TARGET_DIR=target cargo build --release --manifest-path bench/pingora-minimal/Cargo.toml >&2
+build_minimal_pingora
 TESSERA=$PWD/target/release/tessera
-MINIMAL=$PWD/target/release/pingora-minimal
 
 UP=$(port)
 mkdir -p "$WORK/www/bench"
@@ -51,6 +54,7 @@ count() {
   local requests
   requests=$(wrk -t1 -c8 -d"$REQUESTS_FOR" "http://127.0.0.1:$PROXY_PORT/bench/tile" | awk '/ requests in / { print $1 }')
   callgrind_control -d "$pid" >/dev/null
+  [ -z "${PROFILES:-}" ] || { mkdir -p "$PROFILES"; cp "$out.1" "$PROFILES/$name.callgrind"; }
   kill -KILL "$pid" 2>/dev/null || true  # the counts are dumped; no need for its exit
   wait "$pid" 2>/dev/null || true
   # The dump made on request is part 1 (the one at exit, part 2, holds only the shutdown).
@@ -67,8 +71,10 @@ row() {  # label "requests instructions" name
 echo "| proxy | requests counted | instructions per request |"
 echo "|---|---:|---:|"
 PROXY_PORT=$(port); row "minimal Pingora proxy" "$(count pingora "$MINIMAL" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2)" pingora
-PROXY_PORT=$(port); row "minimal Pingora proxy with Tessera's upstream timeouts and forwarded headers" \
-  "$(count pingora_fwd "$MINIMAL" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2 forwarding)" pingora_fwd
+PROXY_PORT=$(port); row "minimal Pingora proxy built with Tessera's Pingora features" \
+  "$(count pingora_feat "$MINIMAL_AS_TESSERA" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2)" pingora_feat
+PROXY_PORT=$(port); row "the same, with Tessera's upstream timeouts and forwarded headers" \
+  "$(count pingora_fwd "$MINIMAL_AS_TESSERA" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2 forwarding)" pingora_fwd
 for build in tessera ${BASELINE:+baseline}; do
   bin=$TESSERA; label=tessera
   [ "$build" = baseline ] && { bin=$BASELINE; label="tessera, baseline build ($(basename "$BASELINE"))"; }
@@ -80,8 +86,8 @@ for build in tessera ${BASELINE:+baseline}; do
   done
 done
 echo
-awk -v p="$IR_pingora" -v f="$IR_pingora_fwd" -v t="$IR_tessera_false" -v l="$IR_tessera_true" 'BEGIN {
-  printf "Tessera / minimal Pingora: **%.2f×** the instructions; / Pingora with the timeouts and headers: **%.2f×**; the access log adds **%.0f %%**\n", t / p, t / f, (l / t - 1) * 100 }'
+awk -v p="$IR_pingora" -v pf="$IR_pingora_feat" -v f="$IR_pingora_fwd" -v t="$IR_tessera_false" -v l="$IR_tessera_true" 'BEGIN {
+  printf "Tessera / minimal Pingora: **%.2f×** the instructions (with the access log **%.2f×**); / Pingora built alike: **%.2f×**; / Pingora built alike with the timeouts and headers: **%.2f×**; the access log adds **%.1f %%**\n", t / p, l / p, t / pf, t / f, (l / t - 1) * 100 }'
 if [ -n "${BASELINE:-}" ]; then
   awk -v t="$IR_tessera_false" -v l="$IR_tessera_true" -v b="$IR_baseline_false" -v bl="$IR_baseline_true" 'BEGIN {
     printf "Tessera / baseline build: **%.3f×** (log off), **%.3f×** (log on)\n", t / b, l / bl }'

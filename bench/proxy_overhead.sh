@@ -2,8 +2,9 @@
 # Proxy overhead: Tessera vs nginx, configured the same way, in front of the same small upstream,
 # measured with wrk in one run. A minimal Pingora proxy (bench/pingora-minimal: no routing,
 # filters, metrics, logs, timeouts or forwarded headers) runs alongside, to tell Tessera's own
-# cost from Pingora's, and a second time with `forwarding` (Tessera's default upstream timeouts
-# and X-Forwarded-For/-Proto, done by Pingora alone: what those features cost in Pingora).
+# cost from Pingora's, and a second time built with Tessera's Pingora features and run with
+# `forwarding` (Tessera's default upstream timeouts and X-Forwarded-For/-Proto, done by Pingora
+# alone: Pingora doing the work Tessera does, in the build Tessera has).
 # Prints Markdown tables (paste into docs/benchmarks.md): req/s, latency and each proxy's CPU
 # time per request (its processes' user + system time over the requests it served), then the
 # ratios, of the medians and round by round.
@@ -37,9 +38,8 @@ need nginx nginx-light
 need curl curl
 
 cargo build --release -p tessera >&2
-CARGO_TARGET_DIR=target cargo build --release --manifest-path bench/pingora-minimal/Cargo.toml >&2
+build_minimal_pingora
 TESSERA=target/release/tessera
-MINIMAL=target/release/pingora-minimal
 
 [ -n "${KEEP:-}" ] && trap "for p in \"\${PIDS[@]}\"; do kill \$p 2>/dev/null || true; done; echo kept \$WORK >&2" EXIT
 
@@ -69,7 +69,7 @@ static_upstream "$UP"
 nginx -p "$WORK" -c "$WORK/nginx.conf" & PIDS+=($!); PID_nginx=$!
 TESSERA_LOG=warn "$TESSERA" run --config "$WORK/proxy.yaml" >"$WORK/tessera.log" 2>&1 & PIDS+=($!); PID_tessera=$!
 "$MINIMAL" "127.0.0.1:$MIN" "127.0.0.1:$UP" "$PROXY_THREADS" >"$WORK/minimal.log" 2>&1 & PIDS+=($!); PID_pingora=$!
-"$MINIMAL" "127.0.0.1:$FWD" "127.0.0.1:$UP" "$PROXY_THREADS" forwarding >"$WORK/forwarding.log" 2>&1 & PIDS+=($!); PID_pingora_fwd=$!
+"$MINIMAL_AS_TESSERA" "127.0.0.1:$FWD" "127.0.0.1:$UP" "$PROXY_THREADS" forwarding >"$WORK/forwarding.log" 2>&1 & PIDS+=($!); PID_pingora_fwd=$!
 TESSERA_LOG=info "$TESSERA" run --config "$WORK/logged.yaml" >"$WORK/access.log" 2>&1 & PIDS+=($!); PID_logged=$!
 TARGETS=(${ONLY:-upstream nginx pingora pingora_fwd tessera logged})
 for name in "${TARGETS[@]}"; do
@@ -145,7 +145,7 @@ for name in "${TARGETS[@]}"; do
   case $name in
     upstream) label="upstream direct (no proxy)";;
     pingora) label="minimal Pingora proxy";;
-    pingora_fwd) label="minimal Pingora proxy with Tessera's upstream timeouts and forwarded headers";;
+    pingora_fwd) label="minimal Pingora proxy built with Tessera's Pingora features, with its upstream timeouts and forwarded headers";;
     logged) label="tessera, access log on";;
     baseline) label="tessera, baseline build ($(basename "$BASELINE"))";;
     baseline_logged) label="tessera, baseline build ($(basename "$BASELINE")), access log on";;
@@ -177,7 +177,7 @@ for pair in "tessera nginx" "tessera pingora" "logged pingora" "logged tessera" 
   echo "| $a / $b | $(ratio $a $b)× | $(paired $a $b)× |"
 done
 echo
-echo "(tessera = log off; logged = tessera with its access log on; pingora_fwd = the minimal Pingora with Tessera's upstream timeouts and forwarded headers. The log's cost is 1 − logged / tessera.)"
+echo "(tessera = log off; logged = tessera with its access log on; pingora_fwd = the minimal Pingora built with Tessera's Pingora features, with its upstream timeouts and forwarded headers. The log's cost is 1 − logged / tessera.)"
 [ -n "${RESULTS[logged]}" ] && echo "access log: $(wc -l <"$WORK/access.log") lines, $(du -h "$WORK/access.log" | cut -f1)" >&2
 echo
 echo "body $BODY_BYTES bytes, proxy threads/workers $PROXY_THREADS, wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"

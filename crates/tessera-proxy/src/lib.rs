@@ -12,6 +12,7 @@
 //! are a plugin crate (`tessera-images`) registered through the same [`plugin`] API as any
 //! other, including the shared [`plugin::resources`] they are built from.
 
+pub mod access_log;
 pub mod admin;
 mod admin_purge;
 mod builder;

@@ -6,8 +6,9 @@
 //! first. The access log writes a line per request, and that cost was most of the log's: with
 //! it, the access log took 15 % of the proxy's throughput (`bench/proxy_overhead.sh`). The line
 //! here is the same JSON object with its keys in the same order; numbers with a fraction are
-//! written by Rust's shortest round-trip formatting rather than `ryu` (the same digits, without
-//! an exponent), non-finite ones as `null`, as `serde_json` does.
+//! written as Rust's `Display` writes them (the same digits as `serde_json`'s `ryu`, never an
+//! exponent), non-finite ones as `null`, as `serde_json` does. The access log's line is written
+//! without any of this by [`crate::access_json`], the same line from the entry itself.
 //!
 //! ```text
 //! {"timestamp":"…","level":"INFO",<the event's fields in order>,"target":"…"}
@@ -60,14 +61,26 @@ impl FormatTime for Utc {
                 *text = whole.trim_end_matches('Z').to_string();
                 *second = since.as_secs();
             }
-            write!(w, "{text}.{:06}Z", since.subsec_micros())
+            w.write_str(text)?;
+            write_micros(w, since.subsec_micros())
         })
     }
 }
 
+/// `.uuuuuuZ`, the fraction of the second as `{:06}` writes it, without `core::fmt`.
+fn write_micros(w: &mut impl Write, micros: u32) -> fmt::Result {
+    let mut text = *b".000000Z";
+    let mut rest = micros;
+    for digit in text[1..7].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    w.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+}
+
 impl<T> JsonLines<T> {
     #[cfg(test)]
-    fn with_timer(timer: T) -> Self {
+    pub(crate) fn with_timer(timer: T) -> Self {
         Self { timer }
     }
 }
@@ -157,10 +170,7 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.entry(field, |w| match value.is_finite() {
-            true => write!(w, "{value}"),
-            false => w.write_str("null"),
-        });
+        self.entry(field, |w| fraction(w, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -184,8 +194,24 @@ impl Visit for Fields<'_, '_> {
     }
 }
 
+/// A number with a fraction as Rust's `Display` writes it (the shortest digits that read back
+/// the same, never an exponent), `null` when it is not finite (as `serde_json` writes those).
+/// `ryu` finds the same shortest digits several times faster; it writes an exponent for very
+/// large or small magnitudes, which are then left to `core::fmt`.
+pub(crate) fn fraction(w: &mut impl Write, value: f64) -> fmt::Result {
+    if !value.is_finite() {
+        return w.write_str("null");
+    }
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(value);
+    if text.contains('e') {
+        return write!(w, "{value}");
+    }
+    w.write_str(text.strip_suffix(".0").unwrap_or(text))
+}
+
 /// `value` as a JSON string.
-fn string(w: &mut Writer<'_>, value: &str) -> fmt::Result {
+pub(crate) fn string(w: &mut impl Write, value: &str) -> fmt::Result {
     w.write_char('"')?;
     Escaped(w).write_str(value)?;
     w.write_char('"')
@@ -193,7 +219,7 @@ fn string(w: &mut Writer<'_>, value: &str) -> fmt::Result {
 
 /// Escapes what it is given as the inside of a JSON string, as `serde_json` does: quote,
 /// backslash and control characters; everything else as it is.
-struct Escaped<'a, W: Write>(&'a mut W);
+pub(crate) struct Escaped<'a, W: Write>(pub &'a mut W);
 
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -224,7 +250,7 @@ impl<W: Write> Write for Escaped<'_, W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::fmt::format::JsonFields;
@@ -232,15 +258,16 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     /// The same instant for both formats.
-    struct Fixed;
+    pub(crate) struct Fixed;
     impl FormatTime for Fixed {
         fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
             w.write_str("2026-11-30T12:00:00.000001Z")
         }
     }
 
+    /// What a layer wrote.
     #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Lines(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Lines {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
@@ -257,7 +284,7 @@ mod tests {
         }
     }
     impl Lines {
-        fn text(&self) -> String {
+        pub(crate) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }
@@ -353,5 +380,54 @@ mod tests {
         assert_eq!(v["b"].as_f64(), Some(1.0e-7));
         assert_eq!(v["c"].as_f64(), Some(3.0));
         assert!(v["d"].is_null());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_fraction_is_written_as_display_writes_it(
+            value in proptest::prop_oneof![
+                proptest::num::f64::ANY,
+                0.0..100_000.0f64,
+                -1e-3..1e-3f64,
+            ]
+        ) {
+            let mut ours = String::new();
+            fraction(&mut ours, value).unwrap();
+            let expected = if value.is_finite() { format!("{value}") } else { "null".into() };
+            proptest::prop_assert_eq!(ours, expected);
+        }
+    }
+
+    #[test]
+    fn the_fractions_edges_are_written_as_display_writes_them() {
+        for value in [
+            0.0,
+            -0.0,
+            1.0,
+            3.0,
+            1e15,
+            1e16,
+            1e17,
+            1e-5,
+            1e-7,
+            1e300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            0.1 + 0.2,
+        ] {
+            let mut ours = String::new();
+            fraction(&mut ours, value).unwrap();
+            assert_eq!(ours, format!("{value}"));
+        }
+    }
+
+    #[test]
+    fn micros_are_six_digits() {
+        for micros in [0, 7, 999_999, 123_456, 40] {
+            let mut ours = String::new();
+            write_micros(&mut ours, micros).unwrap();
+            assert_eq!(ours, format!(".{micros:06}Z"));
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! binary with [`main_with`] and a [`tessera_proxy::Builder`] carrying its extra factories,
 //! usually [`builder`] (the engine's built-ins and the image application) plus its own.
 
+mod access_json;
 mod index;
 mod json_lines;
 mod log_writer;

@@ -61,6 +61,23 @@ impl Shared {
         // A panic while holding the lock leaves whole lines behind: keep going.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Queue `line` (whole lines), or drop and count it beyond [`MAX_PENDING`].
+    fn push(&self, line: &[u8], urgent: bool) {
+        let mut pending = self.lock();
+        if pending.lines.len() + line.len() > MAX_PENDING {
+            drop(pending);
+            DROPPED.inc();
+            return;
+        }
+        let wake = pending.lines.is_empty() || urgent;
+        pending.urgent |= urgent;
+        pending.lines.extend_from_slice(line);
+        drop(pending);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// The `MakeWriter` of the log layers.
@@ -93,6 +110,13 @@ impl BatchWriter {
             done,
         };
         Ok((Self { shared }, flush))
+    }
+}
+
+impl BatchWriter {
+    /// Queue one whole line that needs no haste (an access-log line).
+    pub fn write_line(&self, line: &[u8]) {
+        self.shared.push(line, false);
     }
 }
 
@@ -165,19 +189,7 @@ pub struct Line<'a> {
 
 impl Write for Line<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut pending = self.shared.lock();
-        if pending.lines.len() + buf.len() > MAX_PENDING {
-            drop(pending);
-            DROPPED.inc();
-            return Ok(buf.len());
-        }
-        let wake = pending.lines.is_empty() || self.urgent;
-        pending.urgent |= self.urgent;
-        pending.lines.extend_from_slice(buf);
-        drop(pending);
-        if wake {
-            self.shared.wake.notify_one();
-        }
+        self.shared.push(buf, self.urgent);
         Ok(buf.len())
     }
 

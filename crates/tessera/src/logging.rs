@@ -3,7 +3,8 @@
 //! Logs of the server go to stdout at `info`, through a writer of batches on its own thread
 //! ([`crate::log_writer`]) so a slow terminal or pipe never stalls a request; a batch command
 //! keeps stdout for its result and logs only warnings, straight to stderr (nothing is lost when
-//! it exits). `TESSERA_LOG` overrides the level.
+//! it exits). `TESSERA_LOG` overrides the level. The JSON access log's lines are written by
+//! [`crate::access_json`] straight from each request's entry, the same lines for less.
 //!
 //! Pingora logs at ERROR every connection that goes away in the middle of its request header
 //! ("Fail to proxy: Downstream … while reading request headers"): a client that hung up, or one
@@ -12,9 +13,10 @@
 //! [`QuietClientFaults`] drops those lines unless debug logging is on; the metrics
 //! (`tessera_connections_shed_total`, `tessera_header_timeouts_total`) count them instead.
 
+use crate::access_json::JsonAccessLog;
 use crate::json_lines::JsonLines;
 use crate::log_writer::{BatchWriter, Flush};
-use tessera_proxy::traces;
+use tessera_proxy::{access_log, traces};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata};
@@ -39,12 +41,16 @@ pub enum LogFormat {
 /// writes the lines still waiting.
 pub fn init(format: LogFormat, level: &str, to_stderr: bool) -> Option<Flush> {
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let (writer, flush) = match to_stderr {
-        true => (BoxMakeWriter::new(std::io::stderr), None),
+    let (writer, batch, flush) = match to_stderr {
+        true => (BoxMakeWriter::new(std::io::stderr), None, None),
         false => match BatchWriter::spawn(std::io::stdout()) {
-            Ok((writer, flush)) => (BoxMakeWriter::new(writer), Some(flush)),
+            Ok((writer, flush)) => (
+                BoxMakeWriter::new(writer.clone()),
+                Some(writer),
+                Some(flush),
+            ),
             // No thread to spare: write from the caller, as a batch command does.
-            Err(_) => (BoxMakeWriter::new(std::io::stdout), None),
+            Err(_) => (BoxMakeWriter::new(std::io::stdout), None, None),
         },
     };
     // Colours only for a terminal: a file or a pipe gets plain text.
@@ -82,6 +88,11 @@ pub fn init(format: LogFormat, level: &str, to_stderr: bool) -> Option<Flush> {
                     .with_filter(filter),
             )
             .init(),
+    }
+    // The JSON access log writes its lines itself, the same lines, when its level is on.
+    let access_on = tracing::enabled!(target: access_log::TARGET, Level::INFO);
+    if let (LogFormat::Json, Some(batch), true) = (format, batch, access_on) {
+        access_log::install(Box::new(JsonAccessLog::new(batch)));
     }
     flush
 }

@@ -1,7 +1,8 @@
-//! The end of every request: its route's metrics, the JSON access-log line, and the header
+//! The end of every request: its route's metrics, the access-log line, and the header
 //! deadline armed for the next request on the connection.
 
-use super::state::{OrElse, ServiceState};
+use super::state::ServiceState;
+use crate::access_log::{self, AccessEntry};
 use pingora::proxy::Session;
 use pingora::Error;
 
@@ -26,8 +27,7 @@ pub(super) fn request_done(session: &Session, e: Option<&Error>, state: &Service
     }
 }
 
-/// The access-log line. Written once per request, so its fields are borrowed strings and
-/// `Display` values written straight into the line, never a `String` of their own.
+/// The access-log line: its fields borrowed from the request, written by [`access_log::write`].
 fn access_line(
     session: &Session,
     e: Option<&Error>,
@@ -36,29 +36,26 @@ fn access_line(
     elapsed: std::time::Duration,
 ) {
     let req = session.req_header();
-    let header = |name: http::header::HeaderName| {
-        req.headers
-            .get(name)
+    access_log::write(&AccessEntry {
+        request_id: crate::request_id::of(req),
+        route: state.route_name(),
+        method: req.method.as_str(),
+        host: crate::plugin::authority(req).unwrap_or(""),
+        uri: &req.uri,
+        http: version(req.version),
+        status,
+        cache: state.exchange.cache.status().unwrap_or(""),
+        upstream: state.endpoint.as_ref().map(|b| &b.addr),
+        bytes: session.body_bytes_sent(),
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        client: state.exchange.client_ip,
+        user_agent: req
+            .headers
+            .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
-    tracing::info!(
-        target: "tessera::access",
-        request_id = crate::request_id::of(req),
-        route = state.route_name(),
-        method = req.method.as_str(),
-        host = crate::plugin::authority(req).unwrap_or(""),
-        path = %req.uri,
-        http = version(req.version),
-        status = status,
-        cache = state.exchange.cache.status().unwrap_or(""),
-        upstream = %state.endpoint(),
-        bytes = session.body_bytes_sent(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        client = %OrElse(state.exchange.client_ip, ""),
-        user_agent = header(http::header::USER_AGENT),
-        error = e.map(|e| e.etype().as_str()).unwrap_or(""),
-    );
+            .unwrap_or(""),
+        error: e.map(|e| e.etype().as_str()).unwrap_or(""),
+    });
 }
 
 /// As `http::Version`'s `Debug` writes it.

@@ -69,7 +69,7 @@ impl ServiceState {
 
     /// [`Self::endpoint_name`] without making a `String` (the access log writes it in place).
     pub(super) fn endpoint(&self) -> impl std::fmt::Display + '_ {
-        OrElse(self.endpoint.as_ref().map(|b| &b.addr), "-")
+        crate::access_log::OrDash(self.endpoint.as_ref().map(|b| &b.addr))
     }
 
     pub(super) fn cluster_name(&self) -> &str {
@@ -131,18 +131,6 @@ impl ServiceState {
             if let Ok(v) = HeaderValue::from_str(&dest) {
                 let _ = resp.insert_header("x-proxy-destination", v);
             }
-        }
-    }
-}
-
-/// A value, or a stand-in without one, for a log line.
-pub(super) struct OrElse<T>(pub Option<T>, pub &'static str);
-
-impl<T: std::fmt::Display> std::fmt::Display for OrElse<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => f.write_str(self.1),
         }
     }
 }
