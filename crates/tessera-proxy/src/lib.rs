@@ -22,6 +22,7 @@ pub mod config;
 pub mod filters;
 pub mod fleet;
 pub mod handlers;
+pub mod ip_text;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugin;

@@ -58,7 +58,12 @@ impl PublicUrls {
         } else {
             (own_scheme, own_host)
         };
-        format!("{scheme}://{host}").into()
+        // Every request works its base out: pieces pushed, not `format!` (1 k instructions).
+        let mut base = String::with_capacity(scheme.len() + 3 + host.len());
+        base.push_str(scheme);
+        base.push_str("://");
+        base.push_str(host);
+        base.into()
     }
 }
 

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::fmt::{self, Write};
 use std::net::IpAddr;
 use tessera_proxy::access_log::{AccessEntry, AccessLogWriter, OrDash};
+use tessera_proxy::ip_text::push_ip;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 
@@ -84,7 +85,7 @@ fn access_line(timer: &impl FormatTime, e: &AccessEntry<'_>, line: &mut String) 
     fraction(line, e.duration_ms)?;
     line.push_str(",\"client\":\"");
     if let Some(ip) = e.client {
-        ip_address(line, ip)?;
+        push_ip(line, ip);
     }
     line.push_str("\",\"user_agent\":");
     string(line, e.user_agent)?;
@@ -119,28 +120,12 @@ fn uri(line: &mut String, uri: &http::Uri) -> fmt::Result {
 fn upstream(line: &mut String, addr: Option<&SocketAddr>) -> fmt::Result {
     match addr.and_then(SocketAddr::as_inet) {
         Some(std::net::SocketAddr::V4(v4)) => {
-            ip_address(line, IpAddr::V4(*v4.ip()))?;
+            push_ip(line, IpAddr::V4(*v4.ip()));
             line.push(':');
             line.push_str(itoa::Buffer::new().format(v4.port()));
             Ok(())
         }
         _ => write!(Escaped(line), "{}", OrDash(addr)),
-    }
-}
-
-/// An address as its `Display` writes it; an IPv4 one without `core::fmt`.
-fn ip_address(line: &mut String, ip: IpAddr) -> fmt::Result {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    line.push('.');
-                }
-                line.push_str(itoa::Buffer::new().format(octet));
-            }
-            Ok(())
-        }
-        IpAddr::V6(v6) => write!(line, "{v6}"),
     }
 }
 

@@ -39,7 +39,11 @@ pub fn prepare(
             .and_then(|v| v.to_str().ok())
         {
             Some(prior) => format!("{prior}, {ip}"),
-            None => ip.to_string(),
+            None => {
+                let mut text = String::with_capacity(15);
+                crate::ip_text::push_ip(&mut text, ip);
+                text
+            }
         };
         // From the `String` itself: no copy of it.
         let xff = HeaderValue::try_from(xff)
