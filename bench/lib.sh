@@ -2,12 +2,10 @@
 # It gives: need CMD PACKAGE (exit unless installed), a scratch directory $WORK (removed on exit,
 # with every process whose pid is in PIDS), port (a free loopback port), wait_port PORT, median
 # (of numbers on stdin), cpu_ticks (CPU time of processes so far), static_upstream and
-# proxy_route_config (the proxy benchmarks' upstream and Tessera config), build_minimal_pingora
-# (the bare Pingora references), sample_picture (the sample
-# picture at any size, as PPM), tiles_lua
-# and rps (wrk over 48 distinct tiles),
-# start_iipsrv_behind_nginx (the image-server reference), and the test S3
-# server's credentials ($AK, $SK, and the AWS_*
+# proxy_route_config (the proxy benchmarks' upstream and Tessera config),
+# build_minimal_pingora (the bare Pingora references), sample_picture (the sample picture at
+# any size, as PPM), tiles_lua and rps (wrk over 48 distinct tiles), start_iipsrv_behind_nginx
+# (the image-server reference), and the test S3 server's credentials ($AK, $SK, and the AWS_*
 # variables Tessera reads).
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }

@@ -19,6 +19,7 @@
 # valgrind a proxy serves a few hundred requests a second, so each figure averages thousands.
 # Prints a Markdown table (paste into docs/benchmarks.md).
 set -euo pipefail
+[ -z "${PROFILES:-}" ] || PROFILES=$(realpath -m "$PROFILES")  # before the cd below
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 

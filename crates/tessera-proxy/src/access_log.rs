@@ -59,7 +59,7 @@ pub struct AccessEntry<'a> {
 }
 
 impl<'a> AccessEntry<'a> {
-    /// An entry for `uri` with every other field empty or zero.
+    /// An entry for `uri` over HTTP/1.1, every other field empty or zero.
     pub fn new(uri: &'a http::Uri) -> Self {
         Self {
             request_id: "",
@@ -81,7 +81,7 @@ impl<'a> AccessEntry<'a> {
 
     /// The entry as a `tracing` event: the default way of writing it, and what an installed
     /// writer's lines must look like (the server's JSON writer is tested against it).
-    pub fn as_event(&self) {
+    pub fn emit_event(&self) {
         tracing::info!(
             target: TARGET,
             request_id = self.request_id,
@@ -119,7 +119,7 @@ pub fn install(writer: Box<dyn AccessLogWriter>) -> bool {
 pub fn write(entry: &AccessEntry<'_>) {
     match WRITER.get() {
         Some(writer) => writer.write(entry),
-        None => entry.as_event(),
+        None => entry.emit_event(),
     }
 }
 

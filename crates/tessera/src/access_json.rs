@@ -1,7 +1,8 @@
 //! The access log's JSON line, written straight from the request's entry into the log's batch.
 //!
 //! The line is exactly the one the log's formatter ([`crate::json_lines`]) writes for the
-//! access log's `tracing` event, keys in the same order (a test holds the two to that); what
+//! access log's `tracing` event, keys in the same order (a test holds the two to that; no
+//! `spans` list, as the log records no spans the event could be in); what
 //! this skips is the way there: tracing's dispatch, and a visitor writing each of fourteen
 //! fields through `core::fmt`. Keys are written as literals, strings escaped in runs,
 //! integers by `itoa`, the number with a fraction by `ryu`, and the line is formed in a buffer
@@ -12,14 +13,13 @@
 //! Installed by [`crate::logging`] when the log is JSON on stdout and the access log's level is
 //! on; otherwise the event is written as before.
 
-use crate::json_lines::{fraction, string, Escaped, Utc};
+use crate::json_lines::{json_string, number_with_fraction, Escaped, Utc};
 use crate::log_writer::BatchWriter;
 use pingora::protocols::l4::socket::SocketAddr;
 use std::cell::RefCell;
 use std::fmt::{self, Write};
-use std::net::IpAddr;
 use tessera_proxy::access_log::{AccessEntry, AccessLogWriter, OrDash};
-use tessera_proxy::ip_text::push_ip;
+use tessera_proxy::ip_text::{push_ip, push_socket_addr};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 
@@ -62,37 +62,37 @@ fn access_line(timer: &impl FormatTime, e: &AccessEntry<'_>, line: &mut String) 
     line.push_str("{\"timestamp\":\"");
     timer.format_time(&mut Writer::new(line))?;
     line.push_str("\",\"level\":\"INFO\",\"request_id\":");
-    string(line, e.request_id)?;
+    json_string(line, e.request_id)?;
     line.push_str(",\"route\":");
-    string(line, e.route)?;
+    json_string(line, e.route)?;
     line.push_str(",\"method\":");
-    string(line, e.method)?;
+    json_string(line, e.method)?;
     line.push_str(",\"host\":");
-    string(line, e.host)?;
+    json_string(line, e.host)?;
     line.push_str(",\"path\":\"");
     uri(line, e.uri)?;
     line.push_str("\",\"http\":");
-    string(line, e.http)?;
+    json_string(line, e.http)?;
     line.push_str(",\"status\":");
     line.push_str(itoa::Buffer::new().format(e.status));
     line.push_str(",\"cache\":");
-    string(line, e.cache)?;
+    json_string(line, e.cache)?;
     line.push_str(",\"upstream\":\"");
     upstream(line, e.upstream)?;
     line.push_str("\",\"bytes\":");
     line.push_str(itoa::Buffer::new().format(e.bytes));
     line.push_str(",\"duration_ms\":");
-    fraction(line, e.duration_ms)?;
+    number_with_fraction(line, e.duration_ms)?;
     line.push_str(",\"client\":\"");
     if let Some(ip) = e.client {
         push_ip(line, ip);
     }
     line.push_str("\",\"user_agent\":");
-    string(line, e.user_agent)?;
+    json_string(line, e.user_agent)?;
     line.push_str(",\"error\":");
-    string(line, e.error)?;
+    json_string(line, e.error)?;
     line.push_str(",\"target\":");
-    string(line, tessera_proxy::access_log::TARGET)?;
+    json_string(line, tessera_proxy::access_log::TARGET)?;
     line.push_str("}\n");
     Ok(())
 }
@@ -115,14 +115,12 @@ fn uri(line: &mut String, uri: &http::Uri) -> fmt::Result {
     Ok(())
 }
 
-/// The endpoint as its `Display` writes it (`-` for none), escaped; an IPv4 one without
+/// The endpoint as its `Display` writes it (`-` for none), escaped; an IP one without
 /// `core::fmt`.
 fn upstream(line: &mut String, addr: Option<&SocketAddr>) -> fmt::Result {
     match addr.and_then(SocketAddr::as_inet) {
-        Some(std::net::SocketAddr::V4(v4)) => {
-            push_ip(line, IpAddr::V4(*v4.ip()));
-            line.push(':');
-            line.push_str(itoa::Buffer::new().format(v4.port()));
+        Some(inet) => {
+            push_socket_addr(line, *inet);
             Ok(())
         }
         _ => write!(Escaped(line), "{}", OrDash(addr)),
@@ -135,11 +133,12 @@ mod tests {
     use crate::json_lines::tests::{Fixed, Lines};
     use crate::json_lines::JsonLines;
     use proptest::prelude::*;
+    use std::net::IpAddr;
     use tracing_subscriber::fmt::format::JsonFields;
     use tracing_subscriber::layer::SubscriberExt;
 
     /// The line the log's formatter writes for the entry's `tracing` event.
-    fn as_event_line(entry: &AccessEntry<'_>) -> String {
+    fn event_line(entry: &AccessEntry<'_>) -> String {
         let lines = Lines::default();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
@@ -147,7 +146,7 @@ mod tests {
                 .event_format(JsonLines::with_timer(Fixed))
                 .with_writer(lines.clone()),
         );
-        tracing::subscriber::with_default(subscriber, || entry.as_event());
+        tracing::subscriber::with_default(subscriber, || entry.emit_event());
         lines.text()
     }
 
@@ -177,11 +176,42 @@ mod tests {
             ..AccessEntry::new(&uri)
         };
         let line = direct_line(&entry);
-        assert_eq!(line, as_event_line(&entry));
+        assert_eq!(line, event_line(&entry));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["path"], "/iiif/3/b1234/full/max/0/default.jpg?x=1");
         assert_eq!(v["upstream"], "127.0.0.1:9000");
         assert_eq!(v["target"], "tessera::access");
+    }
+
+    #[test]
+    fn the_writer_puts_each_line_whole_into_the_log() {
+        let lines = Lines::default();
+        let (out, flush) = BatchWriter::spawn(lines.clone()).unwrap();
+        let log = JsonAccessLog { out, timer: Fixed };
+        let uri: http::Uri = "/iiif/a/info.json".parse().unwrap();
+        let long_agent = "x".repeat(2 * KEEP_CAPACITY);
+        let entries = [
+            AccessEntry {
+                status: 200,
+                ..AccessEntry::new(&uri)
+            },
+            AccessEntry {
+                user_agent: &long_agent,
+                ..AccessEntry::new(&uri)
+            },
+            AccessEntry {
+                status: 404,
+                ..AccessEntry::new(&uri)
+            },
+        ];
+        for entry in &entries {
+            log.write(entry);
+        }
+        drop(flush);
+        let expected: String = entries.iter().map(direct_line).collect();
+        assert_eq!(lines.text(), expected);
+        // The freak line's buffer was let go.
+        LINE.with_borrow(|line| assert!(line.capacity() <= KEEP_CAPACITY));
     }
 
     fn socket() -> impl Strategy<Value = Option<SocketAddr>> {
@@ -233,7 +263,7 @@ mod tests {
                 error: &strings[6],
             };
             let line = direct_line(&entry);
-            prop_assert_eq!(&line, &as_event_line(&entry));
+            prop_assert_eq!(&line, &event_line(&entry));
             prop_assert!(serde_json::from_str::<serde_json::Value>(&line).is_ok());
         }
     }

@@ -3,12 +3,13 @@
 //!
 //! Why not that format itself: it serializes through `serde_json` into an adaptor that checks
 //! each fragment for UTF-8 again, and formats every `Display` field into a `String` of its own
-//! first. The access log writes a line per request, and that cost was most of the log's: with
-//! it, the access log took 15 % of the proxy's throughput (`bench/proxy_overhead.sh`). The line
+//! first. When the access log went through it, a line per request, that cost took 15 % of the
+//! proxy's throughput (`bench/proxy_overhead.sh`); the access log's line is now written by
+//! [`crate::access_json`] straight from the request's entry (the same line), and this formats
+//! every other line, and the access log's when it is an event (text logs, tests). The line
 //! here is the same JSON object with its keys in the same order; numbers with a fraction are
 //! written as Rust's `Display` writes them (the same digits as `serde_json`'s `ryu`, never an
-//! exponent), non-finite ones as `null`, as `serde_json` does. The access log's line is written
-//! without any of this by [`crate::access_json`], the same line from the entry itself.
+//! exponent), non-finite ones as `null`, as `serde_json` does.
 //!
 //! ```text
 //! {"timestamp":"…","level":"INFO",<the event's fields in order>,"target":"…"}
@@ -16,7 +17,8 @@
 //!
 //! Events from the `log` crate (Pingora's) carry their own target and level, as in the
 //! `tracing-subscriber` format; a span list (`"spans":[{…,"name":…}]`) follows the target when
-//! the event is inside spans this layer records (none, today: the trace spans are not logged).
+//! the event is inside spans this layer records (none, today: the trace spans are not logged,
+//! which is also why [`crate::access_json`] never writes one).
 
 use std::fmt::{self, Write};
 use tracing::field::{Field, Visit};
@@ -111,7 +113,7 @@ where
         event.record(&mut fields);
         fields.result?;
         w.write_str(",\"target\":")?;
-        string(&mut w, meta.target())?;
+        json_string(&mut w, meta.target())?;
         if let Some(scope) = ctx.event_scope() {
             w.write_str(",\"spans\":[")?;
             for (i, span) in scope.from_root().enumerate() {
@@ -126,7 +128,7 @@ where
                     w.write_char(',')?;
                 }
                 w.write_str("\"name\":")?;
-                string(&mut w, span.name())?;
+                json_string(&mut w, span.name())?;
                 w.write_char('}')?;
             }
             w.write_char(']')?;
@@ -158,7 +160,7 @@ impl Fields<'_, '_> {
 
 impl Visit for Fields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.entry(field, |w| string(w, value));
+        self.entry(field, |w| json_string(w, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -170,7 +172,7 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.entry(field, |w| fraction(w, value));
+        self.entry(field, |w| number_with_fraction(w, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -198,7 +200,7 @@ impl Visit for Fields<'_, '_> {
 /// the same, never an exponent), `null` when it is not finite (as `serde_json` writes those).
 /// `ryu` finds the same shortest digits several times faster; it writes an exponent for very
 /// large or small magnitudes, which are then left to `core::fmt`.
-pub(crate) fn fraction(w: &mut impl Write, value: f64) -> fmt::Result {
+pub(crate) fn number_with_fraction(w: &mut impl Write, value: f64) -> fmt::Result {
     if !value.is_finite() {
         return w.write_str("null");
     }
@@ -211,7 +213,7 @@ pub(crate) fn fraction(w: &mut impl Write, value: f64) -> fmt::Result {
 }
 
 /// `value` as a JSON string.
-pub(crate) fn string(w: &mut impl Write, value: &str) -> fmt::Result {
+pub(crate) fn json_string(w: &mut impl Write, value: &str) -> fmt::Result {
     w.write_char('"')?;
     Escaped(w).write_str(value)?;
     w.write_char('"')
@@ -421,7 +423,7 @@ pub(crate) mod tests {
             ]
         ) {
             let mut ours = String::new();
-            fraction(&mut ours, value).unwrap();
+            number_with_fraction(&mut ours, value).unwrap();
             let expected = if value.is_finite() { format!("{value}") } else { "null".into() };
             proptest::prop_assert_eq!(ours, expected);
         }
@@ -446,7 +448,7 @@ pub(crate) mod tests {
             0.1 + 0.2,
         ] {
             let mut ours = String::new();
-            fraction(&mut ours, value).unwrap();
+            number_with_fraction(&mut ours, value).unwrap();
             assert_eq!(ours, format!("{value}"));
         }
     }

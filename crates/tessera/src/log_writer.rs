@@ -80,7 +80,8 @@ impl Shared {
     }
 }
 
-/// The `MakeWriter` of the log layers.
+/// Where the log's lines go: the `MakeWriter` of the log layers, and [`BatchWriter::write_line`]
+/// for lines formed elsewhere (the access log's).
 #[derive(Clone)]
 pub struct BatchWriter {
     shared: Arc<Shared>,
@@ -111,9 +112,7 @@ impl BatchWriter {
         };
         Ok((Self { shared }, flush))
     }
-}
 
-impl BatchWriter {
     /// Queue one whole line that needs no haste (an access-log line).
     pub fn write_line(&self, line: &[u8]) {
         self.shared.push(line, false);

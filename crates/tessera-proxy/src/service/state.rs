@@ -64,12 +64,7 @@ impl ServiceState {
 
     /// The current endpoint as `ip:port`, or `-`.
     pub(super) fn endpoint_name(&self) -> String {
-        self.endpoint().to_string()
-    }
-
-    /// [`Self::endpoint_name`] without making a `String` (the access log writes it in place).
-    pub(super) fn endpoint(&self) -> impl std::fmt::Display + '_ {
-        crate::access_log::OrDash(self.endpoint.as_ref().map(|b| &b.addr))
+        crate::access_log::OrDash(self.endpoint.as_ref().map(|b| &b.addr)).to_string()
     }
 
     pub(super) fn cluster_name(&self) -> &str {

@@ -33,18 +33,18 @@ pub fn prepare(
         set(upstream, http::header::HOST, host)?;
     }
     if let Some(ip) = req.client_ip {
-        let xff = match upstream
+        let prior = upstream
             .headers
             .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => {
-                let mut text = String::with_capacity(15);
-                crate::ip_text::push_ip(&mut text, ip);
-                text
-            }
-        };
+            .and_then(|v| v.to_str().ok());
+        // "prior, ip" or "ip".
+        let prior_len = prior.map_or(0, |p| p.len() + 2);
+        let mut xff = String::with_capacity(prior_len + crate::ip_text::MAX_IPV4_LEN);
+        if let Some(prior) = prior {
+            xff.push_str(prior);
+            xff.push_str(", ");
+        }
+        crate::ip_text::push_ip(&mut xff, ip);
         // From the `String` itself: no copy of it.
         let xff = HeaderValue::try_from(xff)
             .map_err(|_| HttpError::new(StatusCode::BAD_REQUEST, "bad request: X-Forwarded-For"))?;
