@@ -14,6 +14,10 @@
 #                                                   # same config, same rounds
 #   BIG_MASTER=/path/to/master.jp2 NO_RENDER=1 bench/views.sh     # byte_range of this file instead
 #                                                   # of the made one (say, an HTJ2K master)
+#   SKIP_PLANES=1 BASELINE=target/release/tessera NO_RENDER=1 bench/views.sh
+#                                                   # byte_range with skip_last_bit_planes: 1,
+#                                                   # beside the exact decode (the baseline runs
+#                                                   # without it)
 #
 # Each byte_range row also gives the decode time per request (tessera_decode_duration_seconds,
 # the decode, resize and encode on the blocking pool: no fetch).
@@ -95,7 +99,7 @@ clusters:
 routes:
   - name: small
     match: { path: "/small/{image}/full/{size}/{rotation}/{quality}.{format}" }
-    handler: { byte_range: { origin: masters, key: "{image}", version: 2, request: "full/{size}/{rotation}/{quality}.{format}", max_pixels: 2000000 } }
+    handler: { byte_range: { origin: masters, key: "{image}", version: 2, request: "full/{size}/{rotation}/{quality}.{format}", max_pixels: 2000000${SKIP_PLANES:+, skip_last_bit_planes: $SKIP_PLANES} } }
   - name: tiles
     match: { path: "/iip/{image}/{iiif*}" }
     handler: { orchestrate: { origin: masters, key: "{image}", cluster: iip, upstream_path: "/fcgi-bin/iipsrv.fcgi?IIIF={local_path}/{iiif}" } }
@@ -108,7 +112,8 @@ for _ in $(seq 200); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null && br
 if [ -n "${BASELINE:-}" ]; then
   BTES=$(port); BADM=$(port)
   sed -e "s/127.0.0.1:$TES/127.0.0.1:$BTES/" -e "s/127.0.0.1:$ADM/127.0.0.1:$BADM/" \
-    -e "s#$WORK/cache#$WORK/cache-baseline#" "$WORK/proxy.yaml" > "$WORK/baseline.yaml"
+    -e "s#$WORK/cache#$WORK/cache-baseline#" -e "s/, skip_last_bit_planes: [0-9]*//" \
+    "$WORK/proxy.yaml" > "$WORK/baseline.yaml"
   "$BASELINE" run --config "$WORK/baseline.yaml" > "$WORK/baseline.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$BADM/readyz" >/dev/null && break; sleep 0.05; done
 fi

@@ -74,6 +74,25 @@ routes:
 }
 
 #[test]
+fn check_reports_too_many_skipped_bit_planes_at_their_value() {
+    let (ok, _, stderr) = check(
+        r#"origins:
+  m: { dir: "/tmp" }
+routes:
+  - name: small
+    match: { path: "/s/{image}/{iiif*}" }
+    handler: { byte_range: { origin: m, key: "{image}", skip_last_bit_planes: 4 } }
+"#,
+    );
+    assert!(!ok);
+    // Line 6, column 79: the value of `skip_last_bit_planes`.
+    assert!(
+        stderr.starts_with("FILE:6:79: handler \"byte_range\": must be at most 3"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_reports_unknown_keys_and_bad_values() {
     let (ok, _, stderr) = check("listen:\n  - address: \"127.0.0.1:80\"\n    tls_cert: x\n");
     assert!(!ok);

@@ -122,6 +122,41 @@ fn full_250_is_opj_decompress_r3(t: &Tessera, s3: &S3Server, key: &str, file: &s
     assert!(read * 10 < size, "read {read} of {size} bytes");
 }
 
+/// With `skip_last_bit_planes: 1`, a small view of a lossless master (every bit-plane holds
+/// bits) is decoded without each code-block's last one: close to `opj_decompress`'s pixels, not
+/// equal to them, read from the same few ranges, and counted.
+#[test]
+fn a_route_that_skips_the_last_bit_plane_answers_close_to_the_exact_view() {
+    let s3 = S3Server::start();
+    let file = jp2_with(2000, 1500, &["-p", "RPCL", "-TP", "R", "-TLM", "-n", "6"]);
+    s3.put_file("lossless", &file);
+    let yaml = config(&s3, "").replace(
+        "max_pixels: 250000, otherwise: tiles",
+        "max_pixels: 250000, otherwise: tiles, skip_last_bit_planes: 1",
+    );
+    let t = Tessera::start(&yaml);
+
+    let r = t.get("/iiif/lossless/full/250,/0/default.png");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (w, h, pixels) = png_pixels(&r.body);
+    let (rw, rh, exact) = opj_decode(&file, 3);
+    assert_eq!((w, h), (rw, rh));
+    assert!(pixels != exact, "the last plane was decoded");
+    let squared: f64 = pixels
+        .iter()
+        .zip(&exact)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    let psnr = 10.0 * (255.0f64.powi(2) * pixels.len() as f64 / squared).log10();
+    assert!(psnr > 40.0, "{psnr:.1} dB");
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(ranged_bytes(&s3, "lossless") * 10 < size);
+    assert_eq!(
+        t.metric("tessera_byte_range_planes_skipped_total", &[]),
+        1.0
+    );
+}
+
 #[test]
 fn requests_this_route_does_not_serve_go_to_the_otherwise_route() {
     let s3 = S3Server::start();

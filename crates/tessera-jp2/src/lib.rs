@@ -21,6 +21,9 @@
 //! 5. [`as_reduced_image`] rewrites that codestream's main header as the smaller image's, so that
 //!    a decoder reads it whole, at no reduce, without building the structures of the resolutions
 //!    it would skip (the same pixels again).
+//! 6. Optionally, [`without_last_planes`] rewrites its packet headers so that the decoder leaves
+//!    each code-block's last bit-planes undecoded: close to the same pixels, in a fraction of
+//!    the time (the packet-header coding it needs is the `tier2` module).
 //!
 //! Nothing here does I/O or panics on malformed input: every length is checked before use, errors
 //! say which byte was wrong, and allocations are bounded by the bytes given (or, for per-tile
@@ -31,16 +34,19 @@ mod assemble;
 mod boxes;
 mod bytes;
 mod error;
+mod fewer_planes;
 mod header;
 mod index;
 pub mod markers;
 mod plan;
 mod reduced;
+mod tier2;
 mod walker;
 
 pub use assemble::assemble;
 pub use boxes::{Colr, Ihdr, Jp2Boxes};
 pub use error::{Jp2Error, ParseError};
+pub use fewer_planes::without_last_planes;
 pub use header::Header;
 pub use index::{Component, Jp2Index, TilePart, INDEX_VERSION};
 pub use markers::{Coc, Cod, Comment, ComponentSiz, Progression, SegmentInfo, Siz, Tlm, TlmEntry};

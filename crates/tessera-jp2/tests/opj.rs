@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use tessera_jp2::{
-    as_reduced_image, assemble, Header, Jp2Index, ParseError, Plan, Progression, SotWalker,
-    TilePart,
+    as_reduced_image, assemble, without_last_planes, Header, Jp2Index, ParseError, Plan,
+    Progression, SotWalker, TilePart,
 };
 
 const W: usize = 2000;
@@ -603,4 +603,122 @@ fn a_tile_grid_not_divisible_is_not_rewritten() {
     let plan = idx.plan(3, 0).unwrap();
     let part = assemble(&idx, &plan, &fetched(&file, &plan)).unwrap();
     assert!(as_reduced_image(&part, 3).is_none());
+}
+
+// --- Fewer bit-planes: `without_last_planes` ---
+
+/// The pixels of an `opj_decompress` PPM (after its header).
+fn pixels(ppm: &[u8]) -> &[u8] {
+    let (w, h) = ppm_size(ppm);
+    &ppm[ppm.len() - (w * h * 3) as usize..]
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let se: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    match se {
+        0.0 => f64::INFINITY,
+        se => 10.0 * (255.0f64.powi(2) / (se / a.len() as f64)).log10(),
+    }
+}
+
+/// `cs` rewritten with none and with one of its last bit-planes left out: the first decodes to
+/// exactly `cs`'s pixels, the second to pixels close to them.
+fn check_fewer_planes(label: &str, cs: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.j2k");
+    std::fs::write(&original, cs).unwrap();
+    let exact = decode(&original, 0, dir.path(), "original");
+    let same = without_last_planes(cs, 0).unwrap_or_else(|| panic!("{label}: not rewritten"));
+    let same_path = dir.path().join("same.j2k");
+    std::fs::write(&same_path, &same).unwrap();
+    assert!(
+        pixels(&decode(&same_path, 0, dir.path(), "same")) == pixels(&exact),
+        "{label}: the rewrite that leaves nothing out changed the pixels"
+    );
+    let lighter = without_last_planes(cs, 1).unwrap();
+    let lighter_path = dir.path().join("lighter.j2k");
+    std::fs::write(&lighter_path, &lighter).unwrap();
+    let decoded = decode(&lighter_path, 0, dir.path(), "lighter");
+    let quality = psnr(pixels(&decoded), pixels(&exact));
+    println!("{label}: one plane left out: {quality:.1} dB");
+    assert!(quality > 38.0, "{label}: {quality:.1} dB");
+}
+
+#[test]
+fn fewer_planes_decode_close_to_every_progression_and_marker() {
+    if !have_tools() {
+        return;
+    }
+    let cases: &[(&str, &[&str])] = &[
+        ("p-rpcl-lossy", &["-p", "RPCL", "-n", "5", "-r", "10"]),
+        ("p-lrcp-sop-eph", &["-p", "LRCP", "-SOP", "-EPH", "-n", "5"]),
+        ("p-rlcp-tp", &["-p", "RLCP", "-TP", "R", "-r", "8"]),
+        ("p-pcrl", &["-p", "PCRL", "-r", "12"]),
+        ("p-cprl-plt", &["-p", "CPRL", "-PLT", "-TLM", "-TP", "C"]),
+    ];
+    for (name, flags) in cases {
+        let path = fixture(name, 640, 480, "j2k", flags);
+        check_fewer_planes(name, &read(&path));
+    }
+}
+
+#[test]
+fn fewer_planes_of_the_smaller_image_a_small_view_decodes() {
+    if !have_tools() {
+        return;
+    }
+    let path = raw_j2k();
+    let file = read(&path);
+    let idx = index(&file);
+    for d in [1, 2] {
+        let plan = idx.plan(d, 0).unwrap();
+        let part = assemble(&idx, &plan, &fetched(&file, &plan)).unwrap();
+        let smaller = as_reduced_image(&part, d).unwrap();
+        check_fewer_planes(&format!("raw j2k, reduce {d}"), &smaller);
+    }
+}
+
+#[test]
+fn fewer_planes_decline_what_they_cannot_rewrite() {
+    if !have_tools() {
+        return;
+    }
+    let cases: &[(&str, &[&str])] = &[
+        ("q-layers", &["-r", "40,20,10"]),
+        ("q-tiles", &["-t", "256,256"]),
+        ("q-precincts", &["-c", "[64,64]"]),
+        ("q-bypass", &["-M", "1"]),
+    ];
+    for (name, flags) in cases {
+        let path = fixture(name, 640, 480, "j2k", flags);
+        assert!(without_last_planes(&read(&path), 1).is_none(), "{name}");
+    }
+    // Not a codestream at all, or one cut short.
+    assert!(without_last_planes(b"not a codestream", 1).is_none());
+    let cs = read(&fixture(
+        "p-rpcl-lossy",
+        640,
+        480,
+        "j2k",
+        &["-p", "RPCL", "-n", "5", "-r", "10"],
+    ));
+    for cut in [3, 100, cs.len() / 2, cs.len() - 3] {
+        assert!(without_last_planes(&cs[..cut], 1).is_none(), "cut at {cut}");
+    }
+    // Any byte changed: an answer or a refusal, never a panic.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..3000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut bad = cs.clone();
+        let at = (seed % bad.len() as u64) as usize;
+        bad[at] ^= (seed >> 32) as u8 | 1;
+        let _ = without_last_planes(&bad, 1);
+    }
 }

@@ -228,6 +228,9 @@ pub fn exercise(bytes: &[u8]) {
                 if let Ok(cs) = assemble(&idx, &plan, &fetched) {
                     // What we assemble must parse again.
                     Header::parse(&cs).expect("assembled codestream does not parse");
+                    for planes in [0, 1] {
+                        let _ = tessera_jp2::without_last_planes(&cs, planes);
+                    }
                 }
             }
         }
