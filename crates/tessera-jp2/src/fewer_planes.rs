@@ -64,9 +64,11 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
         let psot = u32::from_be_bytes([sot[6], sot[7], sot[8], sot[9]]) as usize;
         let end = match psot {
             0 => cs.len().checked_sub(2)?,
-            n if n < 14 => return None, // not even SOT and SOD
             n => at.checked_add(n)?,
         };
+        if end < at.checked_add(14)? {
+            return None; // not even SOT and SOD
+        }
         let tile_part = cs.get(at..end)?;
         let header_end = tile_part_header(tile_part)?;
         let mut rewritten = Vec::with_capacity(tile_part.len());

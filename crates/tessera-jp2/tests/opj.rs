@@ -710,6 +710,12 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
     for cut in [3, 100, cs.len() / 2, cs.len() - 3] {
         assert!(without_last_planes(&cs[..cut], 1).is_none(), "cut at {cut}");
     }
+    // A last tile-part (Psot 0: to the end) cut inside its SOT.
+    let sot = cs.windows(2).position(|w| w == [0xFF, 0x90]).unwrap();
+    let mut short = cs[..sot + 10].to_vec();
+    short[sot + 6..sot + 10].copy_from_slice(&[0; 4]);
+    short.extend_from_slice(&[0xFF, 0xD9]);
+    assert!(without_last_planes(&short, 1).is_none());
     // Any byte changed: an answer or a refusal, never a panic.
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     for _ in 0..3000 {
