@@ -136,9 +136,11 @@ fn tile_part_header(tile_part: &[u8]) -> Option<usize> {
 }
 
 /// The passes of a code-block with `numbps` bit-planes (from its first coded one) above plane
-/// `planes` of its band: one clean-up pass, then three per plane. At least one.
+/// `planes` of its band: one clean-up pass, then three per plane. At least one: a code-block
+/// whose planes are all among the last `planes` keeps its first pass (cheap: few coefficients
+/// are significant in it), so that its part of the packet header stays as it was.
 pub fn kept_passes(numbps: u32, planes: u32) -> u32 {
-    match numbps.checked_sub(planes + 1) {
+    match numbps.checked_sub(planes.saturating_add(1)) {
         Some(below_first) => 1 + 3 * below_first,
         None => 1,
     }
@@ -147,7 +149,7 @@ pub fn kept_passes(numbps: u32, planes: u32) -> u32 {
 /// The most components and code-blocks (in all) of a codestream this rewrites: far beyond a
 /// small view's (a few components, a few thousand code-blocks).
 const MAX_COMPONENTS: usize = 16;
-const MAX_CODE_BLOCKS: usize = 1 << 20;
+const MAX_CODE_BLOCKS: usize = 1 << 16;
 
 /// The image's geometry as the packet headers need it.
 struct Layout {
@@ -308,11 +310,10 @@ impl Layout {
             }
             at += 2;
         }
-        let body: usize = bands
+        let body = bands
             .iter()
             .flat_map(|b| &b.blocks)
-            .map(|c| c.length as usize)
-            .sum();
+            .try_fold(0usize, |sum, c| sum.checked_add(c.length as usize))?;
         for (band, shape) in bands.iter_mut().zip(shapes) {
             for block in band.blocks.iter_mut().filter(|b| b.included) {
                 let numbps = shape.magnitude_planes.checked_sub(block.zero_planes)?;

@@ -660,11 +660,50 @@ fn fewer_planes_decode_close_to_every_progression_and_marker() {
         ("p-rlcp-tp", &["-p", "RLCP", "-TP", "R", "-r", "8"]),
         ("p-pcrl", &["-p", "PCRL", "-r", "12"]),
         ("p-cprl-plt", &["-p", "CPRL", "-PLT", "-TLM", "-TP", "C"]),
+        // 9-7 wavelet: quantized, every band's step size written out (QCD style 2); every
+        // plane coded, and the encoder's rate control cutting the last ones.
+        ("p-irreversible-all", &["-I", "-p", "RPCL"]),
+        ("p-irreversible-10", &["-I", "-p", "RPCL", "-r", "10"]),
+        // The image away from the grid's origin: bands that start between code-blocks.
+        ("p-offset", &["-d", "7,3", "-p", "LRCP"]),
+        ("p-subsampled", &["-s", "2,2", "-p", "RPCL"]),
     ];
     for (name, flags) in cases {
         let path = fixture(name, 640, 480, "j2k", flags);
         check_fewer_planes(name, &read(&path));
     }
+}
+
+/// The step sizes derived from the LL band's (QCD style 1, which `opj_compress` does not
+/// write): the irreversible fixture with its QCD cut down to the first step size.
+#[test]
+fn fewer_planes_with_derived_step_sizes() {
+    if !have_tools() {
+        return;
+    }
+    let cs = read(&fixture(
+        "p-irreversible-all",
+        640,
+        480,
+        "j2k",
+        &["-I", "-p", "RPCL"],
+    ));
+    let qcd = cs.windows(2).position(|w| w == [0xFF, 0x5C]).unwrap();
+    let length = usize::from(u16::from_be_bytes([cs[qcd + 2], cs[qcd + 3]]));
+    let sqcd = cs[qcd + 4];
+    assert_eq!(sqcd & 0x1F, 2, "expounded step sizes");
+    let mut derived = cs[..qcd].to_vec();
+    derived.extend_from_slice(&[
+        0xFF,
+        0x5C,
+        0,
+        5,
+        (sqcd & 0xE0) | 1,
+        cs[qcd + 5],
+        cs[qcd + 6],
+    ]);
+    derived.extend_from_slice(&cs[qcd + 2 + length..]);
+    check_fewer_planes("derived step sizes", &derived);
 }
 
 #[test]

@@ -41,18 +41,18 @@ impl TagTree {
     }
 
     /// The nodes from the root down to leaf `leaf`, as indices.
-    fn path(&self, leaf: usize) -> Vec<usize> {
+    fn path(&self, leaf: usize) -> impl Iterator<Item = usize> {
         let (mut x, mut y) = (leaf % self.levels[0].0, leaf / self.levels[0].0);
         let mut start = 0;
-        let mut path = Vec::with_capacity(self.levels.len());
-        for &(w, h) in &self.levels {
-            path.push(start + y * w + x);
+        // At most 64 levels (a tree over 2^64 leaves): no allocation per call.
+        let mut path = [0usize; 64];
+        for (slot, &(w, h)) in path.iter_mut().zip(&self.levels) {
+            *slot = start + y * w + x;
             start += w * h;
             x /= 2;
             y /= 2;
         }
-        path.reverse();
-        path
+        path.into_iter().take(self.levels.len()).rev()
     }
 
     /// Decode leaf `leaf` up to `threshold`: whether its value is below it.
@@ -79,8 +79,8 @@ impl TagTree {
             }
             node.low = low;
         }
-        let leaf_index = *self.path(leaf).last()?;
-        Some(self.nodes[leaf_index].value < threshold)
+        // The leaves are the first nodes.
+        Some(self.nodes[leaf].value < threshold)
     }
 
     /// The value of a leaf the decoder has learnt (below a threshold it was decoded to).
