@@ -108,31 +108,16 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
 
 /// Where a tile-part's header ends (its SOD), if it holds nothing this cannot carry over.
 fn tile_part_header(tile_part: &[u8]) -> Option<usize> {
-    let mut p = 12;
-    loop {
-        match markers::next_item(tile_part, p as u64).ok()? {
-            Item::Segment { marker, length, .. } => {
-                if matches!(
-                    marker,
-                    markers::COD
-                        | markers::COC
-                        | markers::QCD
-                        | markers::QCC
-                        | markers::POC
-                        | markers::PPT
-                        | markers::RGN
-                ) {
-                    return None;
-                }
-                p += usize::try_from(length).ok()?;
-            }
-            Item::Bare {
-                marker: markers::SOD,
-                ..
-            } => return Some(p),
-            _ => return None,
-        }
-    }
+    let refused = [
+        markers::COD,
+        markers::COC,
+        markers::QCD,
+        markers::QCC,
+        markers::POC,
+        markers::PPT,
+        markers::RGN,
+    ];
+    markers::tile_part_header_end(tile_part, &refused)
 }
 
 /// The passes of a code-block with `numbps` bit-planes (from its first coded one) above plane

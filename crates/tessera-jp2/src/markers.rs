@@ -65,6 +65,24 @@ fn marker_err(offset: u64, marker: u16, reason: &'static str) -> ParseError {
     })
 }
 
+/// Where the header of a tile-part (`tile_part`: from its SOT on) ends, the offset of its SOD;
+/// `None` if it holds a segment of `refused` (one a rewrite cannot keep valid) or is malformed.
+pub(crate) fn tile_part_header_end(tile_part: &[u8], refused: &[u16]) -> Option<usize> {
+    let mut at = 12;
+    loop {
+        match next_item(tile_part, at as u64).ok()? {
+            Item::Segment { marker, length, .. } => {
+                if refused.contains(&marker) {
+                    return None;
+                }
+                at += usize::try_from(length).ok()?;
+            }
+            Item::Bare { marker: SOD, .. } => return Some(at),
+            _ => return None,
+        }
+    }
+}
+
 /// Reads the marker at `pos` of `buf` and, if it has one, its whole segment.
 pub(crate) fn next_item(buf: &[u8], pos: u64) -> Result<Item<'_>, ParseError> {
     let marker = u16_at(buf, pos)?;

@@ -96,30 +96,15 @@ fn check_tile_parts(cs: &[u8], mut pos: usize) -> Option<()> {
             0 => cs.len() - 2,
             n => pos.checked_add(n)?,
         };
-        let mut at = pos + 12;
-        loop {
-            match markers::next_item(cs.get(..end)?, at as u64).ok()? {
-                Item::Segment { marker, length, .. } => {
-                    if matches!(
-                        marker,
-                        markers::COD
-                            | markers::COC
-                            | markers::QCD
-                            | markers::QCC
-                            | markers::POC
-                            | markers::PPT
-                    ) {
-                        return None;
-                    }
-                    at += usize::try_from(length).ok()?;
-                }
-                Item::Bare {
-                    marker: markers::SOD,
-                    ..
-                } => break,
-                _ => return None,
-            }
-        }
+        let refused = [
+            markers::COD,
+            markers::COC,
+            markers::QCD,
+            markers::QCC,
+            markers::POC,
+            markers::PPT,
+        ];
+        markers::tile_part_header_end(cs.get(pos..end)?, &refused)?;
         pos = end;
     }
     (cs.get(pos..)? == markers::EOC.to_be_bytes()).then_some(())
