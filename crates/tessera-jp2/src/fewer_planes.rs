@@ -108,15 +108,8 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
 
 /// Where a tile-part's header ends (its SOD), if it holds nothing this cannot carry over.
 fn tile_part_header(tile_part: &[u8]) -> Option<usize> {
-    let refused = [
-        markers::COD,
-        markers::COC,
-        markers::QCD,
-        markers::QCC,
-        markers::POC,
-        markers::PPT,
-        markers::RGN,
-    ];
+    let mut refused = markers::TILE_CODING_SEGMENTS.to_vec();
+    refused.push(markers::RGN); // a region of interest shifts the bit-planes
     markers::tile_part_header_end(tile_part, &refused)
 }
 

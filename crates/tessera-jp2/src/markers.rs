@@ -65,6 +65,10 @@ fn marker_err(offset: u64, marker: u16, reason: &'static str) -> ParseError {
     })
 }
 
+/// Segments of a tile-part header that set coding style, quantization or progression, which a
+/// rewrite of the main header cannot keep valid.
+pub(crate) const TILE_CODING_SEGMENTS: [u16; 6] = [COD, COC, QCD, QCC, POC, PPT];
+
 /// Where the header of a tile-part (`tile_part`: from its SOT on) ends, the offset of its SOD;
 /// `None` if it holds a segment of `refused` (one a rewrite cannot keep valid) or is malformed.
 pub(crate) fn tile_part_header_end(tile_part: &[u8], refused: &[u16]) -> Option<usize> {

@@ -96,15 +96,7 @@ fn check_tile_parts(cs: &[u8], mut pos: usize) -> Option<()> {
             0 => cs.len() - 2,
             n => pos.checked_add(n)?,
         };
-        let refused = [
-            markers::COD,
-            markers::COC,
-            markers::QCD,
-            markers::QCC,
-            markers::POC,
-            markers::PPT,
-        ];
-        markers::tile_part_header_end(cs.get(pos..end)?, &refused)?;
+        markers::tile_part_header_end(cs.get(pos..end)?, &markers::TILE_CODING_SEGMENTS)?;
         pos = end;
     }
     (cs.get(pos..)? == markers::EOC.to_be_bytes()).then_some(())
