@@ -22,53 +22,32 @@ use crate::tier2;
 /// The codestream `cs` (SOC … EOC) with each code-block's passes in its last `planes`
 /// bit-planes left out; `None` where it cannot be rewritten.
 pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
-    let mut pos = 2usize;
     if !cs.starts_with(&markers::SOC.to_be_bytes()) {
         return None;
     }
+    let (segments, first_tile_part) = markers::main_header(cs)?;
     let mut out = Vec::with_capacity(cs.len());
     out.extend_from_slice(&markers::SOC.to_be_bytes());
     let (mut siz, mut cod, mut qcd) = (None, None, None);
-    // The main header, without the segments whose lengths the rewrite changes.
-    let first_tile_part = loop {
-        match markers::next_item(cs, pos as u64).ok()? {
-            Item::Segment {
-                marker,
-                length,
-                body,
-                ..
-            } => {
-                match marker {
-                    markers::SIZ => siz = Some(markers::parse_siz(body).ok()?),
-                    markers::COD => cod = Some(markers::parse_cod(body).ok()?),
-                    markers::QCD => qcd = Some(body),
-                    markers::COC | markers::QCC | markers::POC | markers::PPM | markers::RGN => {
-                        return None
-                    }
-                    _ => {}
-                }
-                if !matches!(marker, markers::TLM | markers::PLM) {
-                    out.extend_from_slice(&cs[pos..pos + usize::try_from(length).ok()?]);
-                }
-                pos += usize::try_from(length).ok()?;
+    for &(marker, body) in &segments {
+        match marker {
+            markers::SIZ => siz = Some(markers::parse_siz(body).ok()?),
+            markers::COD => cod = Some(markers::parse_cod(body).ok()?),
+            markers::QCD => qcd = Some(body),
+            markers::COC | markers::QCC | markers::POC | markers::PPM | markers::RGN => {
+                return None
             }
-            Item::Sot { offset } => break usize::try_from(offset).ok()?,
-            Item::Bare { .. } => return None,
+            // Packet lengths, which the rewrite changes.
+            markers::TLM | markers::PLM => continue,
+            _ => {}
         }
-    };
+        markers::push_segment(&mut out, marker, body)?;
+    }
     let layout = Layout::new(&siz?, &cod?, qcd?)?;
     let mut packets = layout.packets().into_iter();
     let mut at = first_tile_part;
     while cs.get(at..at + 2)? == markers::SOT.to_be_bytes() {
-        let sot = cs.get(at..at + 12)?;
-        let psot = u32::from_be_bytes([sot[6], sot[7], sot[8], sot[9]]) as usize;
-        let end = match psot {
-            0 => cs.len().checked_sub(2)?,
-            n => at.checked_add(n)?,
-        };
-        if end < at.checked_add(14)? {
-            return None; // not even SOT and SOD
-        }
+        let end = markers::tile_part_end(cs, at)?;
         let tile_part = cs.get(at..end)?;
         let header_end = tile_part_header(tile_part)?;
         let mut rewritten = Vec::with_capacity(tile_part.len());
@@ -185,49 +164,12 @@ impl Layout {
                     per_resolution.push(None);
                     continue;
                 }
-                let (cbw, cbh) = (u32::from(cod.xcb) + 2, u32::from(cod.ycb) + 2);
-                let orientations: &[(i64, i64)] = if r == 0 {
-                    &[(0, 0)]
-                } else {
-                    &[(1, 0), (0, 1), (1, 1)]
-                };
-                let nb = if r == 0 { levels } else { levels - r + 1 };
-                let mut bands = Vec::new();
-                for (o, &(xob, yob)) in orientations.iter().enumerate() {
-                    let shift = |v: i64, ob: i64| {
-                        if nb == 0 {
-                            v
-                        } else {
-                            ceil_pow2(v - (ob << (nb - 1)), nb)
-                        }
-                    };
-                    let b = (
-                        shift(tc.0, xob),
-                        shift(tc.1, yob),
-                        shift(tc.2, xob),
-                        shift(tc.3, yob),
-                    );
-                    if b.0 >= b.2 || b.1 >= b.3 {
-                        continue; // an empty band is not in the packet header
-                    }
-                    let grid = (
-                        usize::try_from(ceil_pow2(b.2, cbw) - (b.0 >> cbw)).ok()?,
-                        usize::try_from(ceil_pow2(b.3, cbh) - (b.1 >> cbh)).ok()?,
-                    );
-                    let band_index = if r == 0 {
-                        0
-                    } else {
-                        1 + 3 * (r - 1) as usize + o
-                    };
-                    let (guard, exponent) = *exponents.get(band_index)?;
-                    code_blocks = code_blocks.checked_add(grid.0.checked_mul(grid.1)?)?;
-                    if code_blocks > MAX_CODE_BLOCKS {
-                        return None;
-                    }
-                    bands.push(BandShape {
-                        grid,
-                        magnitude_planes: (guard + exponent).checked_sub(1)?,
-                    });
+                let bands = band_shapes(tc, r, levels, cod, &exponents)?;
+                code_blocks = bands.iter().try_fold(code_blocks, |n, b| {
+                    n.checked_add(b.grid.0.checked_mul(b.grid.1)?)
+                })?;
+                if code_blocks > MAX_CODE_BLOCKS {
+                    return None;
                 }
                 per_resolution.push(Some(bands));
             }
@@ -304,6 +246,60 @@ impl Layout {
         out.extend_from_slice(data.get(at..end)?);
         Some(end)
     }
+}
+
+/// The non-empty sub-bands of resolution `r` of a tile-component with bounds `tc` (x0, y0,
+/// x1, y1): their code-block grids (one precinct) and magnitude bit-planes (ISO 15444-1 B.5,
+/// B.7, E.1; as OpenJPEG's `opj_tcd_init_tile`).
+fn band_shapes(
+    tc: (i64, i64, i64, i64),
+    r: u32,
+    levels: u32,
+    cod: &Cod,
+    exponents: &[(u32, u32)],
+) -> Option<Vec<BandShape>> {
+    let (cbw, cbh) = (u32::from(cod.xcb) + 2, u32::from(cod.ycb) + 2);
+    let orientations: &[(i64, i64)] = if r == 0 {
+        &[(0, 0)]
+    } else {
+        &[(1, 0), (0, 1), (1, 1)]
+    };
+    let nb = if r == 0 { levels } else { levels - r + 1 };
+    let shift = |v: i64, ob: i64| {
+        if nb == 0 {
+            v
+        } else {
+            ceil_pow2(v - (ob << (nb - 1)), nb)
+        }
+    };
+    let mut bands = Vec::new();
+    for (o, &(xob, yob)) in orientations.iter().enumerate() {
+        let b = (
+            shift(tc.0, xob),
+            shift(tc.1, yob),
+            shift(tc.2, xob),
+            shift(tc.3, yob),
+        );
+        if b.0 >= b.2 || b.1 >= b.3 {
+            continue; // an empty band is not in the packet header
+        }
+        let grid = (
+            usize::try_from(ceil_pow2(b.2, cbw) - (b.0 >> cbw)).ok()?,
+            usize::try_from(ceil_pow2(b.3, cbh) - (b.1 >> cbh)).ok()?,
+        );
+        // QCD lists LL, then HL, LH, HH of each resolution from the lowest.
+        let band_index = if r == 0 {
+            0
+        } else {
+            1 + 3 * (r - 1) as usize + o
+        };
+        let (guard, exponent) = *exponents.get(band_index)?;
+        bands.push(BandShape {
+            grid,
+            magnitude_planes: (guard + exponent).checked_sub(1)?,
+        });
+    }
+    Some(bands)
 }
 
 /// ⌈v / 2^n⌉ for any sign, as OpenJPEG's `opj_int64_ceildivpow2`.

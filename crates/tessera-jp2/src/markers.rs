@@ -65,6 +65,51 @@ fn marker_err(offset: u64, marker: u16, reason: &'static str) -> ParseError {
     })
 }
 
+/// A main-header segment: its marker and body.
+pub(crate) type Segment<'a> = (u16, &'a [u8]);
+
+/// The main header's segments (after SOC) and where the first tile-part starts; `None` if it
+/// is malformed.
+pub(crate) fn main_header(cs: &[u8]) -> Option<(Vec<Segment<'_>>, usize)> {
+    let mut segments = Vec::new();
+    let mut pos = 2u64;
+    loop {
+        match next_item(cs, pos).ok()? {
+            Item::Segment {
+                marker,
+                length,
+                body,
+                ..
+            } => {
+                segments.push((marker, body));
+                pos += length;
+            }
+            Item::Sot { offset } => return Some((segments, usize::try_from(offset).ok()?)),
+            Item::Bare { .. } => return None,
+        }
+    }
+}
+
+/// Append the segment `marker` with `body`, its length worked out; `None` if it is too long.
+pub(crate) fn push_segment(out: &mut Vec<u8>, marker: u16, body: &[u8]) -> Option<()> {
+    let length = u16::try_from(body.len() + 2).ok()?;
+    out.extend_from_slice(&marker.to_be_bytes());
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(body);
+    Some(())
+}
+
+/// Where the tile-part whose SOT is at `at` in `cs` ends (its `Psot`, or the EOC for 0);
+/// `None` if that leaves no room for its SOT and SOD.
+pub(crate) fn tile_part_end(cs: &[u8], at: usize) -> Option<usize> {
+    let sot = cs.get(at..at + 12)?;
+    let end = match u32::from_be_bytes([sot[6], sot[7], sot[8], sot[9]]) as usize {
+        0 => cs.len().checked_sub(2)?,
+        n => at.checked_add(n)?,
+    };
+    (end >= at.checked_add(14)?).then_some(end)
+}
+
 /// Segments of a tile-part header that set coding style, quantization or progression, which a
 /// rewrite of the main header cannot keep valid.
 pub(crate) const TILE_CODING_SEGMENTS: [u16; 6] = [COD, COC, QCD, QCC, POC, PPT];

@@ -26,7 +26,7 @@
 //!
 //! [`assemble`]: crate::assemble
 
-use crate::markers::{self, Item};
+use crate::markers;
 
 /// The codestream `cs` (SOC … EOC, holding only the packets of resolutions `0..=NL - reduce`)
 /// as that of the image at `reduce`, to decode at reduce 0; `None` where it cannot be.
@@ -34,7 +34,7 @@ pub fn as_reduced_image(cs: &[u8], reduce: u8) -> Option<Vec<u8>> {
     if reduce == 0 || !cs.starts_with(&markers::SOC.to_be_bytes()) {
         return None;
     }
-    let (segments, tile_parts) = main_header(cs)?;
+    let (segments, tile_parts) = markers::main_header(cs)?;
     let siz = segments.iter().find(|s| s.0 == markers::SIZ)?.1;
     let components = u16::from_be_bytes([*siz.get(36)?, *siz.get(37)?]);
     let levels = *segments.iter().find(|s| s.0 == markers::COD)?.1.get(5)?;
@@ -54,48 +54,16 @@ pub fn as_reduced_image(cs: &[u8], reduce: u8) -> Option<Vec<u8>> {
             markers::POC | markers::PPM => return None,
             _ => body.to_vec(),
         };
-        let length = u16::try_from(body.len() + 2).ok()?;
-        out.extend_from_slice(&marker.to_be_bytes());
-        out.extend_from_slice(&length.to_be_bytes());
-        out.extend_from_slice(&body);
+        markers::push_segment(&mut out, marker, &body)?;
     }
     out.extend_from_slice(&cs[tile_parts..]);
     Some(out)
 }
 
-/// A main-header segment: its marker and body.
-type Segment<'a> = (u16, &'a [u8]);
-
-/// The main header's segments and where the first tile-part starts.
-fn main_header(cs: &[u8]) -> Option<(Vec<Segment<'_>>, usize)> {
-    let mut segments = Vec::new();
-    let mut pos = 2u64;
-    loop {
-        match markers::next_item(cs, pos).ok()? {
-            Item::Segment {
-                marker,
-                length,
-                body,
-                ..
-            } => {
-                segments.push((marker, body));
-                pos += length;
-            }
-            Item::Sot { offset } => return Some((segments, usize::try_from(offset).ok()?)),
-            Item::Bare { .. } => return None,
-        }
-    }
-}
-
 /// Every tile-part header holds only what the rewrite keeps valid (PLT, RGN, COM, …).
 fn check_tile_parts(cs: &[u8], mut pos: usize) -> Option<()> {
     while cs.get(pos..pos + 2)? == markers::SOT.to_be_bytes() {
-        let sot = cs.get(pos..pos + 12)?;
-        let psot = u32::from_be_bytes([sot[6], sot[7], sot[8], sot[9]]) as usize;
-        let end = match psot {
-            0 => cs.len() - 2,
-            n => pos.checked_add(n)?,
-        };
+        let end = markers::tile_part_end(cs, pos)?;
         markers::tile_part_header_end(cs.get(pos..end)?, &markers::TILE_CODING_SEGMENTS)?;
         pos = end;
     }

@@ -65,11 +65,7 @@ impl TagTree {
         let mut low = 0;
         for i in self.path(leaf) {
             let node = &mut self.nodes[i];
-            if low > node.low {
-                node.low = low;
-            } else {
-                low = node.low;
-            }
+            low = low.max(node.low); // what the parents told holds for the child
             while low < threshold && low < node.value {
                 if bits.bit()? {
                     node.value = low;
@@ -115,11 +111,7 @@ impl TagTree {
         let mut low = 0;
         for i in self.path(leaf) {
             let node = &mut self.nodes[i];
-            if low > node.low {
-                node.low = low;
-            } else {
-                low = node.low;
-            }
+            low = low.max(node.low); // what the parents told holds for the child
             while low < threshold {
                 if low >= node.value {
                     if !node.known {
