@@ -13,12 +13,21 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A free loopback port (bound then released; the OS does not hand it out again at once).
+/// A free loopback port, never one handed out before in this process: the kernel can give
+/// the same port to two tests that ask at once (seen as "already used by another listener").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 pub fn tessera_bin() -> &'static str {
