@@ -106,3 +106,63 @@ routes:
         &failures[..failures.len().min(5)]
     );
 }
+
+/// A connection the old process accepted before the handover whose request comes only after
+/// the old process stopped accepting (a browser's preconnected socket, a client slow to send
+/// or starved of CPU) is still answered, by the process that accepted it.
+#[test]
+fn a_connection_accepted_before_the_handover_is_answered_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("upgrade.sock");
+    let yaml = format!(
+        r#"
+server: {{ upgrade_sock: "{}", shutdown_grace: 5s }}
+routes:
+  - name: hi
+    match: {{ path: "/hi" }}
+    handler: {{ respond: {{ body: "hi" }} }}
+"#,
+        sock.display()
+    );
+    let mut old = Tessera::start(&yaml);
+    let mut early = TcpStream::connect(("127.0.0.1", old.port)).unwrap();
+    early.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut new = Command::new(tessera_bin())
+        .args(["run", "--upgrade", "--config"])
+        .arg(&old.config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(10, || sock.exists()),
+        "the new process is not waiting"
+    );
+    let quit = Command::new("kill")
+        .args(["-QUIT", &old.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(quit.success());
+    assert!(
+        eventually(15, || old.log().contains("shutdown started")),
+        "the old process did not start its shutdown: {}",
+        old.log()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    early
+        .write_all(b"GET /hi HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = early.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    let _ = new.kill();
+    let _ = new.wait();
+    assert!(
+        read.is_ok() && text.starts_with("HTTP/1.1 200") && text.ends_with("hi"),
+        "{read:?}: {text:?}"
+    );
+    assert!(
+        eventually(15, || old.exited()),
+        "the old process did not exit"
+    );
+}

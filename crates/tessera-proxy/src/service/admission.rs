@@ -18,6 +18,14 @@
 //!
 //! A connection is counted while the proxy serves it (the whole HTTP/2 connection, or one
 //! HTTP/1 request after another), and let go when the proxy is done with it.
+//!
+//! When the process stops accepting (a graceful stop, or the handover of its sockets to a new
+//! process in an upgrade), Pingora closes every connection waiting for a request header, to
+//! keep kept-alive clients from asking more. A connection accepted whose *first* request has
+//! not arrived yet (a browser's preconnected socket, a client slow to send or starved of CPU)
+//! would be closed unanswered though its client did nothing wrong, so [`Admission`] lets
+//! Pingora do so only once no connection waits for its first request header, or
+//! `limits.header_timeout` after it stopped accepting (when the deadline has closed them).
 
 use super::header_deadline::{HeaderDeadline, Queue};
 use crate::config::Limits;
@@ -208,6 +216,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Admission<A> {
     }
 
     async fn cleanup(&self) {
+        let give_up = tokio::time::Instant::now() + self.limits.header_timeout;
+        // Polled: this runs once, at the end of the process.
+        while HeaderDeadline::first_header_awaited(&self.waiting)
+            && tokio::time::Instant::now() < give_up
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.inner.cleanup().await
     }
 }

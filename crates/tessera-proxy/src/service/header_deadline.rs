@@ -65,6 +65,8 @@ pub(super) struct Armed {
     shed: bool,
     /// The expiry has been counted (a stream may be read again after failing).
     counted: bool,
+    /// The header awaited is the connection's first: its client has not asked anything yet.
+    first: bool,
 }
 
 /// Connections closed because their request header was not whole within `header_timeout`.
@@ -85,6 +87,7 @@ impl Armed {
             matched: 0,
             shed: false,
             counted: false,
+            first: true,
         }
     }
 
@@ -99,6 +102,7 @@ impl Armed {
         self.matched = 0;
         self.shed = false;
         self.counted = false;
+        self.first = false;
     }
 
     /// Follow `\r\n\r\n` through `bytes`; disarm when it is complete.
@@ -152,6 +156,19 @@ impl HeaderDeadline {
     /// Whether the connection behind `waiting` is still waiting for a request header.
     pub(super) fn is_waiting(waiting: &Waiting) -> bool {
         waiting.upgrade().is_some_and(|armed| lock(&armed).waiting)
+    }
+
+    /// Whether a connection in `queue` is still waiting for its first request header: one
+    /// accepted whose client has not asked anything yet (as opposed to a kept-alive one that
+    /// has been answered and may never ask again).
+    pub(super) fn first_header_awaited(queue: &Queue) -> bool {
+        let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.iter().any(|w| {
+            w.upgrade().is_some_and(|armed| {
+                let armed = lock(&armed);
+                armed.waiting && armed.first
+            })
+        })
     }
 
     /// Arm the stream of a connection whose request has just been answered, for the next
@@ -330,5 +347,33 @@ impl Peek for HeaderDeadline {
             Ok(result) => result,
             Err(_) => Err(self.expired()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_first_request_header_still_to_come_is_awaited() {
+        let queue = Queue::default();
+        let armed = Arc::new(Mutex::new(Armed::new(Duration::from_secs(5))));
+        remember(&queue, Arc::downgrade(&armed));
+        assert!(
+            HeaderDeadline::first_header_awaited(&queue),
+            "accepted, nothing asked"
+        );
+        lock(&armed).scan(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(!HeaderDeadline::first_header_awaited(&queue), "asked");
+        lock(&armed).rearm(Duration::from_secs(5));
+        remember(&queue, Arc::downgrade(&armed));
+        assert!(HeaderDeadline::is_waiting(&Arc::downgrade(&armed)));
+        assert!(
+            !HeaderDeadline::first_header_awaited(&queue),
+            "kept alive after an answer: may never ask again"
+        );
+        lock(&armed).rearm(Duration::from_secs(5));
+        drop(armed);
+        assert!(!HeaderDeadline::first_header_awaited(&queue), "gone");
     }
 }
