@@ -5,8 +5,8 @@
 # proxy_route_config (the proxy benchmarks' upstream and Tessera config),
 # build_minimal_pingora (the bare Pingora references), sample_picture (the sample picture at
 # any size, as PPM), tiles_lua and rps (wrk over 48 distinct tiles), start_iipsrv_behind_nginx
-# (the image-server reference), and the test S3 server's credentials ($AK, $SK, and the AWS_*
-# variables Tessera reads).
+# (the image-server reference), the test S3 server's credentials ($AK, $SK, and the AWS_*
+# variables Tessera reads), and WRK_HEADERS (wrk's -H arguments for REQUEST_HEADERS).
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 
@@ -18,6 +18,17 @@ trap cleanup EXIT
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+# The request headers the proxy benchmarks send, as wrk's -H arguments in WRK_HEADERS:
+# REQUEST_HEADERS=wrk (the default: wrk's own request, Host alone) or chromium (the twelve
+# headers Chromium sent beside Host for an <img> tile, recorded once from a headless Chromium
+# into bench/requests/chromium-image.headers: what a viewer's requests carry).
+WRK_HEADERS=()
+case ${REQUEST_HEADERS:-wrk} in
+  wrk) ;;
+  chromium) while IFS= read -r h; do WRK_HEADERS+=(-H "$h"); done < bench/requests/chromium-image.headers ;;
+  *) echo "REQUEST_HEADERS: wrk or chromium, not ${REQUEST_HEADERS}" >&2; exit 2 ;;
+esac
+
 median() { sort -n | awk '{a[NR]=$1} END { print a[int((NR+1)/2)] }'; }
 
 # The sample picture at WxH ($1 $2) in $3 (PPM): drawn at a quarter of the size and enlarged

@@ -12,6 +12,8 @@
 #   REQUESTS_FOR=20s bench/proxy_instructions.sh   # how long each proxy is loaded (default 20s)
 #   PROFILES=/tmp/profiles bench/proxy_instructions.sh  # keep each proxy's callgrind profile
 #                                                  # there (callgrind_annotate --inclusive=yes)
+#   REQUEST_HEADERS=chromium bench/proxy_instructions.sh  # requests with a browser's headers
+#                                                  # (bench/lib.sh), not wrk's Host alone
 #
 # Each proxy runs alone under callgrind in front of the same upstream (nginx, 1 worker, a 1 KiB
 # file), is warmed up (wrk, 5 s), its counters are zeroed, then loaded (wrk -t1 -c8) for
@@ -50,10 +52,10 @@ count() {
   PIDS+=($pid)
   for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$PROXY_PORT/bench/tile" && break; sleep 0.1; done
   curl -sf "http://127.0.0.1:$PROXY_PORT/bench/tile" | cmp - "$WORK/www/bench/tile" || { echo "$name serves the wrong bytes" >&2; exit 1; }
-  wrk -t1 -c8 -d5s "http://127.0.0.1:$PROXY_PORT/bench/tile" >/dev/null
+  wrk "${WRK_HEADERS[@]}" -t1 -c8 -d5s "http://127.0.0.1:$PROXY_PORT/bench/tile" >/dev/null
   callgrind_control -z "$pid" >/dev/null
   local requests
-  requests=$(wrk -t1 -c8 -d"$REQUESTS_FOR" "http://127.0.0.1:$PROXY_PORT/bench/tile" | awk '/ requests in / { print $1 }')
+  requests=$(wrk "${WRK_HEADERS[@]}" -t1 -c8 -d"$REQUESTS_FOR" "http://127.0.0.1:$PROXY_PORT/bench/tile" | awk '/ requests in / { print $1 }')
   callgrind_control -d "$pid" >/dev/null
   [ -z "${PROFILES:-}" ] || { mkdir -p "$PROFILES"; cp "$out.1" "$PROFILES/$name.callgrind"; }
   kill -KILL "$pid" 2>/dev/null || true  # the counts are dumped; no need for its exit
@@ -94,4 +96,4 @@ if [ -n "${BASELINE:-}" ]; then
     printf "Tessera / baseline build: **%.3f×** (log off), **%.3f×** (log on)\n", t / b, l / bl }'
 fi
 echo
-echo "wrk -t1 -c8 for $REQUESTS_FOR per proxy under callgrind (valgrind $(valgrind --version | sed 's/valgrind-//')), user-space instructions only; $(nproc) cores, tessera $("$TESSERA" --version | cut -d' ' -f2)"
+echo "wrk -t1 -c8 for $REQUESTS_FOR per proxy, request headers: ${REQUEST_HEADERS:-wrk}, under callgrind (valgrind $(valgrind --version | sed 's/valgrind-//')), user-space instructions only; $(nproc) cores, tessera $("$TESSERA" --version | cut -d' ' -f2)"

@@ -15,6 +15,8 @@
 #                                                   # (access log off and on),
 #                                                   # in the same rounds: before/after a change
 #   ONLY="pingora tessera logged" bench/proxy_overhead.sh   # only these targets (shorter rounds)
+#   REQUEST_HEADERS=chromium bench/proxy_overhead.sh  # requests with a browser's headers
+#                                                   # (bench/lib.sh), not wrk's Host alone
 #
 # Set-up: one upstream (nginx, 1 worker) serving a BODY_BYTES file; each proxy with 2
 # workers/threads and upstream keep-alive; nginx and Tessera add X-Forwarded-For; access logs
@@ -106,7 +108,7 @@ proxy_pids() {
 measure() {
   local pids=($(proxy_pids "$2")) t0 t1 out
   t0=$(cpu_ticks "${pids[@]}")
-  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/bench/tile")
+  out=$(wrk "${WRK_HEADERS[@]}" -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/bench/tile")
   t1=$(cpu_ticks "${pids[@]}")
   awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v has_pids=${#pids[@]} '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
@@ -180,4 +182,4 @@ echo
 echo "(tessera = log off; logged = tessera with its access log on; pingora_fwd = the minimal Pingora built with Tessera's Pingora features, with its upstream timeouts and forwarded headers. The log's cost is 1 − logged / tessera.)"
 [ -n "${RESULTS[logged]}" ] && echo "access log: $(wc -l <"$WORK/access.log") lines, $(du -h "$WORK/access.log" | cut -f1)" >&2
 echo
-echo "body $BODY_BYTES bytes, proxy threads/workers $PROXY_THREADS, wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"
+echo "body $BODY_BYTES bytes, proxy threads/workers $PROXY_THREADS, wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, request headers: ${REQUEST_HEADERS:-wrk}, $ROUNDS rounds, $(nproc) cores, nginx $(nginx -v 2>&1 | sed 's/.*\///'), tessera $("$TESSERA" --version | cut -d' ' -f2)"

@@ -29,6 +29,10 @@ use tokio::time::Sleep;
 
 const END_OF_HEADER: &[u8; 4] = b"\r\n\r\n";
 
+/// A searcher for [`END_OF_HEADER`], made once.
+static HEADER_END: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(END_OF_HEADER));
+
 /// A deadline that will not come (about 30 years, as Tokio caps a `sleep`).
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
@@ -59,8 +63,8 @@ pub(super) struct Armed {
     /// scheduled once the header is through: if it expires during a long answer, it wakes the
     /// connection's task once for nothing (it is only polled while `waiting`).
     timer: Pin<Box<Sleep>>,
-    /// How much of `\r\n\r\n` the last bytes read ended with.
-    matched: usize,
+    /// How much of the header's end the bytes read so far end with.
+    end: HeaderEnd,
     /// The wait was cut short by the admission, not by `header_timeout`.
     shed: bool,
     /// The expiry has been counted (a stream may be read again after failing).
@@ -84,7 +88,7 @@ impl Armed {
         Self {
             waiting: true,
             timer: Box::pin(tokio::time::sleep(limit)),
-            matched: 0,
+            end: HeaderEnd::default(),
             shed: false,
             counted: false,
             first: true,
@@ -99,28 +103,75 @@ impl Armed {
         let deadline = now.checked_add(limit).unwrap_or(now + FAR_FUTURE);
         self.timer.as_mut().reset(deadline);
         self.waiting = true;
-        self.matched = 0;
+        self.end = HeaderEnd::default();
         self.shed = false;
         self.counted = false;
         self.first = false;
     }
 
-    /// Follow `\r\n\r\n` through `bytes`; disarm when it is complete.
+    /// Follow the request's bytes; disarm when the header's end is through.
     fn scan(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.matched = if b == END_OF_HEADER[self.matched] {
-                self.matched + 1
-            } else if b == b'\r' {
-                1
-            } else {
-                0
-            };
-            if self.matched == END_OF_HEADER.len() {
-                self.waiting = false;
-                self.matched = 0;
-                return;
+        if self.end.scan(bytes) {
+            self.waiting = false;
+        }
+    }
+}
+
+/// How much of `\r\n\r\n`, the end of a request header, the bytes read so far end with: the
+/// end found across reads however they cut it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct HeaderEnd {
+    matched: usize,
+}
+
+impl HeaderEnd {
+    /// Follow `bytes`; whether they bring the end of the header (the state starts afresh then).
+    /// Every request's header goes through here (600 bytes from a browser), so the bytes are
+    /// searched, not stepped through: a test holds it to [`HeaderEnd::step`] over the same bytes
+    /// however they are cut.
+    fn scan(&mut self, bytes: &[u8]) -> bool {
+        // A header end the last read began can only end in this read's first three bytes.
+        let tail = END_OF_HEADER.len() - 1;
+        if self.matched > 0 {
+            let carried = &bytes[..bytes.len().min(tail)];
+            for &b in carried {
+                if self.step(b) {
+                    return true;
+                }
+            }
+            if carried.len() == bytes.len() {
+                return false;
             }
         }
+        if HEADER_END.find(bytes).is_some() {
+            self.matched = 0;
+            return true;
+        }
+        // None: how much of one the bytes end with. The automaton's state is the longest end of
+        // what it has read that begins a header end (three bytes at most), so the last three
+        // bytes tell it (when there are fewer, the state before them was none matched).
+        self.matched = 0;
+        for &b in &bytes[bytes.len().saturating_sub(tail)..] {
+            self.step(b);
+        }
+        false
+    }
+
+    /// One byte through the automaton of `\r\n\r\n`; whether it completed it (the state
+    /// starts afresh then).
+    fn step(&mut self, b: u8) -> bool {
+        self.matched = if b == END_OF_HEADER[self.matched] {
+            self.matched + 1
+        } else if b == b'\r' {
+            1
+        } else {
+            0
+        };
+        if self.matched == END_OF_HEADER.len() {
+            self.matched = 0;
+            return true;
+        }
+        false
     }
 }
 
@@ -353,6 +404,59 @@ impl Peek for HeaderDeadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes rich in the header end's own (`\r`, `\n`), cut into reads at arbitrary places.
+    fn cut_bytes() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
+        let byte = prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()];
+        (
+            proptest::collection::vec(byte, 0..64),
+            proptest::collection::vec(0usize..64, 0..8),
+        )
+    }
+
+    proptest! {
+        /// Searching finds the header's end in the read the automaton finds it in, and carries
+        /// the same state from read to read.
+        #[test]
+        fn searching_agrees_with_stepping_byte_by_byte((bytes, cuts) in cut_bytes()) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.push(0);
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let (mut searched, mut stepped) = (HeaderEnd::default(), HeaderEnd::default());
+            for read in cuts.windows(2).map(|w| &bytes[w[0]..w[1]]) {
+                let found = searched.scan(read);
+                let found_by_steps = read.iter().any(|&b| stepped.step(b));
+                prop_assert_eq!(found, found_by_steps, "read {:?}", read);
+                if found {
+                    break;
+                }
+                prop_assert_eq!(searched, stepped, "after read {:?}", read);
+            }
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_header_is_found_however_the_reads_cut_it() {
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
+        let end = request.windows(4).position(|w| w == END_OF_HEADER).unwrap() + 4;
+        for cut in 0..request.len() {
+            for second in cut..request.len() {
+                let reads = [&request[..cut], &request[cut..second], &request[second..]];
+                let mut state = HeaderEnd::default();
+                let found_in = reads.iter().position(|r| state.scan(r));
+                let expected = if end <= cut {
+                    0
+                } else if end <= second {
+                    1
+                } else {
+                    2
+                };
+                assert_eq!(found_in, Some(expected), "cut at {cut} and {second}");
+            }
+        }
+    }
 
     #[tokio::test]
     async fn only_a_first_request_header_still_to_come_is_awaited() {
