@@ -98,6 +98,9 @@ pub(crate) struct CodestreamInfo {
     pub tile_height: u32,
     pub tiles_x: u32,
     pub tiles_y: u32,
+    /// The tile grid's origin on the reference grid (`XTOsiz`, `YTOsiz`).
+    pub tile_x0: u32,
+    pub tile_y0: u32,
     /// The smallest number of decomposition levels over the components' default coding style.
     pub levels: u32,
 }
@@ -205,6 +208,8 @@ impl<'m> Decoder<'m> {
             tile_height: v.tdy,
             tiles_x: v.tw,
             tiles_y: v.th,
+            tile_x0: v.tx0,
+            tile_y0: v.ty0,
             levels,
         })
     }

@@ -30,6 +30,7 @@
 mod codec;
 mod image;
 mod stream;
+mod tile_rows;
 mod truncated;
 
 use codec::{Decoder, Messages};
@@ -71,7 +72,10 @@ pub struct DecodeOptions {
     pub strict: bool,
     /// Refuse, before decoding, an output of more than this many pixels.
     pub max_pixels: u64,
-    /// OpenJPEG worker threads; 0 or 1 decodes on the calling thread.
+    /// Threads for the decode; 0 or 1 decodes on the calling thread. A region over several
+    /// tile rows is shared out in bands of whole tile rows, a decoder and a thread each (the
+    /// `tile_rows` module: small tiles have too few code-blocks to share); within one tile row,
+    /// OpenJPEG's own threads share out the tile's code-blocks. The pixels are the same.
     pub threads: u32,
 }
 
@@ -115,6 +119,9 @@ pub struct HeaderInfo {
     pub tile_height: u32,
     pub tiles_x: u32,
     pub tiles_y: u32,
+    /// The tile grid's origin on the reference grid (`XTOsiz`, `YTOsiz`; usually 0).
+    pub tile_x0: u32,
+    pub tile_y0: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +195,8 @@ fn open<'a, 'm>(
         tile_height: cs.tile_height,
         tiles_x: cs.tiles_x,
         tiles_y: cs.tiles_y,
+        tile_x0: cs.tile_x0,
+        tile_y0: cs.tile_y0,
     };
     if info.width == 0 || info.height == 0 || info.components == 0 {
         return Err(DecodeError::Header("empty image".into()));
@@ -237,7 +246,10 @@ pub fn decode_file(file: &std::fs::File, opts: &DecodeOptions) -> Result<Decoded
     decode_source(&source, opts)
 }
 
-fn decode_source(source: &dyn Source, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+fn decode_source(
+    source: &(dyn Source + Sync),
+    opts: &DecodeOptions,
+) -> Result<Decoded, DecodeError> {
     let messages = Messages::default();
     let Opened {
         mut decoder,
@@ -279,6 +291,14 @@ fn decode_source(source: &dyn Source, opts: &DecodeOptions) -> Result<Decoded, D
         });
     }
 
+    if opts.threads > 1 {
+        let bands = tile_rows::bands(&info, (y0, y1), opts.threads);
+        if bands.len() > 1 {
+            // Close this decoder first: each band opens its own.
+            drop((decoder, stream, image));
+            return tile_rows::decode_in_parallel(source, opts, (x0, x1), &bands, (width, height));
+        }
+    }
     if !decoder.set_reduce(opts.reduce) {
         return Err(DecodeError::InvalidOptions(
             messages.summary("opj_set_decoded_resolution_factor failed"),

@@ -493,6 +493,62 @@ fn threads_give_the_same_pixels() {
     assert_eq!(one, two);
 }
 
+/// With threads, a decode of several tile rows is shared out in bands of whole tile rows, a
+/// decoder each: the same pixels as one decoder, whatever the tile grid's origin and size, the
+/// image offset, subsampling, reduce and region.
+#[test]
+fn bands_of_tile_rows_give_the_pixels_of_one_decode() {
+    let files = [
+        rgb_tiled(),
+        fixture(
+            "rgb_offsets.jp2",
+            777,
+            555,
+            3,
+            &["-t", "200,150", "-d", "37,21", "-T", "11,7", "-n", "4"],
+        ),
+        fixture(
+            "rgb_sub_tiled.jp2",
+            600,
+            500,
+            3,
+            &["-s", "2,2", "-t", "128,96"],
+        ),
+        fixture("gray_tiled.jp2", 500, 700, 1, &["-t", "100,64", "-r", "20"]),
+    ];
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        let info = read_header(&data).unwrap();
+        let (x0, y0) = (info.x0, info.y0);
+        let (x1, y1) = (x0 + info.width, y0 + info.height);
+        let regions = [
+            None,
+            Some((x0 + 13, y0 + 50, x1 - 90, y1 - 37)),
+            Some((x0, y0 + 3, x0 + 40, y1)),
+        ];
+        for reduce in 0..=info.levels.min(3) {
+            for region in regions {
+                let one = decode(&data, &opts(reduce, region)).unwrap();
+                for threads in [2, 3, 5] {
+                    let banded = decode(
+                        &data,
+                        &DecodeOptions {
+                            threads,
+                            ..opts(reduce, region)
+                        },
+                    )
+                    .unwrap();
+                    assert!(
+                        one == banded,
+                        "{}: reduce {reduce}, region {region:?}, {threads} threads",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Timings on a 4000×3000 lossless RGB file (printed; run with `--nocapture`). No assertion on
 /// time.
 #[test]
