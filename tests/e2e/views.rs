@@ -145,12 +145,7 @@ fn a_route_that_skips_the_last_bit_plane_answers_close_to_the_exact_view() {
     let (rw, rh, exact) = opj_decode(&file, 3);
     assert_eq!((w, h), (rw, rh));
     assert!(pixels != exact, "the last plane was decoded");
-    let squared: f64 = pixels
-        .iter()
-        .zip(&exact)
-        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-        .sum();
-    let psnr = 10.0 * (255.0f64.powi(2) * pixels.len() as f64 / squared).log10();
+    let psnr = psnr_db(&pixels, &exact);
     assert!(psnr > 40.0, "{psnr:.1} dB");
     let size = std::fs::metadata(&file).unwrap().len();
     assert!(ranged_bytes(&s3, "lossless") * 10 < size);
@@ -162,6 +157,45 @@ fn a_route_that_skips_the_last_bit_plane_answers_close_to_the_exact_view() {
     let exact_answer = t.get("/exact/lossless/full/250,/0/default.png");
     assert_eq!(png_pixels(&exact_answer.body).2, exact);
     assert_ne!(exact_answer.header("etag"), r.header("etag"));
+}
+
+/// How close two pictures' samples are, in dB PSNR.
+fn psnr_db(ours: &[u8], theirs: &[u8]) -> f64 {
+    let squared: f64 = ours
+        .iter()
+        .zip(theirs)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    10.0 * (255.0f64.powi(2) * ours.len() as f64 / squared).log10()
+}
+
+/// The same for a tiled master: each tile's packet headers are rewritten.
+#[test]
+fn a_tiled_master_skips_the_last_bit_plane_too() {
+    let s3 = S3Server::start();
+    let file = jp2_with(
+        2000,
+        1500,
+        &["-p", "RPCL", "-t", "512,512", "-TP", "R", "-TLM", "-n", "6"],
+    );
+    s3.put_file("tiled", &file);
+    let yaml = config(&s3, "").replace(
+        "max_pixels: 250000, otherwise: tiles",
+        "max_pixels: 250000, otherwise: tiles, skip_last_bit_planes: 1",
+    );
+    let t = Tessera::start(&yaml);
+    let r = t.get("/iiif/tiled/full/250,/0/default.png");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (w, h, pixels) = png_pixels(&r.body);
+    let (rw, rh, exact) = opj_decode(&file, 3);
+    assert_eq!((w, h), (rw, rh));
+    assert!(pixels != exact, "the last plane was decoded");
+    let psnr = psnr_db(&pixels, &exact);
+    assert!(psnr > 40.0, "{psnr:.1} dB");
+    assert_eq!(
+        t.metric("tessera_byte_range_planes_skipped_total", &[]),
+        1.0
+    );
 }
 
 #[test]

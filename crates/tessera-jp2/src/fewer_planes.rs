@@ -10,11 +10,12 @@
 //! counted per code-block from its most significant bit-plane down: one clean-up pass, then
 //! three per plane; a band's plane 0 is its last ([`kept_passes`]).
 //!
-//! What it reads: one tile, one quality layer, default precincts (one per resolution), no
-//! code-block style flags, no POC, PPM, PPT, RGN, or coding style and quantization per
-//! component or per tile-part; SOP and EPH markers are kept. Anything else makes it decline
-//! ([`None`]) and the caller decodes the codestream as it is. TLM, PLM and PLT segments, whose
-//! lengths no longer hold, are left out.
+//! What it reads: one quality layer, default precincts (one per resolution), no code-block
+//! style flags, no POC, PPM, PPT, RGN, or coding style and quantization per component or per
+//! tile-part; SOP and EPH markers are kept. Tiles are followed each on its own (a tile-part's
+//! packets continue its tile's, whatever tile-parts of other tiles lie between), and every tile
+//! must be there and whole. Anything else makes it decline ([`None`]) and the caller decodes the
+//! codestream as it is. TLM, PLM and PLT segments, whose lengths no longer hold, are left out.
 
 use crate::markers::{self, Cod, Item, Progression, Siz};
 use crate::tier2;
@@ -43,13 +44,24 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
         }
         markers::push_segment(&mut out, marker, body)?;
     }
-    let layout = Layout::new(&siz?, &cod?, qcd?)?;
-    let mut packets = layout.packets().into_iter();
+    let image = Image::new(siz?, cod?, qcd?)?;
+    // Each tile's layout and the packets it has still to come, from its first tile-part on.
+    let mut tiles: Vec<Option<TileInProgress>> = Vec::new();
+    tiles.resize_with(image.tiles, || None);
+    let mut code_blocks = 0usize;
     let mut at = first_tile_part;
     while cs.get(at..at + 2)? == markers::SOT.to_be_bytes() {
         let end = markers::tile_part_end(cs, at)?;
         let tile_part = cs.get(at..end)?;
         let header_end = tile_part_header(tile_part)?;
+        let tile = usize::from(u16::from_be_bytes([*tile_part.get(4)?, *tile_part.get(5)?]));
+        let state = tiles.get_mut(tile)?;
+        if state.is_none() {
+            let layout = image.layout(tile, &mut code_blocks)?;
+            let packets = layout.packets().into_iter();
+            *state = Some((layout, packets));
+        }
+        let (layout, packets) = state.as_mut()?;
         let mut rewritten = Vec::with_capacity(tile_part.len());
         rewritten.extend_from_slice(&tile_part[..12]);
         let mut p = 12;
@@ -78,12 +90,17 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
         out.extend_from_slice(&rewritten);
         at = end;
     }
-    if cs.get(at..)? != markers::EOC.to_be_bytes() || packets.next().is_some() {
+    let whole =
+        |t: &Option<TileInProgress>| t.as_ref().is_some_and(|(_, packets)| packets.len() == 0);
+    if cs.get(at..)? != markers::EOC.to_be_bytes() || !tiles.iter().all(whole) {
         return None;
     }
     out.extend_from_slice(&markers::EOC.to_be_bytes());
     Some(out)
 }
+
+/// A tile's layout and the packets (resolution, component) it has still to come.
+type TileInProgress = (Layout, std::vec::IntoIter<(usize, usize)>);
 
 /// Where a tile-part's header ends (its SOD), if it holds nothing this cannot carry over.
 fn tile_part_header(tile_part: &[u8]) -> Option<usize> {
@@ -103,12 +120,76 @@ pub fn kept_passes(numbps: u32, planes: u32) -> u32 {
     }
 }
 
-/// The most components and code-blocks (in all) of a codestream this rewrites: far beyond a
-/// small view's (a few components, a few thousand code-blocks).
+/// The most components, code-blocks (in all tiles) and tile-component-resolutions of a
+/// codestream this rewrites: far beyond a small view's (a few components, a few thousand
+/// code-blocks, a few hundred tiles of a few resolutions).
 const MAX_COMPONENTS: usize = 16;
 const MAX_CODE_BLOCKS: usize = 1 << 16;
+const MAX_TILE_RESOLUTIONS: u64 = 1 << 18;
 
-/// The image's geometry as the packet headers need it.
+/// What the main header says, for the layout of each tile.
+struct Image {
+    siz: Siz,
+    cod: Cod,
+    /// Guard bits and exponent per sub-band (QCD).
+    exponents: Vec<(u32, u32)>,
+    tiles: usize,
+}
+
+impl Image {
+    fn new(siz: Siz, cod: Cod, qcd: &[u8]) -> Option<Self> {
+        if cod.layers != 1 || cod.cblk_style != 0 || cod.scod & 1 != 0 {
+            return None;
+        }
+        // Bounds on what a hostile header can make this allocate (tag trees, layouts, packet
+        // lists).
+        if siz.components.len() > MAX_COMPONENTS || siz.xtsiz == 0 || siz.ytsiz == 0 {
+            return None;
+        }
+        let tiles = siz.num_tiles();
+        let per_tile = siz.components.len() as u64 * (u64::from(cod.levels) + 1);
+        if tiles == 0 || tiles > u64::from(u16::MAX) + 1 || tiles * per_tile > MAX_TILE_RESOLUTIONS
+        {
+            return None;
+        }
+        let exponents = exponents(qcd, u32::from(cod.levels))?;
+        Some(Self {
+            tiles: usize::try_from(tiles).ok()?,
+            siz,
+            cod,
+            exponents,
+        })
+    }
+
+    /// The layout of tile `tile` (ISO 15444-1 B.3), counting its code-blocks into
+    /// `code_blocks`; `None` past [`MAX_CODE_BLOCKS`] in all.
+    fn layout(&self, tile: usize, code_blocks: &mut usize) -> Option<Layout> {
+        let siz = &self.siz;
+        let across = usize::try_from(siz.tiles_x()).ok()?.max(1);
+        let (p, q) = (
+            u64::try_from(tile % across).ok()?,
+            u64::try_from(tile / across).ok()?,
+        );
+        let start = |origin: u32, size: u32, i: u64, image_origin: u32| {
+            (u64::from(origin) + i * u64::from(size)).max(u64::from(image_origin))
+        };
+        let stop = |origin: u32, size: u32, i: u64, image_end: u32| {
+            (u64::from(origin) + (i + 1) * u64::from(size)).min(u64::from(image_end))
+        };
+        let bounds = (
+            start(siz.xtosiz, siz.xtsiz, p, siz.xosiz),
+            start(siz.ytosiz, siz.ytsiz, q, siz.yosiz),
+            stop(siz.xtosiz, siz.xtsiz, p, siz.xsiz),
+            stop(siz.ytosiz, siz.ytsiz, q, siz.ysiz),
+        );
+        if bounds.0 >= bounds.2 || bounds.1 >= bounds.3 {
+            return None;
+        }
+        Layout::new(siz, &self.cod, &self.exponents, bounds, code_blocks)
+    }
+}
+
+/// A tile's geometry as the packet headers need it.
 struct Layout {
     progression: Progression,
     sop: bool,
@@ -125,27 +206,23 @@ struct BandShape {
 }
 
 impl Layout {
-    fn new(siz: &Siz, cod: &Cod, qcd: &[u8]) -> Option<Self> {
-        if siz.num_tiles() != 1 || cod.layers != 1 || cod.cblk_style != 0 || cod.scod & 1 != 0 {
-            return None;
-        }
-        // Bounds on what a hostile header can make this allocate (tag trees, the packet list).
-        if siz.components.len() > MAX_COMPONENTS {
-            return None;
-        }
-        let mut code_blocks = 0usize;
+    /// The layout of the tile with `bounds` (x0, y0, x1, y1 on the reference grid).
+    fn new(
+        siz: &Siz,
+        cod: &Cod,
+        exponents: &[(u32, u32)],
+        (x0, y0, x1, y1): (u64, u64, u64, u64),
+        code_blocks: &mut usize,
+    ) -> Option<Self> {
         let levels = u32::from(cod.levels);
-        let exponents = exponents(qcd, levels)?;
-        let (x0, y0) = (siz.xosiz.max(siz.xtosiz), siz.yosiz.max(siz.ytosiz));
-        let (x1, y1) = (siz.xsiz, siz.ysiz);
         let mut resolutions = Vec::new();
         for comp in &siz.components {
-            let (dx, dy) = (u32::from(comp.dx).max(1), u32::from(comp.dy).max(1));
+            let (dx, dy) = (u64::from(comp.dx).max(1), u64::from(comp.dy).max(1));
             let tc = (
-                i64::from(x0.div_ceil(dx)),
-                i64::from(y0.div_ceil(dy)),
-                i64::from(x1.div_ceil(dx)),
-                i64::from(y1.div_ceil(dy)),
+                i64::try_from(x0.div_ceil(dx)).ok()?,
+                i64::try_from(y0.div_ceil(dy)).ok()?,
+                i64::try_from(x1.div_ceil(dx)).ok()?,
+                i64::try_from(y1.div_ceil(dy)).ok()?,
             );
             let mut per_resolution = Vec::new();
             for r in 0..=levels {
@@ -164,11 +241,11 @@ impl Layout {
                     per_resolution.push(None);
                     continue;
                 }
-                let bands = band_shapes(tc, r, levels, cod, &exponents)?;
-                code_blocks = bands.iter().try_fold(code_blocks, |n, b| {
+                let bands = band_shapes(tc, r, levels, cod, exponents)?;
+                *code_blocks = bands.iter().try_fold(*code_blocks, |n, b| {
                     n.checked_add(b.grid.0.checked_mul(b.grid.1)?)
                 })?;
-                if code_blocks > MAX_CODE_BLOCKS {
+                if *code_blocks > MAX_CODE_BLOCKS {
                     return None;
                 }
                 per_resolution.push(Some(bands));

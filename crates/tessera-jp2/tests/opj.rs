@@ -667,6 +667,15 @@ fn fewer_planes_decode_close_to_every_progression_and_marker() {
         // The image away from the grid's origin: bands that start between code-blocks.
         ("p-offset", &["-d", "7,3", "-p", "LRCP"]),
         ("p-subsampled", &["-s", "2,2", "-p", "RPCL"]),
+        // Tiles, each followed on its own: a grid away from the image's origin, tiles cut by
+        // the image's edges, tile-parts by resolution.
+        ("p-tiled", &["-t", "256,256", "-p", "RPCL", "-r", "10"]),
+        (
+            "p-tiled-offsets",
+            &[
+                "-t", "200,150", "-d", "37,21", "-T", "11,7", "-p", "LRCP", "-TP", "R",
+            ],
+        ),
     ];
     for (name, flags) in cases {
         let path = fixture(name, 640, 480, "j2k", flags);
@@ -711,15 +720,59 @@ fn fewer_planes_of_the_smaller_image_a_small_view_decodes() {
     if !have_tools() {
         return;
     }
-    let path = raw_j2k();
-    let file = read(&path);
-    let idx = index(&file);
-    for d in [1, 2] {
-        let plan = idx.plan(d, 0).unwrap();
-        let part = assemble(&idx, &plan, &fetched(&file, &plan)).unwrap();
-        let smaller = as_reduced_image(&part, d).unwrap();
-        check_fewer_planes(&format!("raw j2k, reduce {d}"), &smaller);
+    for (name, path) in [("raw j2k", raw_j2k()), ("256 tiles", tiled_tlm())] {
+        let file = read(&path);
+        let idx = index(&file);
+        for d in [1, 2] {
+            let plan = idx.plan(d, 0).unwrap();
+            let part = assemble(&idx, &plan, &fetched(&file, &plan)).unwrap();
+            let smaller = as_reduced_image(&part, d).unwrap();
+            check_fewer_planes(&format!("{name}, reduce {d}"), &smaller);
+        }
     }
+}
+
+/// The tile-parts of a codestream made by `opj_compress`: (tile, part, offset, length).
+fn tile_parts(cs: &[u8]) -> Vec<(u16, u8, usize, usize)> {
+    let mut at = cs.windows(2).position(|w| w == [0xFF, 0x90]).unwrap();
+    let mut out = Vec::new();
+    while cs[at..].starts_with(&[0xFF, 0x90]) {
+        let tile = u16::from_be_bytes([cs[at + 4], cs[at + 5]]);
+        let len = u32::from_be_bytes([cs[at + 6], cs[at + 7], cs[at + 8], cs[at + 9]]) as usize;
+        out.push((tile, cs[at + 10], at, len));
+        at += len;
+    }
+    out
+}
+
+/// Tile-parts of different tiles interleaved (every tile's first, then every tile's second,
+/// as a file written by resolution across tiles is): each tile's packets carry on where its
+/// last tile-part left them.
+#[test]
+fn fewer_planes_follow_each_tile_across_interleaved_tile_parts() {
+    if !have_tools() {
+        return;
+    }
+    let cs = read(&fixture(
+        "p-tiled-tp",
+        640,
+        480,
+        "j2k",
+        &["-t", "256,256", "-p", "RPCL", "-TP", "R", "-r", "10"],
+    ));
+    let mut parts = tile_parts(&cs);
+    let (first, last) = (
+        parts[0].2,
+        parts[parts.len() - 1].2 + parts[parts.len() - 1].3,
+    );
+    parts.sort_by_key(|&(tile, part, _, _)| (part, tile));
+    let mut interleaved = cs[..first].to_vec();
+    for &(_, _, at, len) in &parts {
+        interleaved.extend_from_slice(&cs[at..at + len]);
+    }
+    interleaved.extend_from_slice(&cs[last..]);
+    assert_ne!(interleaved, cs);
+    check_fewer_planes("tile-parts interleaved", &interleaved);
 }
 
 #[test]
@@ -729,7 +782,6 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
     }
     let cases: &[(&str, &[&str])] = &[
         ("q-layers", &["-r", "40,20,10"]),
-        ("q-tiles", &["-t", "256,256"]),
         ("q-precincts", &["-c", "[64,64]"]),
         ("q-bypass", &["-M", "1"]),
     ];
@@ -737,6 +789,30 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
         let path = fixture(name, 640, 480, "j2k", flags);
         assert!(without_last_planes(&read(&path), 1).is_none(), "{name}");
     }
+    // A tile missing: every tile must be there.
+    let tiled = read(&fixture(
+        "p-tiled",
+        640,
+        480,
+        "j2k",
+        &["-t", "256,256", "-p", "RPCL", "-r", "10"],
+    ));
+    let parts = tile_parts(&tiled);
+    let (first, last) = (
+        parts[0].2,
+        parts[parts.len() - 1].2 + parts[parts.len() - 1].3,
+    );
+    let mut one_missing = tiled[..first].to_vec();
+    for &(tile, _, at, len) in &parts {
+        if tile != 2 {
+            one_missing.extend_from_slice(&tiled[at..at + len]);
+        }
+    }
+    one_missing.extend_from_slice(&tiled[last..]);
+    assert!(
+        without_last_planes(&one_missing, 1).is_none(),
+        "a tile missing"
+    );
     // Not a codestream at all, or one cut short.
     assert!(without_last_planes(b"not a codestream", 1).is_none());
     let cs = read(&fixture(
@@ -755,15 +831,17 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
     short[sot + 6..sot + 10].copy_from_slice(&[0; 4]);
     short.extend_from_slice(&[0xFF, 0xD9]);
     assert!(without_last_planes(&short, 1).is_none());
-    // Any byte changed: an answer or a refusal, never a panic.
+    // Any byte changed, of a single tile or of tiles: an answer or a refusal, never a panic.
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    for _ in 0..3000 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let mut bad = cs.clone();
-        let at = (seed % bad.len() as u64) as usize;
-        bad[at] ^= (seed >> 32) as u8 | 1;
-        let _ = without_last_planes(&bad, 1);
+    for good in [&cs, &tiled] {
+        for _ in 0..3000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut bad = good.clone();
+            let at = (seed % bad.len() as u64) as usize;
+            bad[at] ^= (seed >> 32) as u8 | 1;
+            let _ = without_last_planes(&bad, 1);
+        }
     }
 }
