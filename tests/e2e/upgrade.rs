@@ -5,7 +5,8 @@
 use crate::harness::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -26,21 +27,51 @@ fn ask(port: u16) -> Result<(), String> {
     }
 }
 
-#[test]
-fn a_new_process_takes_the_sockets_over_without_a_failed_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("upgrade.sock");
-    let yaml = format!(
+/// A Tessera answering `/hi` that hands its sockets over on `sock` when it gets SIGQUIT, and
+/// serves what it accepted for `grace` after.
+fn start_handing_over(sock: &Path, grace: &str) -> Tessera {
+    Tessera::start(&format!(
         r#"
-server: {{ upgrade_sock: "{}", shutdown_grace: 2s }}
+server: {{ upgrade_sock: "{}", shutdown_grace: {grace} }}
 routes:
   - name: hi
     match: {{ path: "/hi" }}
     handler: {{ respond: {{ body: "hi" }} }}
 "#,
         sock.display()
+    ))
+}
+
+/// A new process with `old`'s config, waiting on `sock` for its sockets.
+fn start_successor(old: &Tessera, sock: &Path) -> Child {
+    let new = Command::new(tessera_bin())
+        .args(["run", "--upgrade", "--config"])
+        .arg(&old.config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(10, || sock.exists()),
+        "the new process is not waiting"
     );
-    let mut old = Tessera::start(&yaml);
+    new
+}
+
+/// SIGQUIT: hand the sockets over.
+fn hand_over(old: &Tessera) {
+    let quit = Command::new("kill")
+        .args(["-QUIT", &old.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(quit.success());
+}
+
+#[test]
+fn a_new_process_takes_the_sockets_over_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("upgrade.sock");
+    let mut old = start_handing_over(&sock, "2s");
     let (stop, served) = (AtomicBool::new(false), AtomicUsize::new(0));
     let failures = std::thread::scope(|scope| {
         let load: Vec<_> = (0..4)
@@ -61,23 +92,9 @@ routes:
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
-        let mut new = Command::new(tessera_bin())
-            .args(["run", "--upgrade", "--config"])
-            .arg(&old.config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            eventually(10, || sock.exists()),
-            "the new process is not waiting"
-        );
+        let mut new = start_successor(&old, &sock);
         let before = served.load(Ordering::SeqCst);
-        let quit = Command::new("kill")
-            .args(["-QUIT", &old.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(quit.success());
+        hand_over(&old);
         assert!(
             eventually(15, || old.exited()),
             "the old process did not exit"
@@ -114,35 +131,11 @@ routes:
 fn a_connection_accepted_before_the_handover_is_answered_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("upgrade.sock");
-    let yaml = format!(
-        r#"
-server: {{ upgrade_sock: "{}", shutdown_grace: 5s }}
-routes:
-  - name: hi
-    match: {{ path: "/hi" }}
-    handler: {{ respond: {{ body: "hi" }} }}
-"#,
-        sock.display()
-    );
-    let mut old = Tessera::start(&yaml);
+    let mut old = start_handing_over(&sock, "5s");
     let mut early = TcpStream::connect(("127.0.0.1", old.port)).unwrap();
     early.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut new = Command::new(tessera_bin())
-        .args(["run", "--upgrade", "--config"])
-        .arg(&old.config_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        eventually(10, || sock.exists()),
-        "the new process is not waiting"
-    );
-    let quit = Command::new("kill")
-        .args(["-QUIT", &old.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(quit.success());
+    let mut new = start_successor(&old, &sock);
+    hand_over(&old);
     assert!(
         eventually(15, || old.log().contains("shutdown started")),
         "the old process did not start its shutdown: {}",

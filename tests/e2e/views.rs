@@ -131,12 +131,7 @@ fn a_route_that_skips_the_last_bit_plane_answers_close_to_the_exact_view() {
     let file = jp2_with(2000, 1500, &["-p", "RPCL", "-TP", "R", "-TLM", "-n", "6"]);
     s3.put_file("lossless", &file);
     let exact_route = "routes:\n  - name: exact\n    match: { path: \"/exact/{image}/{iiif*}\" }\n    handler: { byte_range: { origin: masters, key: \"{image}\" } }\n";
-    let yaml = config(&s3, "")
-        .replace(
-            "max_pixels: 250000, otherwise: tiles",
-            "max_pixels: 250000, otherwise: tiles, skip_last_bit_planes: 1",
-        )
-        .replace("routes:\n", exact_route);
+    let yaml = skipping_config(&s3).replace("routes:\n", exact_route);
     let t = Tessera::start(&yaml);
 
     let r = t.get("/iiif/lossless/full/250,/0/default.png");
@@ -159,6 +154,14 @@ fn a_route_that_skips_the_last_bit_plane_answers_close_to_the_exact_view() {
     assert_ne!(exact_answer.header("etag"), r.header("etag"));
 }
 
+/// The views route with `skip_last_bit_planes: 1`.
+fn skipping_config(s3: &S3Server) -> String {
+    config(s3, "").replace(
+        "max_pixels: 250000, otherwise: tiles",
+        "max_pixels: 250000, otherwise: tiles, skip_last_bit_planes: 1",
+    )
+}
+
 /// How close two pictures' samples are, in dB PSNR.
 fn psnr_db(ours: &[u8], theirs: &[u8]) -> f64 {
     let squared: f64 = ours
@@ -179,11 +182,7 @@ fn a_tiled_master_skips_the_last_bit_plane_too() {
         &["-p", "RPCL", "-t", "512,512", "-TP", "R", "-TLM", "-n", "6"],
     );
     s3.put_file("tiled", &file);
-    let yaml = config(&s3, "").replace(
-        "max_pixels: 250000, otherwise: tiles",
-        "max_pixels: 250000, otherwise: tiles, skip_last_bit_planes: 1",
-    );
-    let t = Tessera::start(&yaml);
+    let t = Tessera::start(&skipping_config(&s3));
     let r = t.get("/iiif/tiled/full/250,/0/default.png");
     assert_eq!(r.status, 200, "{}", r.text());
     let (w, h, pixels) = png_pixels(&r.body);
