@@ -216,13 +216,15 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Admission<A> {
     }
 
     async fn cleanup(&self) {
-        let give_up = tokio::time::Instant::now() + self.limits.header_timeout;
         // Polled: this runs once, at the end of the process.
-        while HeaderDeadline::first_header_awaited(&self.waiting)
-            && tokio::time::Instant::now() < give_up
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let first_requests = async {
+            while HeaderDeadline::first_header_awaited(&self.waiting) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        // By `header_timeout` their deadline has closed them anyway (and an absurd limit is a
+        // far future, not an overflow).
+        let _ = tokio::time::timeout(self.limits.header_timeout, first_requests).await;
         self.inner.cleanup().await
     }
 }
