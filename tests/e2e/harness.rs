@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound then released; the OS does not hand it out again at once).
-/// A free loopback port, never one handed out before in this process: the kernel can give
+/// A free loopback port (bound then released), never one handed out before in this process: the kernel can give
 /// the same port to two tests that ask at once (seen as "already used by another listener").
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =

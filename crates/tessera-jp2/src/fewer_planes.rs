@@ -53,7 +53,6 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
     while cs.get(at..at + 2)? == markers::SOT.to_be_bytes() {
         let end = markers::tile_part_end(cs, at)?;
         let tile_part = cs.get(at..end)?;
-        let header_end = tile_part_header(tile_part)?;
         let tile = usize::from(u16::from_be_bytes([*tile_part.get(4)?, *tile_part.get(5)?]));
         let state = tiles.get_mut(tile)?;
         if state.is_none() {
@@ -62,32 +61,7 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
             *state = Some((layout, packets));
         }
         let (layout, packets) = state.as_mut()?;
-        let mut rewritten = Vec::with_capacity(tile_part.len());
-        rewritten.extend_from_slice(&tile_part[..12]);
-        let mut p = 12;
-        while p < header_end {
-            let Item::Segment { marker, length, .. } =
-                markers::next_item(tile_part, p as u64).ok()?
-            else {
-                return None;
-            };
-            let length = usize::try_from(length).ok()?;
-            if marker != markers::PLT {
-                rewritten.extend_from_slice(&tile_part[p..p + length]);
-            }
-            p += length;
-        }
-        rewritten.extend_from_slice(&markers::SOD.to_be_bytes());
-        let mut body = &tile_part[header_end + 2..];
-        while !body.is_empty() {
-            let (resolution, component) = packets.next()?;
-            let used =
-                layout.rewrite_packet(body, resolution, component, planes, &mut rewritten)?;
-            body = &body[used..];
-        }
-        let psot = u32::try_from(rewritten.len()).ok()?;
-        rewritten[6..10].copy_from_slice(&psot.to_be_bytes());
-        out.extend_from_slice(&rewritten);
+        rewrite_tile_part(tile_part, layout, packets, planes, &mut out)?;
         at = end;
     }
     let whole =
@@ -102,11 +76,53 @@ pub fn without_last_planes(cs: &[u8], planes: u32) -> Option<Vec<u8>> {
 /// A tile's layout and the packets (resolution, component) it has still to come.
 type TileInProgress = (Layout, std::vec::IntoIter<(usize, usize)>);
 
+/// Segments a tile-part header may not hold here: those that set coding style, quantization or
+/// progression, and RGN (a region of interest shifts the bit-planes).
+const REFUSED_IN_TILE_PARTS: [u16; 7] = {
+    let c = markers::TILE_CODING_SEGMENTS;
+    [c[0], c[1], c[2], c[3], c[4], c[5], markers::RGN]
+};
+
 /// Where a tile-part's header ends (its SOD), if it holds nothing this cannot carry over.
 fn tile_part_header(tile_part: &[u8]) -> Option<usize> {
-    let mut refused = markers::TILE_CODING_SEGMENTS.to_vec();
-    refused.push(markers::RGN); // a region of interest shifts the bit-planes
-    markers::tile_part_header_end(tile_part, &refused)
+    markers::tile_part_header_end(tile_part, &REFUSED_IN_TILE_PARTS)
+}
+
+/// Append `tile_part` to `out` with its packets, the next of its tile's `packets`, rewritten to
+/// `planes` fewer planes and its PLT left out.
+fn rewrite_tile_part(
+    tile_part: &[u8],
+    layout: &Layout,
+    packets: &mut std::vec::IntoIter<(usize, usize)>,
+    planes: u32,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let header_end = tile_part_header(tile_part)?;
+    let mut rewritten = Vec::with_capacity(tile_part.len());
+    rewritten.extend_from_slice(tile_part.get(..12)?);
+    let mut p = 12;
+    while p < header_end {
+        let Item::Segment { marker, length, .. } = markers::next_item(tile_part, p as u64).ok()?
+        else {
+            return None;
+        };
+        let length = usize::try_from(length).ok()?;
+        if marker != markers::PLT {
+            rewritten.extend_from_slice(tile_part.get(p..p + length)?);
+        }
+        p += length;
+    }
+    rewritten.extend_from_slice(&markers::SOD.to_be_bytes());
+    let mut body = tile_part.get(header_end + 2..)?;
+    while !body.is_empty() {
+        let (resolution, component) = packets.next()?;
+        let used = layout.rewrite_packet(body, resolution, component, planes, &mut rewritten)?;
+        body = &body[used..];
+    }
+    let psot = u32::try_from(rewritten.len()).ok()?;
+    rewritten[6..10].copy_from_slice(&psot.to_be_bytes());
+    out.extend_from_slice(&rewritten);
+    Some(())
 }
 
 /// The passes of a code-block with `numbps` bit-planes (from its first coded one) above plane

@@ -626,6 +626,17 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
     }
 }
 
+/// A fewer-planes fixture, as (name, `opj_compress` flags); those used by several tests.
+type PlanesFixture = (&'static str, &'static [&'static str]);
+const RPCL_LOSSY: PlanesFixture = ("p-rpcl-lossy", &["-p", "RPCL", "-n", "5", "-r", "10"]);
+const IRREVERSIBLE_ALL: PlanesFixture = ("p-irreversible-all", &["-I", "-p", "RPCL"]);
+const TILED_LOSSY: PlanesFixture = ("p-tiled", &["-t", "256,256", "-p", "RPCL", "-r", "10"]);
+
+/// The 640×480 J2K codestream of a fewer-planes fixture.
+fn planes_fixture((name, flags): PlanesFixture) -> Vec<u8> {
+    read(&fixture(name, 640, 480, "j2k", flags))
+}
+
 /// `cs` rewritten with none and with one of its last bit-planes left out: the first decodes to
 /// exactly `cs`'s pixels, the second to pixels close to them.
 fn check_fewer_planes(label: &str, cs: &[u8]) {
@@ -654,22 +665,22 @@ fn fewer_planes_decode_close_to_every_progression_and_marker() {
     if !have_tools() {
         return;
     }
-    let cases: &[(&str, &[&str])] = &[
-        ("p-rpcl-lossy", &["-p", "RPCL", "-n", "5", "-r", "10"]),
+    let cases: &[PlanesFixture] = &[
+        RPCL_LOSSY,
         ("p-lrcp-sop-eph", &["-p", "LRCP", "-SOP", "-EPH", "-n", "5"]),
         ("p-rlcp-tp", &["-p", "RLCP", "-TP", "R", "-r", "8"]),
         ("p-pcrl", &["-p", "PCRL", "-r", "12"]),
         ("p-cprl-plt", &["-p", "CPRL", "-PLT", "-TLM", "-TP", "C"]),
         // 9-7 wavelet: quantized, every band's step size written out (QCD style 2); every
         // plane coded, and the encoder's rate control cutting the last ones.
-        ("p-irreversible-all", &["-I", "-p", "RPCL"]),
+        IRREVERSIBLE_ALL,
         ("p-irreversible-10", &["-I", "-p", "RPCL", "-r", "10"]),
         // The image away from the grid's origin: bands that start between code-blocks.
         ("p-offset", &["-d", "7,3", "-p", "LRCP"]),
         ("p-subsampled", &["-s", "2,2", "-p", "RPCL"]),
         // Tiles, each followed on its own: a grid away from the image's origin, tiles cut by
         // the image's edges, tile-parts by resolution.
-        ("p-tiled", &["-t", "256,256", "-p", "RPCL", "-r", "10"]),
+        TILED_LOSSY,
         (
             "p-tiled-offsets",
             &[
@@ -677,9 +688,8 @@ fn fewer_planes_decode_close_to_every_progression_and_marker() {
             ],
         ),
     ];
-    for (name, flags) in cases {
-        let path = fixture(name, 640, 480, "j2k", flags);
-        check_fewer_planes(name, &read(&path));
+    for &(name, flags) in cases {
+        check_fewer_planes(name, &planes_fixture((name, flags)));
     }
 }
 
@@ -690,13 +700,7 @@ fn fewer_planes_with_derived_step_sizes() {
     if !have_tools() {
         return;
     }
-    let cs = read(&fixture(
-        "p-irreversible-all",
-        640,
-        480,
-        "j2k",
-        &["-I", "-p", "RPCL"],
-    ));
+    let cs = planes_fixture(IRREVERSIBLE_ALL);
     let qcd = cs.windows(2).position(|w| w == [0xFF, 0x5C]).unwrap();
     let length = usize::from(u16::from_be_bytes([cs[qcd + 2], cs[qcd + 3]]));
     let sqcd = cs[qcd + 4];
@@ -732,16 +736,16 @@ fn fewer_planes_of_the_smaller_image_a_small_view_decodes() {
     }
 }
 
-/// The tile-parts of a codestream made by `opj_compress`: (tile, part, offset, length).
-fn tile_parts(cs: &[u8]) -> Vec<(u16, u8, usize, usize)> {
-    let mut at = cs.windows(2).position(|w| w == [0xFF, 0x90]).unwrap();
-    let mut out = Vec::new();
-    while cs[at..].starts_with(&[0xFF, 0x90]) {
-        let tile = u16::from_be_bytes([cs[at + 4], cs[at + 5]]);
-        let len = u32::from_be_bytes([cs[at + 6], cs[at + 7], cs[at + 8], cs[at + 9]]) as usize;
-        out.push((tile, cs[at + 10], at, len));
-        at += len;
+/// `cs` with its tile-parts (from its index) as `pick` chooses and orders them.
+fn with_tile_parts(cs: &[u8], pick: impl FnOnce(Vec<TilePart>) -> Vec<TilePart>) -> Vec<u8> {
+    let parts = index(cs).tile_parts;
+    let first = parts[0].offset as usize;
+    let last = parts[parts.len() - 1].range().end as usize;
+    let mut out = cs[..first].to_vec();
+    for tp in pick(parts) {
+        out.extend_from_slice(&cs[tp.range().start as usize..tp.range().end as usize]);
     }
+    out.extend_from_slice(&cs[last..]);
     out
 }
 
@@ -753,24 +757,14 @@ fn fewer_planes_follow_each_tile_across_interleaved_tile_parts() {
     if !have_tools() {
         return;
     }
-    let cs = read(&fixture(
+    let cs = planes_fixture((
         "p-tiled-tp",
-        640,
-        480,
-        "j2k",
         &["-t", "256,256", "-p", "RPCL", "-TP", "R", "-r", "10"],
     ));
-    let mut parts = tile_parts(&cs);
-    let (first, last) = (
-        parts[0].2,
-        parts[parts.len() - 1].2 + parts[parts.len() - 1].3,
-    );
-    parts.sort_by_key(|&(tile, part, _, _)| (part, tile));
-    let mut interleaved = cs[..first].to_vec();
-    for &(_, _, at, len) in &parts {
-        interleaved.extend_from_slice(&cs[at..at + len]);
-    }
-    interleaved.extend_from_slice(&cs[last..]);
+    let interleaved = with_tile_parts(&cs, |mut parts| {
+        parts.sort_by_key(|tp| (tp.part, tp.tile));
+        parts
+    });
     assert_ne!(interleaved, cs);
     check_fewer_planes("tile-parts interleaved", &interleaved);
 }
@@ -780,48 +774,29 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
     if !have_tools() {
         return;
     }
-    let cases: &[(&str, &[&str])] = &[
+    let cases: &[PlanesFixture] = &[
         ("q-layers", &["-r", "40,20,10"]),
         ("q-precincts", &["-c", "[64,64]"]),
         ("q-bypass", &["-M", "1"]),
     ];
-    for (name, flags) in cases {
-        let path = fixture(name, 640, 480, "j2k", flags);
-        assert!(without_last_planes(&read(&path), 1).is_none(), "{name}");
+    for &(name, flags) in cases {
+        assert!(
+            without_last_planes(&planes_fixture((name, flags)), 1).is_none(),
+            "{name}"
+        );
     }
     // A tile missing: every tile must be there.
-    let tiled = read(&fixture(
-        "p-tiled",
-        640,
-        480,
-        "j2k",
-        &["-t", "256,256", "-p", "RPCL", "-r", "10"],
-    ));
-    let parts = tile_parts(&tiled);
-    let (first, last) = (
-        parts[0].2,
-        parts[parts.len() - 1].2 + parts[parts.len() - 1].3,
-    );
-    let mut one_missing = tiled[..first].to_vec();
-    for &(tile, _, at, len) in &parts {
-        if tile != 2 {
-            one_missing.extend_from_slice(&tiled[at..at + len]);
-        }
-    }
-    one_missing.extend_from_slice(&tiled[last..]);
+    let tiled = planes_fixture(TILED_LOSSY);
+    let one_missing = with_tile_parts(&tiled, |parts| {
+        parts.into_iter().filter(|tp| tp.tile != 2).collect()
+    });
     assert!(
         without_last_planes(&one_missing, 1).is_none(),
         "a tile missing"
     );
     // Not a codestream at all, or one cut short.
     assert!(without_last_planes(b"not a codestream", 1).is_none());
-    let cs = read(&fixture(
-        "p-rpcl-lossy",
-        640,
-        480,
-        "j2k",
-        &["-p", "RPCL", "-n", "5", "-r", "10"],
-    ));
+    let cs = planes_fixture(RPCL_LOSSY);
     for cut in [3, 100, cs.len() / 2, cs.len() - 3] {
         assert!(without_last_planes(&cs[..cut], 1).is_none(), "cut at {cut}");
     }

@@ -66,8 +66,8 @@ pub struct ByteRangeConfig {
     /// decodes every bit the file holds). A small view of a classic JP2 spends some 40 % of its
     /// decode on the last plane; with 1 it decodes in two-thirds of the time, within 46–48 dB
     /// PSNR of the exact answer (docs/benchmarks.md). Applies where
-    /// [`tessera_jp2::without_last_planes`] can rewrite the codestream read (one tile, one
-    /// quality layer, default precincts, …); others are decoded exactly.
+    /// [`tessera_jp2::without_last_planes`] can rewrite the codestream read (one quality
+    /// layer, default precincts, …; one tile or several); others are decoded exactly.
     #[serde(default)]
     pub skip_last_bit_planes: u8,
 }
@@ -93,6 +93,9 @@ pub struct ByteRange {
     cache_control: HeaderValue,
     decodes: pipeline::Decodes,
     skip_planes: u8,
+    /// What sets this route's answers apart in their ETag: empty when exact, else how many
+    /// bit-planes they lack (other pixels, another tag).
+    planes_tag: String,
 }
 
 impl ByteRange {
@@ -122,6 +125,10 @@ impl ByteRange {
                 "byte_range",
             ),
             skip_planes: cfg.skip_last_bit_planes,
+            planes_tag: match cfg.skip_last_bit_planes {
+                0 => String::new(),
+                n => format!("without {n} bit-planes"),
+            },
         })
     }
 
@@ -166,17 +173,12 @@ impl Handler for ByteRange {
             Err(e) => return self.elsewhere(&e.to_string()),
         };
         let canonical = resolved.canonical(version, &limits);
-        // Answers decoded without their last bit-planes are other pixels: another tag.
-        let planes = match self.skip_planes {
-            0 => String::new(),
-            n => format!("without {n} bit-planes"),
-        };
         let etag = answer::etag(&[
             origin_name,
             &key,
             indexed.etag.as_deref().unwrap_or(""),
             &canonical,
-            &planes,
+            &self.planes_tag,
         ]);
         if answer::matches_etag(req, &etag) {
             BYTE_RANGE
