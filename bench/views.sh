@@ -18,6 +18,10 @@
 #                                                   # byte_range with skip_last_bit_planes: 1,
 #                                                   # beside the exact decode (the baseline runs
 #                                                   # without it)
+#   INTERLEAVE=1 BIG_MASTER=tiled.jp2 NO_RENDER=1 bench/views.sh
+#                                                   # the master rewritten by `tessera interleave`
+#                                                   # (a tiled one's small views: one range, not
+#                                                   # one per tile), beside the file as given
 #
 # Each byte_range row also gives the decode time per request (tessera_decode_duration_seconds,
 # the decode, resize and encode on the blocking pool: no fetch).
@@ -79,6 +83,11 @@ if [ -z "${NO_RENDER:-}" ]; then
   echo "making a $TILED tiled JP2" >&2
   make_jp2 "$TILED" "$WORK/tiled.jp2" -p RPCL -TP R -TLM -t 512,512 -n 6 -r 10
 fi
+if [ -n "${INTERLEAVE:-}" ]; then
+  cp "$WORK/big.jp2" "$WORK/as-given.jp2"
+  "$TESSERA" interleave "$WORK/big.jp2" "$WORK/big.jp2" >&2
+  LAYOUT="$LAYOUT, interleaved by resolution (tessera interleave)"
+fi
 BIG=$(stat -c %s "$WORK/big.jp2")
 
 "$S3FIX" "$S3P" > "$WORK/s3.log" & PIDS+=($!)
@@ -124,6 +133,9 @@ decode_ms() {
     /^tessera_decode_duration_seconds_count\{handler="byte_range"\}/ { n = $2 }
     END { printf "%.1f", n ? 1000 * s / n : 0 }'
 }
+decode_sum() {  # seconds of byte_range decode so far, on admin port $1
+  curl -s "http://127.0.0.1:$1/metrics" | awk '/^tessera_decode_duration_seconds_sum\{handler="byte_range"\}/ { print $2 + 0 }'
+}
 decode_count() {
   curl -s "http://127.0.0.1:$1/metrics" | awk '/^tessera_decode_duration_seconds_count\{handler="byte_range"\}/ { print $2 + 0 }'
 }
@@ -133,13 +145,17 @@ ranged_bytes() {  # key → bytes of ranged GETs so far
   sleep 0.2
   { grep "^GET /images/$1 bytes=" "$WORK/s3.log" || true; } | sed -E 's/.*bytes=([0-9]+)-([0-9]+)/\1 \2/' | awk '{ s += $2 - $1 + 1 } END { print s + 0 }'
 }
+ranged_gets() {  # key → ranged GETs so far
+  sleep 0.2
+  grep -c "^GET /images/$1 bytes=" "$WORK/s3.log" || true
+}
 
 echo "image: $IMAGE ($LAYOUT), $BIG bytes; $ROUNDS rounds" >&2
 echo "## byte_range: a $IMAGE JP2 ($BIG bytes)"; echo
-echo "| request | bytes read (share of file) | byte_range, first request ms | byte_range, index in memory ms | decode ms | orchestrate + iipsrv cold ms | orchestrate + iipsrv warm ms | byte_range (index in memory) / cold |${BASELINE:+ baseline, index in memory ms | baseline decode ms |}"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|${BASELINE:+---:|---:|}"
+echo "| request | bytes read (share of file), ranged GETs | byte_range, first request ms | byte_range, index in memory ms | decode ms | orchestrate + iipsrv cold ms | orchestrate + iipsrv warm ms | byte_range (index in memory) / cold |${BASELINE:+ baseline, index in memory ms | baseline decode ms |}${INTERLEAVE:+ master as given, index in memory ms | its ranged GETs |}"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|${BASELINE:+---:|---:|}${INTERLEAVE:+---:|---:|}"
 for size in '!200,200' '!1024,1024'; do
-  : > "$WORK/br"; : > "$WORK/br2"; : > "$WORK/cold"; : > "$WORK/warm"; : > "$WORK/bb"; read_share=""
+  : > "$WORK/br"; : > "$WORK/br2"; : > "$WORK/cold"; : > "$WORK/warm"; : > "$WORK/bb"; : > "$WORK/given"; read_share=""
   d0=$(decode_ms "$ADM") n0=$(decode_count "$ADM")
   [ -n "${BASELINE:-}" ] && { bd0=$(decode_ms "$BADM"); bn0=$(decode_count "$BADM"); }
   for r in $(seq "$ROUNDS"); do
@@ -148,25 +164,39 @@ for size in '!200,200' '!1024,1024'; do
     before=$(ranged_bytes "$key")
     ms "http://127.0.0.1:$TES/small/$key/full/$size/0/default.jpg" >> "$WORK/br"; echo >> "$WORK/br"
     after=$(ranged_bytes "$key")
+    gets0=$(ranged_gets "$key")
     ms "http://127.0.0.1:$TES/small/$key/full/$size/0/default.jpg" >> "$WORK/br2"; echo >> "$WORK/br2"
+    gets=$(( $(ranged_gets "$key") - gets0 ))
+    if [ -n "${INTERLEAVE:-}" ]; then
+      put "$key-given" "$WORK/as-given.jp2"
+      gs0=$(decode_sum "$ADM") gn0=$(decode_count "$ADM")
+      ms "http://127.0.0.1:$TES/small/$key-given/full/$size/0/default.jpg" > /dev/null
+      g0=$(ranged_gets "$key-given")
+      ms "http://127.0.0.1:$TES/small/$key-given/full/$size/0/default.jpg" >> "$WORK/given"; echo >> "$WORK/given"
+      given_gets=$(( $(ranged_gets "$key-given") - g0 ))
+      # The master as given is decoded apart: its decodes leave this size's mean.
+      given_s=$(awk -v a="$given_s" -v b="$gs0" -v c="$(decode_sum "$ADM")" 'BEGIN { print a + c - b }')
+      given_n=$(( given_n + $(decode_count "$ADM") - gn0 ))
+    fi
     if [ -n "${BASELINE:-}" ]; then
       ms "http://127.0.0.1:$BTES/small/$key/full/$size/0/default.jpg" > /dev/null
       ms "http://127.0.0.1:$BTES/small/$key/full/$size/0/default.jpg" >> "$WORK/bb"; echo >> "$WORK/bb"
     fi
-    read_share="$((after - before)) ($(awk -v a=$((after - before)) -v b="$BIG" 'BEGIN{printf "%.2f %%", 100*a/b}'))"
+    read_share="$((after - before)) ($(awk -v a=$((after - before)) -v b="$BIG" 'BEGIN{printf "%.2f %%", 100*a/b}')), $gets"
     ms "http://127.0.0.1:$TES/iip/$key/full/$size/0/default.jpg" >> "$WORK/cold"; echo >> "$WORK/cold"
     ms "http://127.0.0.1:$TES/iip/$key/full/$size/0/default.jpg" >> "$WORK/warm"; echo >> "$WORK/warm"
   done
   B=$(median < "$WORK/br"); B2=$(median < "$WORK/br2"); C=$(median < "$WORK/cold"); W=$(median < "$WORK/warm")
   # Mean decode time of this size's requests: the difference of the histogram's sum and count.
-  span_ms() { awk -v s0="$1" -v n0="$2" -v s1="$3" -v n1="$4" 'BEGIN { printf "%.1f", (n1 > n0) ? (s1 * n1 - s0 * n0) / (n1 - n0) : 0 }'; }
-  D=$(span_ms "$d0" "$n0" "$(decode_ms "$ADM")" "$(decode_count "$ADM")")
+  span_ms() { awk -v s0="$1" -v n0="$2" -v s1="$3" -v n1="$4" -v gs="${5:-0}" -v gn="${6:-0}" 'BEGIN { printf "%.1f", (n1 - gn > n0) ? (s1 * n1 - s0 * n0 - 1000 * gs) / (n1 - n0 - gn) : 0 }'; }
+  D=$(span_ms "$d0" "$n0" "$(decode_ms "$ADM")" "$(decode_count "$ADM")" "$given_s" "$given_n")
   extra=""
   if [ -n "${BASELINE:-}" ]; then
     extra=" $(median < "$WORK/bb") | $(span_ms "$bd0" "$bn0" "$(decode_ms "$BADM")" "$(decode_count "$BADM")") |"
   fi
+  [ -n "${INTERLEAVE:-}" ] && extra="$extra $(median < "$WORK/given") | $given_gets |"
   echo "| full/$size | $read_share | $B | $B2 | $D | $C | $W | $(awk -v a="$B2" -v b="$C" 'BEGIN{printf "%.2f×", a/b}') |$extra"
-  echo "all rounds (ms): byte_range $(tr '\n' ' ' < "$WORK/br")| again $(tr '\n' ' ' < "$WORK/br2")| cold $(tr '\n' ' ' < "$WORK/cold")| warm $(tr '\n' ' ' < "$WORK/warm")${BASELINE:+| baseline $(tr '\n' ' ' < "$WORK/bb")}" >&2
+  echo "all rounds (ms): byte_range $(tr '\n' ' ' < "$WORK/br")| again $(tr '\n' ' ' < "$WORK/br2")| cold $(tr '\n' ' ' < "$WORK/cold")| warm $(tr '\n' ' ' < "$WORK/warm")${BASELINE:+| baseline $(tr '\n' ' ' < "$WORK/bb")}${INTERLEAVE:+| as given $(tr '\n' ' ' < "$WORK/given")}" >&2
 done
 echo
 echo "The first byte_range request for each image also reads its header (a HEAD and one 16 KiB read) to build the index; bytes read exclude it. The second is the same request again, with the index in memory."

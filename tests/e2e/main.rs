@@ -16,6 +16,7 @@ mod filters;
 mod fleet;
 mod hostile;
 mod index_cli;
+mod interleave;
 mod large_decodes;
 mod large_views;
 mod levels;

@@ -98,7 +98,7 @@ fn lookup<B: AsRef<[u8]>>(
 }
 
 /// Copies the main header (at absolute offset `base`), leaving out TLM and PLM.
-fn copy_main_header(main: &[u8], base: u64, out: &mut Vec<u8>) -> Result<(), Jp2Error> {
+pub(crate) fn copy_main_header(main: &[u8], base: u64, out: &mut Vec<u8>) -> Result<(), Jp2Error> {
     let len = main.len() as u64;
     let bad = |pos: u64, reason| Jp2Error::Marker {
         offset: base + pos,

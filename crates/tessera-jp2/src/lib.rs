@@ -25,6 +25,10 @@
 //!    each code-block's last bit-planes undecoded: close to the same pixels, in a fraction of
 //!    the time (the packet-header coding it needs is the `tier2` module).
 //!
+//! Files written tile by tile keep each tile's resolutions together, so a small view of a tiled
+//! file reads one range per tile. [`interleave`] lays the same tile-parts out by resolution
+//! across tiles, once, so that every reduce is one range (`tessera interleave` writes it).
+//!
 //! Nothing here does I/O or panics on malformed input: every length is checked before use, errors
 //! say which byte was wrong, and allocations are bounded by the bytes given (or, for per-tile
 //! tables, by the 65535-tile limit), never by a length field alone. `Header::parse` is a pure
@@ -37,6 +41,7 @@ mod error;
 mod fewer_planes;
 mod header;
 mod index;
+mod interleave;
 pub mod markers;
 mod plan;
 mod reduced;
@@ -49,6 +54,7 @@ pub use error::{Jp2Error, ParseError};
 pub use fewer_planes::without_last_planes;
 pub use header::Header;
 pub use index::{Component, Jp2Index, TilePart, INDEX_VERSION};
+pub use interleave::{interleave, InterleaveError, Interleaved, Piece};
 pub use markers::{Coc, Cod, Comment, ComponentSiz, Progression, SegmentInfo, Siz, Tlm, TlmEntry};
 pub use plan::{coalesce, Plan, Unsupported};
 pub use reduced::as_reduced_image;

@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use tessera_jp2::{
-    as_reduced_image, assemble, without_last_planes, Header, Jp2Index, ParseError, Plan,
-    Progression, SotWalker, TilePart,
+    as_reduced_image, assemble, interleave, without_last_planes, Header, InterleaveError, Jp2Index,
+    ParseError, Piece, Plan, Progression, SotWalker, TilePart,
 };
 
 const W: usize = 2000;
@@ -818,5 +818,124 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
             bad[at] ^= (seed >> 32) as u8 | 1;
             let _ = without_last_planes(&bad, 1);
         }
+    }
+}
+
+/// `file` rewritten with its tile-parts interleaved by resolution, the pieces written in order.
+fn interleaved(file: &[u8]) -> (Vec<u8>, bool) {
+    let idx = index(file);
+    let header = parse_like_a_caller(file);
+    let main = &file[idx.main_header.start as usize..idx.main_header.end as usize];
+    let rewrite = interleave(&header, &idx, main, file.len() as u64).unwrap();
+    let mut out = Vec::with_capacity(rewrite.len() as usize);
+    for piece in &rewrite.pieces {
+        match piece {
+            Piece::New(bytes) => out.extend_from_slice(bytes),
+            Piece::Copy(r) => out.extend_from_slice(&file[r.start as usize..r.end as usize]),
+        }
+    }
+    assert_eq!(out.len() as u64, rewrite.len());
+    (out, rewrite.already)
+}
+
+/// Interleaved, a tiled file's tile-parts of every reduce are one range, found from its TLM
+/// alone; it decodes to the pixels of the original, whole and at each reduce, and partially.
+#[test]
+fn interleaved_files_read_every_reduce_in_one_range_and_decode_the_same() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, path, tiled) in [
+        ("tiled, TLM", tiled_tlm(), true),
+        ("tiled, no TLM", tiled_no_tlm(), true),
+        ("RLCP, PLT, 2 layers", rlcp(), true),
+        ("single tile, raw", raw_j2k(), false),
+    ] {
+        let file = read(&path);
+        let (out, already) = interleaved(&file);
+        assert_eq!(already, !tiled, "{name}");
+        let header = parse_like_a_caller(&out);
+        let by_tlm = Jp2Index::from_header(&header).unwrap();
+        let (walked, _) = walk(&out, &header);
+        assert_eq!(by_tlm.tile_parts, walked, "{name}: TLM and SOTs agree");
+        let order: Vec<_> = by_tlm
+            .tile_parts
+            .iter()
+            .map(|tp| (tp.part, tp.tile))
+            .collect();
+        assert!(order.is_sorted(), "{name}: by resolution, then tile");
+        assert_eq!(by_tlm.tile_parts.len(), index(&file).tile_parts.len());
+        for d in 0..=by_tlm.levels {
+            let before = index(&file).plan(d, 0).unwrap().ranges.len();
+            let after = by_tlm.plan(d, 0).unwrap().ranges;
+            assert_eq!(
+                after.len(),
+                1,
+                "{name}, reduce {d}: {after:?} ({before} before)"
+            );
+        }
+        let out_path = dir.path().join(format!(
+            "{}.{}",
+            name.replace([' ', ','], ""),
+            path.extension().unwrap().to_str().unwrap()
+        ));
+        std::fs::write(&out_path, &out).unwrap();
+        for d in [0, 2] {
+            assert!(
+                decode(&path, d, dir.path(), "original")
+                    == decode(&out_path, d, dir.path(), "interleaved"),
+                "{name}, reduce {d}: pixels differ"
+            );
+        }
+        check_partial_decodes(&format!("{name}, interleaved"), &out_path, &[1, 3]);
+        assert_eq!(
+            interleaved(&out).0,
+            out,
+            "{name}: a second rewrite changes nothing"
+        );
+    }
+}
+
+/// Boxes after the codestream (XML metadata, say) are kept, after the rewritten `jp2c`.
+#[test]
+fn interleaving_keeps_the_boxes_after_the_codestream() {
+    if !have_tools() {
+        return;
+    }
+    let mut file = read(&tiled_tlm());
+    let xml = b"<meta>kept</meta>";
+    file.extend_from_slice(&(8 + xml.len() as u32).to_be_bytes());
+    file.extend_from_slice(b"xml ");
+    file.extend_from_slice(xml);
+    let (out, _) = interleaved(&file);
+    assert!(out.ends_with(xml));
+    let header = parse_like_a_caller(&out);
+    let boxes = header.jp2.as_ref().unwrap();
+    assert_eq!(
+        boxes.jp2c_end,
+        Some(out.len() as u64 - 8 - xml.len() as u64)
+    );
+    assert_eq!(
+        Jp2Index::from_header(&header).unwrap().tile_parts.len(),
+        index(&file).tile_parts.len()
+    );
+}
+
+/// Only a file with a tile-part per resolution can be interleaved; others are refused whole.
+#[test]
+fn interleaving_refuses_files_not_split_by_resolution() {
+    if !have_tools() {
+        return;
+    }
+    for (name, file) in [
+        ("LRCP", read(&lrcp())),
+        ("a tile-part per tile", planes_fixture(TILED_LOSSY)),
+    ] {
+        let idx = index(&file);
+        let header = parse_like_a_caller(&file);
+        let main = &file[idx.main_header.start as usize..idx.main_header.end as usize];
+        let err = interleave(&header, &idx, main, file.len() as u64).unwrap_err();
+        assert!(matches!(err, InterleaveError::Layout(_)), "{name}: {err}");
     }
 }

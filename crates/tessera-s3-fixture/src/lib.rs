@@ -292,7 +292,14 @@ impl S3Server {
     }
 
     pub fn all_requests(&self) -> Vec<SeenRequest> {
-        self.seen.lock().unwrap().clone()
+        self.requests_since(0)
+    }
+
+    /// Requests seen after the first `seen` of them (a poller's cursor: it copies only what is
+    /// new, however many requests the server has answered).
+    pub fn requests_since(&self, seen: usize) -> Vec<SeenRequest> {
+        let all = self.seen.lock().unwrap();
+        all.get(seen..).unwrap_or_default().to_vec()
     }
 
     /// Cut GET bodies of `key` after `bytes` (`None` heals it).

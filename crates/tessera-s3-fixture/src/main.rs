@@ -21,14 +21,14 @@ fn main() {
     let mut printed = 0;
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        let seen = server.all_requests();
-        for r in &seen[printed..] {
+        let new = server.requests_since(printed);
+        for r in &new {
             let range = r.range.as_deref().unwrap_or("-");
             if writeln!(out, "{} {} {range}", r.method, r.path).is_err() {
                 return;
             }
         }
-        printed = seen.len();
+        printed += new.len();
         let _ = out.flush();
     }
 }

@@ -1,10 +1,11 @@
 #![forbid(unsafe_code)]
-//! The `tessera` command line: `run`, `serve`, `check`, `schema`, `index`. A plugin crate builds its own
+//! The `tessera` command line: `run`, `serve`, `check`, `schema`, `index`, `interleave`. A plugin crate builds its own
 //! binary with [`main_with`] and a [`tessera_proxy::Builder`] carrying its extra factories,
 //! usually [`builder`] (the engine's built-ins and the image application) plus its own.
 
 mod access_json;
 mod index;
+mod interleave;
 mod json_lines;
 mod log_writer;
 mod logging;
@@ -86,6 +87,15 @@ enum Command {
     /// not partial (served by reading the whole file) and failed, with the most common reasons.
     #[command(after_help = index::EXIT_STATUS_HELP)]
     Index(index::IndexArgs),
+    /// Rewrite a tiled JPEG 2000 master so that a small view of it is one ranged read.
+    ///
+    /// Encoders write tiled files tile by tile, so a small view, which needs the low resolutions
+    /// of every tile, reads one range per tile. This orders the same tile-parts by resolution
+    /// across tiles (every tile's lowest resolution first): every reduced resolution is then one
+    /// range. Nothing is re-encoded; decoders give the same pixels. The file must have a
+    /// tile-part per resolution (RPCL or RLCP, `-TP R`); the output is checked, then renamed
+    /// into place. Prints what a view reads at each scale, before and after.
+    Interleave(interleave::InterleaveArgs),
 }
 
 /// Run the command line with the factories of `builder`.
@@ -117,6 +127,10 @@ pub fn main_with(builder: Builder) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Interleave(args) => {
+            logging::init(cli.log_format.unwrap_or(LogFormat::Text), "warn", true);
+            interleave::run(args)
+        }
         Command::Index(args) => {
             logging::init(cli.log_format.unwrap_or(LogFormat::Text), "warn", true);
             index::run(&builder, args)

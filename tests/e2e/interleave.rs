@@ -1,0 +1,139 @@
+//! `tessera interleave`: a tiled master rewritten by resolution across tiles is one ranged GET
+//! for a small view (it was one per tile), gives `byte_range` and the real iipsrv the same
+//! pixels as the original, and files it cannot rewrite are refused and left alone.
+
+use crate::harness::{tessera_bin, Tessera};
+use crate::iipsrv::{direct, start_iipsrv};
+use crate::images::{jp2_with, photo_like_jp2_with};
+use crate::s3::S3Server;
+use crate::views::{config, png_pixels};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// 2000×1500 in 512² tiles (12), a tile-part per resolution (6), TLM: written tile by tile,
+/// from a picture that compresses like a photograph (tiles far enough apart to be read apart).
+fn tile_major() -> PathBuf {
+    photo_like_jp2_with(
+        2000,
+        1500,
+        &["-p", "RPCL", "-t", "512,512", "-TP", "R", "-TLM", "-n", "6"],
+    )
+}
+
+fn interleave(input: &Path, output: &Path) -> Output {
+    Command::new(tessera_bin())
+        .args(["interleave".as_ref(), input.as_os_str(), output.as_os_str()])
+        .output()
+        .unwrap()
+}
+
+/// The file interleaved into `dir`.
+fn interleaved(file: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join("interleaved.jp2");
+    let run = interleave(file, &out);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("12 tiles, 72 tile-parts by resolution"),
+        "{stdout}"
+    );
+    out
+}
+
+/// Ranged GETs of `key` while `view` is answered (its index already built).
+fn gets_for_view(t: &Tessera, s3: &S3Server, key: &str, view: &str) -> (usize, Vec<u8>) {
+    assert_eq!(t.get(&format!("/iiif/{key}/info.json")).status, 200);
+    let before = s3.gets_for(key).len();
+    let r = t.get(&format!("/iiif/{key}/{view}"));
+    assert_eq!(r.status, 200, "{key} {view}: {}", r.text());
+    (s3.gets_for(key).len() - before, r.body)
+}
+
+#[test]
+fn a_small_view_of_an_interleaved_master_is_one_read_and_the_same_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = tile_major();
+    let rewritten = interleaved(&original, dir.path());
+    let s3 = S3Server::start();
+    s3.put_file("tile-major", &original);
+    s3.put_file("interleaved", &rewritten);
+    let t = Tessera::start(&config(&s3, ""));
+    for view in ["full/!200,200/0/default.png", "full/500,/0/default.png"] {
+        let (before, theirs) = gets_for_view(&t, &s3, "tile-major", view);
+        let (after, ours) = gets_for_view(&t, &s3, "interleaved", view);
+        assert_eq!(
+            after, 1,
+            "{view}: one ranged GET ({before} for the original)"
+        );
+        assert!(before > 1, "{view}: the original reads a range per tile");
+        assert!(
+            png_pixels(&ours) == png_pixels(&theirs),
+            "{view}: pixels differ"
+        );
+    }
+}
+
+#[test]
+fn iipsrv_serves_an_interleaved_master_as_it_serves_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = tile_major();
+    let rewritten = interleaved(&original, dir.path());
+    let iip = start_iipsrv();
+    for iiif in [
+        "0,0,512,512/512,/0/default.jpg",
+        "1000,500,700,600/350,/0/default.jpg",
+        "full/250,/0/default.jpg",
+        "full/max/0/gray.jpg",
+    ] {
+        let (status, theirs) = direct(iip.port, &original, iiif);
+        let (rewritten_status, ours) = direct(iip.port, &rewritten, iiif);
+        assert_eq!((status, rewritten_status), (200, 200), "{iiif}");
+        assert!(ours == theirs, "{iiif}: iipsrv's bytes differ");
+    }
+}
+
+#[test]
+fn a_file_it_cannot_interleave_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tile-part per tile: nothing says where a tile's resolutions start.
+    let whole_tiles = jp2_with(600, 400, &["-p", "RPCL", "-t", "256,256"]);
+    let not_an_image = dir.path().join("notes.jp2");
+    std::fs::write(&not_an_image, b"plain text, not a JPEG 2000 file").unwrap();
+    for (input, reason) in [
+        (whole_tiles.as_path(), "tile-parts not split by resolution"),
+        (not_an_image.as_path(), "not an image format"),
+    ] {
+        let out = dir.path().join("out.jp2");
+        let run = interleave(input, &out);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(!out.exists());
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+}
+
+#[test]
+fn interleaving_in_place_replaces_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("master.jp2");
+    std::fs::copy(tile_major(), &file).unwrap();
+    let before = std::fs::read(&file).unwrap();
+    let run = interleave(&file, &file);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let after = std::fs::read(&file).unwrap();
+    assert_ne!(after, before);
+    // Interleaved again: the same bytes.
+    assert!(interleave(&file, &file).status.success());
+    assert_eq!(std::fs::read(&file).unwrap(), after);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
