@@ -15,6 +15,8 @@ chmod 755 "$WORK"   # nginx workers run as www-data
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
+# Under `set -e` a failing step ends the script silently: say which.
+trap 'echo "$0: line $LINENO: a command failed (exit $?)" >&2' ERR
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }

@@ -18,6 +18,8 @@
 #                                                   # byte_range with skip_last_bit_planes: 1,
 #                                                   # beside the exact decode (the baseline runs
 #                                                   # without it)
+#   S3_LATENCY_MS=20 bench/views.sh                 # every S3 request held 20 ms, as a real
+#                                                   # object store's first byte is
 #   INTERLEAVE=1 BIG_MASTER=tiled.jp2 NO_RENDER=1 bench/views.sh
 #                                                   # the master rewritten by `tessera interleave`
 #                                                   # (a tiled one's small views: one range, not
@@ -90,7 +92,7 @@ if [ -n "${INTERLEAVE:-}" ]; then
 fi
 BIG=$(stat -c %s "$WORK/big.jp2")
 
-"$S3FIX" "$S3P" > "$WORK/s3.log" & PIDS+=($!)
+"$S3FIX" "$S3P" "${S3_LATENCY_MS:-0}" > "$WORK/s3.log" & PIDS+=($!)
 wait_port "$S3P"
 put() { curl -sf -o /dev/null -T "$2" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
   -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$S3P/images/$1"; }
@@ -150,12 +152,12 @@ ranged_gets() {  # key → ranged GETs so far
   grep -c "^GET /images/$1 bytes=" "$WORK/s3.log" || true
 }
 
-echo "image: $IMAGE ($LAYOUT), $BIG bytes; $ROUNDS rounds" >&2
-echo "## byte_range: a $IMAGE JP2 ($BIG bytes)"; echo
+echo "image: $IMAGE ($LAYOUT), $BIG bytes; $ROUNDS rounds; S3 latency ${S3_LATENCY_MS:-0} ms" >&2
+echo "## byte_range: a $IMAGE JP2 ($BIG bytes)${S3_LATENCY_MS:+, S3 answering after $S3_LATENCY_MS ms}"; echo
 echo "| request | bytes read (share of file), ranged GETs | byte_range, first request ms | byte_range, index in memory ms | decode ms | orchestrate + iipsrv cold ms | orchestrate + iipsrv warm ms | byte_range (index in memory) / cold |${BASELINE:+ baseline, index in memory ms | baseline decode ms |}${INTERLEAVE:+ master as given, index in memory ms | its ranged GETs |}"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|${BASELINE:+---:|---:|}${INTERLEAVE:+---:|---:|}"
 for size in '!200,200' '!1024,1024'; do
-  : > "$WORK/br"; : > "$WORK/br2"; : > "$WORK/cold"; : > "$WORK/warm"; : > "$WORK/bb"; : > "$WORK/given"; read_share=""
+  : > "$WORK/br"; : > "$WORK/br2"; : > "$WORK/cold"; : > "$WORK/warm"; : > "$WORK/bb"; : > "$WORK/given"; read_share=""; given_s=0; given_n=0
   d0=$(decode_ms "$ADM") n0=$(decode_count "$ADM")
   [ -n "${BASELINE:-}" ] && { bd0=$(decode_ms "$BADM"); bn0=$(decode_count "$BADM"); }
   for r in $(seq "$ROUNDS"); do

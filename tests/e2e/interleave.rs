@@ -137,3 +137,62 @@ fn interleaving_in_place_replaces_the_file() {
     assert_eq!(std::fs::read(&file).unwrap(), after);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// A master replaced in S3 by its interleaved copy while Tessera holds its index: the first view
+/// after finds the bytes do not fit the index, indexes the image again and answers, with the
+/// same pixels; nobody sees an error.
+#[test]
+fn a_master_replaced_under_its_index_is_indexed_again_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = tile_major();
+    let rewritten = interleaved(&original, dir.path());
+    let s3 = S3Server::start();
+    s3.put_file("master", &original);
+    let t = Tessera::start(&config(&s3, ""));
+    let view = "/iiif/master/full/!200,200/0/default.png";
+    let before = t.get(view);
+    assert_eq!(before.status, 200, "{}", before.text());
+    s3.put_file("master", &rewritten);
+    let after = t.get(view);
+    assert_eq!(after.status, 200, "{}", after.text());
+    assert!(png_pixels(&after.body) == png_pixels(&before.body));
+    assert!(t.wait_log("indexing it again"), "{}", t.log());
+    let built = t.metric("tessera_index_lookups_total", &[("source", "built")]);
+    assert_eq!(
+        built, 2.0,
+        "indexed once, and once more after the replacement"
+    );
+    // From the fresh index: one ranged GET.
+    let gets = s3.gets_for("master").len();
+    assert_eq!(
+        t.get("/iiif/master/full/!100,100/0/default.png").status,
+        200
+    );
+    assert_eq!(s3.gets_for("master").len(), gets + 1);
+}
+
+/// A file whose tile-parts do not fit its own header is not a replaced master: indexed again
+/// to the same index, it is answered 502 without being read a second time.
+#[test]
+fn bytes_that_do_not_fit_an_unchanged_header_are_502_after_one_more_look() {
+    let mut file = std::fs::read(crate::views::rpcl(800, 600)).unwrap();
+    // The second tile-part's SOT (the first ends the main header, which must stay readable).
+    let sot = b"\xff\x90\x00\x0a";
+    let first = file.windows(4).position(|w| w == sot).unwrap();
+    let second = first + 4 + file[first + 4..].windows(4).position(|w| w == sot).unwrap();
+    file[second..second + 4].copy_from_slice(b"junk");
+    let broken = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(broken.path(), &file).unwrap();
+    let s3 = S3Server::start();
+    s3.put_file("broken", broken.path());
+    let t = Tessera::start(&config(&s3, ""));
+    assert_eq!(t.get("/iiif/broken/info.json").status, 200);
+    let gets = s3.gets_for("broken").len();
+    let r = t.get("/iiif/broken/full/!200,200/0/default.png");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(
+        s3.gets_for("broken").len(),
+        gets + 2,
+        "one fetch for the view and one header read, no second fetch"
+    );
+}

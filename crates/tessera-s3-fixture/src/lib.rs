@@ -42,6 +42,9 @@ struct Faults {
     trickle: HashMap<String, (usize, Duration)>,
     /// The next this-many GETs (and HEADs) of these paths answer 503 SlowDown.
     unavailable: HashMap<String, usize>,
+    /// Every request waits this long before it is answered: an object store's first-byte
+    /// latency, for benchmarks (S3 in the same region: some 10–30 ms).
+    latency: Option<Duration>,
 }
 
 pub struct S3Server {
@@ -208,19 +211,24 @@ impl S3Server {
                                 .expect("a valid response");
                             return Ok::<_, s3s::HttpError>(resp);
                         }
-                        let (delay, cut, stall, trickle) = {
+                        let (latency, delay, cut, stall, trickle) = {
                             let f = faults.lock().unwrap();
+                            let latency = f.latency;
                             if method == "GET" {
                                 (
+                                    latency,
                                     f.delay.get(&path).copied(),
                                     f.cut_after.get(&path).copied(),
                                     f.stall_after.get(&path).copied(),
                                     f.trickle.get(&path).copied(),
                                 )
                             } else {
-                                (None, None, None, None)
+                                (latency, None, None, None, None)
                             }
                         };
+                        if let Some(d) = latency {
+                            tokio::time::sleep(d).await;
+                        }
                         if let Some(d) = delay {
                             tokio::time::sleep(d).await;
                         }
@@ -350,6 +358,11 @@ impl S3Server {
     pub fn delay(&self, key: &str, by: Duration) {
         let path = format!("/{BUCKET}/{key}");
         self.faults.lock().unwrap().delay.insert(path, by);
+    }
+
+    /// Hold every request this long before answering it (`None`: answer at once).
+    pub fn latency(&self, by: Option<Duration>) {
+        self.faults.lock().unwrap().latency = by;
     }
 
     /// The `origins:` entry for this server, named `name`.

@@ -1,4 +1,5 @@
-//! `tessera-s3-fixture PORT`: serve a fresh bucket `images` on 127.0.0.1:PORT for benchmarks.
+//! `tessera-s3-fixture PORT [LATENCY_MS]`: serve a fresh bucket `images` on 127.0.0.1:PORT for
+//! benchmarks, each request held LATENCY_MS before it is answered (default 0: at once).
 //! The first line printed is the bucket's directory (put objects there as files); after it, one
 //! line per request seen, `METHOD PATH RANGE`, so a benchmark can count what reached S3.
 
@@ -11,10 +12,19 @@ fn main() {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| {
-            eprintln!("usage: tessera-s3-fixture PORT");
+            eprintln!("usage: tessera-s3-fixture PORT [LATENCY_MS]");
             std::process::exit(2)
         });
+    let latency_ms: u64 = match std::env::args().nth(2).map(|a| a.parse()) {
+        None => 0,
+        Some(Ok(ms)) => ms,
+        Some(Err(_)) => {
+            eprintln!("usage: tessera-s3-fixture PORT [LATENCY_MS]");
+            std::process::exit(2)
+        }
+    };
     let server = S3Server::start_on(port);
+    server.latency((latency_ms > 0).then(|| Duration::from_millis(latency_ms)));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.object_path("").display());
     let _ = out.flush();

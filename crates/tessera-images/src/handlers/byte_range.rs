@@ -7,6 +7,7 @@
 //! a region, a large output, a file laid out another way — goes to the route named in
 //! `otherwise:` (typically the orchestrate route), or, for small files, is read whole.
 
+use crate::format::Format as RasterFormat;
 use crate::imaging::pipeline::{self, ViewError};
 use crate::imaging::{answer, defaults, Failure, Found, IndexedImages, Lookup};
 use async_trait::async_trait;
@@ -17,8 +18,9 @@ use prometheus::{
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use tessera_iiif::ImageLimits;
+use tessera_jp2::Jp2Index;
 use tessera_proxy::config::{ByteSize, Dur};
 use tessera_proxy::metrics::registry;
 use tessera_proxy::plugin::{
@@ -133,30 +135,78 @@ impl ByteRange {
     }
 
     /// Hand the request on, or explain why it is not served here.
-    fn elsewhere(&self, why: &str) -> Result<HandlerAction, HttpError> {
+    fn elsewhere<E: From<HttpError>>(&self, why: &str) -> Result<HandlerAction, E> {
         BYTE_RANGE.requests.with_label_values(&["otherwise"]).inc();
         match &self.otherwise {
             Some(route) => Ok(HandlerAction::Route(route.clone())),
-            None => Err(HttpError::new(StatusCode::NOT_IMPLEMENTED, why)),
+            None => Err(HttpError::new(StatusCode::NOT_IMPLEMENTED, why).into()),
         }
     }
 }
 
 #[async_trait]
 impl Handler for ByteRange {
+    /// Look the image up and serve the view. If the bytes read do not fit the image's index (the
+    /// object was replaced since it was indexed, e.g. by `tessera interleave`), the index is
+    /// built again and, if it changed, the view served from it: a replaced master costs its
+    /// first viewer a header read, not an error. If it did not change, the file is broken: 502.
     async fn handle(&self, req: &mut RequestContext<'_>) -> Result<HandlerAction, HttpError> {
-        let Found { iiif, key, indexed } = match self.images.lookup(req.captures).await? {
-            Lookup::Jp2(found) => found,
-            // A JPEG, PNG or TIFF has no JPEG 2000 byte ranges to read.
-            Lookup::Raster { format, .. } => {
-                let why = format!(
-                    "the image is a {format} master: info and render routes serve it, not byte ranges"
-                );
-                return self
-                    .elsewhere(&why)
-                    .map_err(|_| HttpError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, why.clone()));
+        // The index a first try found the bytes did not fit, and why; one more try follows.
+        let mut first_try: Option<(Arc<Jp2Index>, ViewError)> = None;
+        loop {
+            let found = match self.images.lookup(req.captures).await? {
+                Lookup::Jp2(found) => found,
+                Lookup::Raster { format, .. } => return self.raster(format),
+            };
+            let (key, index) = (found.key.clone(), found.indexed.index.clone());
+            if let Some((old, e)) = &first_try {
+                if *old == index {
+                    // Indexed again as it was: the bytes are bad, not the index.
+                    return Err(self.view_error(e.clone(), &key));
+                }
             }
-        };
+            match self.view(req, found).await {
+                Ok(action) => return Ok(action),
+                Err(Failed::Answer(e)) => return Err(e),
+                Err(Failed::Changed(e)) => {
+                    self.forget_index(&key, &e).await;
+                    if first_try.is_some() {
+                        return Err(self.view_error(e, &key));
+                    }
+                    first_try = Some((index, e));
+                }
+            }
+        }
+    }
+
+    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
+        self.images
+            .canonical_name(req, |i| ImageLimits::new(i.index.width, i.index.height))
+            .await
+    }
+}
+
+/// Why a view was not served: an answer for the client, or bytes that do not fit the index
+/// (worth one more try with a fresh index).
+enum Failed {
+    Answer(HttpError),
+    Changed(ViewError),
+}
+
+impl From<HttpError> for Failed {
+    fn from(e: HttpError) -> Self {
+        Failed::Answer(e)
+    }
+}
+
+impl ByteRange {
+    /// Serve the view of `found`: plan, fetch, decode, answer.
+    async fn view(
+        &self,
+        req: &mut RequestContext<'_>,
+        found: Found,
+    ) -> Result<HandlerAction, Failed> {
+        let Found { iiif, key, indexed } = found;
         let (origin_name, version) = (&self.images.origin_name, self.images.version);
         let limits = ImageLimits::new(indexed.index.width, indexed.index.height);
         let resolved = iiif
@@ -199,7 +249,7 @@ impl Handler for ByteRange {
         // Fetch and decode in one decode slot, so memory is bounded by the decode limit.
         let slot = match self.decodes.slot().await {
             Ok(slot) => slot,
-            Err(e) => return Err(self.view_failed(e, &key).await),
+            Err(e) => return Err(self.view_failed(e, &key)),
         };
         let (codestream, reduce) = match pipeline::plan(&indexed, resolved.width, resolved.height) {
             Ok((_, plan)) if plan.bytes() > self.max_fetch => {
@@ -213,7 +263,7 @@ impl Handler for ByteRange {
                         BYTE_RANGE.fetched_bytes.inc_by(plan.bytes());
                         pipeline::smaller_image(c, plan.reduce)
                     }
-                    Err(e) => return Err(self.view_failed(e, &key).await),
+                    Err(e) => return Err(self.view_failed(e, &key)),
                 }
             }
             Err(unsupported) => match self.whole_below {
@@ -247,7 +297,7 @@ impl Handler for ByteRange {
             .await;
         let body = match body {
             Ok(b) => b,
-            Err(e) => return Err(self.view_failed(e, &key).await),
+            Err(e) => return Err(self.view_failed(e, &key)),
         };
         BYTE_RANGE.requests.with_label_values(&["served"]).inc();
         Ok(HandlerAction::Respond(answer::image(
@@ -259,20 +309,33 @@ impl Handler for ByteRange {
         )))
     }
 
-    async fn cache_name(&self, req: &RequestInfo<'_>) -> Option<CacheName> {
-        self.images
-            .canonical_name(req, |i| ImageLimits::new(i.index.width, i.index.height))
-            .await
+    /// A JPEG, PNG or TIFF has no JPEG 2000 byte ranges to read.
+    fn raster(&self, format: RasterFormat) -> Result<HandlerAction, HttpError> {
+        let why = format!(
+            "the image is a {format} master: info and render routes serve it, not byte ranges"
+        );
+        self.elsewhere::<HttpError>(&why)
+            .map_err(|_| HttpError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, why.clone()))
     }
-}
 
-impl ByteRange {
-    /// A failure after the index was used: if the bytes did not fit it, the object may have
-    /// changed, so the index is dropped and the next request rebuilds it.
-    async fn view_failed(&self, e: ViewError, key: &str) -> HttpError {
-        if matches!(e, ViewError::Corrupt(_)) {
-            self.images.index.forget(&self.images.origin, key).await;
+    /// The bytes read did not fit `key`'s index: drop it, so that it is built again.
+    async fn forget_index(&self, key: &str, e: &ViewError) {
+        self.images.index.forget(&self.images.origin, key).await;
+        let origin = &self.images.origin_name;
+        tracing::info!(%origin, key, "the bytes read do not fit the image's index ({e}): indexing it again");
+    }
+
+    /// A failure after the index was used: bytes that did not fit it may mean the object
+    /// changed ([`Failed::Changed`]); anything else is answered.
+    fn view_failed(&self, e: ViewError, key: &str) -> Failed {
+        match e {
+            ViewError::Corrupt(_) => Failed::Changed(e),
+            e => Failed::Answer(self.view_error(e, key)),
         }
+    }
+
+    /// The answer to a failed view of `key`, after its log line.
+    fn view_error(&self, e: ViewError, key: &str) -> HttpError {
         Failure::View(e).answer(&self.images.origin_name, key)
     }
 }
