@@ -184,6 +184,49 @@ fn indexes_a_directory_origin() {
     assert_eq!(json_files(&index_dir.path().join("made-on-demand")), 2);
 }
 
+/// Tiled files written tile by tile are partial-ready, but a small view reads a range per tile:
+/// the summary counts them and names the command that makes it one; interleaved, a file is not
+/// counted.
+#[test]
+fn names_tiled_files_written_tile_by_tile() {
+    let images = tempfile::tempdir().unwrap();
+    let by_tile = images.path().join("by-tile.jp2");
+    let tiled = &["-p", "RPCL", "-t", "256,256", "-TP", "R", "-TLM", "-n", "4"];
+    std::fs::copy(jp2_with(1200, 900, tiled), &by_tile).unwrap();
+    let interleaved = Command::new(tessera_bin())
+        .arg("interleave")
+        .arg(&by_tile)
+        .arg(images.path().join("interleaved.jp2"))
+        .status()
+        .unwrap();
+    assert!(interleaved.success());
+    std::fs::copy(rpcl(300, 200), images.path().join("single-tile.jp2")).unwrap();
+    let index_dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "origins:\n  local: {{ dir: \"{}\" }}\n{}",
+        images.path().display(),
+        image_index(index_dir.path())
+    );
+
+    let run = index(&yaml, &["--origin", "local"]);
+    let report = format!("{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(0), "{report}");
+    assert_eq!(run.count("partial-ready"), 3, "{report}");
+    let by_tile_lines: Vec<_> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("written tile by tile"))
+        .collect();
+    assert_eq!(by_tile_lines.len(), 1, "{report}");
+    let line = by_tile_lines[0].trim();
+    assert!(line.starts_with("1  "), "{report}");
+    assert!(
+        line.contains("`tessera interleave` makes it one"),
+        "{report}"
+    );
+    assert!(line.ends_with("(e.g. by-tile.jp2)"), "{report}");
+}
+
 #[test]
 fn refuses_to_run_when_indexes_would_be_lost_or_the_origin_is_unknown() {
     let images = tempfile::tempdir().unwrap();

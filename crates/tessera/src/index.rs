@@ -7,7 +7,9 @@
 //! land in `image_index.dir` under the names `tessera run` looks for.
 //!
 //! The summary also answers the question an operator has about a collection: how much of it
-//! can be served by partial reads, and why the rest cannot (usually the progression order).
+//! can be served by partial reads, which of those are tiled files written tile by tile (a range
+//! per tile for a small view, until `tessera interleave` rewrites them), and why the rest cannot
+//! (usually the progression order).
 
 use clap::Args;
 use std::collections::BTreeMap;
@@ -179,8 +181,9 @@ fn check_writable(dir: &Path) -> Result<(), CannotRun> {
 
 /// What became of one object.
 enum Outcome {
-    /// Indexed, and a reduced read needs only some of the file.
-    Partial,
+    /// Indexed, and a reduced read needs only some of the file; `by_tile`: a tiled file written
+    /// tile by tile, whose small views read a range per tile (`tessera interleave` makes it one).
+    Partial { by_tile: bool },
     /// Indexed, but only whole-file reads can serve it; why.
     WholeOnly(String),
     /// A JPEG, PNG or TIFF master: nothing to index (info and render read its local copy).
@@ -205,10 +208,16 @@ async fn index_one(
 
 fn partial_or_not(index: &Jp2Index) -> Outcome {
     match index.plan(index.levels.min(PARTIAL_REDUCE), 0) {
-        Ok(_) => Outcome::Partial,
+        Ok(_) => Outcome::Partial {
+            by_tile: !index.tile_parts.is_sorted_by_key(|tp| (tp.part, tp.tile)),
+        },
         Err(unsupported) => Outcome::WholeOnly(unsupported.reason),
     }
 }
+
+/// How the summary names partial-ready files written tile by tile.
+const BY_TILE: &str =
+    "written tile by tile: a small view reads a range per tile (`tessera interleave` makes it one)";
 
 /// Index `keys`, `concurrency` at a time, reporting progress on stderr.
 async fn index_all(job: &Job, keys: Vec<String>, concurrency: usize) -> Tally {
@@ -253,6 +262,8 @@ struct Tally {
     done: usize,
     indexed: usize,
     partial: usize,
+    /// Partial-ready files written tile by tile.
+    by_tile: Reasons,
     whole_only: Reasons,
     other_formats: Reasons,
     failed: Reasons,
@@ -262,9 +273,12 @@ impl Tally {
     fn record(&mut self, key: &str, outcome: Outcome) {
         self.done += 1;
         match outcome {
-            Outcome::Partial => {
+            Outcome::Partial { by_tile } => {
                 self.indexed += 1;
                 self.partial += 1;
+                if by_tile {
+                    self.by_tile.add(BY_TILE.into(), key);
+                }
             }
             Outcome::WholeOnly(reason) => {
                 self.indexed += 1;
@@ -333,6 +347,7 @@ fn print_summary(job: &Job, prefix: &str, tally: &Tally, elapsed: Duration) {
     println!("objects:       {}", tally.total);
     println!("indexed:       {}", tally.indexed);
     println!("partial-ready: {}", tally.partial);
+    tally.by_tile.print();
     println!("not partial:   {}", tally.whole_only.count());
     tally.whole_only.print();
     println!("other formats: {}", tally.other_formats.count());

@@ -83,8 +83,9 @@ enum Command {
     /// as they do for `tessera run`.
     ///
     /// Progress goes to stderr about once a second, warnings too; the summary goes to stdout:
-    /// objects listed, indexed, partial-ready (a reduced read needs only the leading tile-parts),
-    /// not partial (served by reading the whole file) and failed, with the most common reasons.
+    /// objects listed, indexed, partial-ready (a reduced read needs only the leading tile-parts;
+    /// tiled files written tile by tile named apart, see `interleave`), not partial (served by
+    /// reading the whole file) and failed, with the most common reasons.
     #[command(after_help = index::EXIT_STATUS_HELP)]
     Index(index::IndexArgs),
     /// Rewrite a tiled JPEG 2000 master so that a small view of it is one ranged read.
