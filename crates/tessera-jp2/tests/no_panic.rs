@@ -88,7 +88,8 @@ proptest! {
     }
 }
 
-/// The seeds are valid, so the properties above start from files that reach the assembler.
+/// The seeds are valid, so the properties above start from files that reach the assembler and
+/// the interleaver.
 #[test]
 fn valid_files_go_all_the_way() {
     for f in valid_files() {
@@ -103,6 +104,8 @@ fn valid_files_go_all_the_way() {
         };
         if idx.tile_parts.len() > 6 {
             idx.plan(1, 0).unwrap();
+            let main = &f[idx.main_header.start as usize..idx.main_header.end as usize];
+            tessera_jp2::interleave(&h, &idx, main, f.len() as u64).unwrap();
         }
         exercise(&f);
     }
