@@ -103,9 +103,13 @@ fn a_file_it_cannot_interleave_is_refused_and_left_alone() {
     let whole_tiles = jp2_with(600, 400, &["-p", "RPCL", "-t", "256,256"]);
     let not_an_image = dir.path().join("notes.jp2");
     std::fs::write(&not_an_image, b"plain text, not a JPEG 2000 file").unwrap();
+    // Its TLM promises a tile-part where there is none.
+    let lying = dir.path().join("lying.jp2");
+    std::fs::write(&lying, with_second_sot_broken(&tile_major())).unwrap();
     for (input, reason) in [
         (whole_tiles.as_path(), "tile-parts not split by resolution"),
         (not_an_image.as_path(), "not an image format"),
+        (lying.as_path(), "no SOT where the index has one"),
     ] {
         let out = dir.path().join("out.jp2");
         let run = interleave(input, &out);
@@ -115,7 +119,7 @@ fn a_file_it_cannot_interleave_is_refused_and_left_alone() {
         assert!(!out.exists());
     }
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+    assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
 }
 
 #[test]
@@ -175,12 +179,7 @@ fn a_master_replaced_under_its_index_is_indexed_again_and_served() {
 /// to the same index, it is answered 502 without being read a second time.
 #[test]
 fn bytes_that_do_not_fit_an_unchanged_header_are_502_after_one_more_look() {
-    let mut file = std::fs::read(crate::views::rpcl(800, 600)).unwrap();
-    // The second tile-part's SOT (the first ends the main header, which must stay readable).
-    let sot = b"\xff\x90\x00\x0a";
-    let first = file.windows(4).position(|w| w == sot).unwrap();
-    let second = first + 4 + file[first + 4..].windows(4).position(|w| w == sot).unwrap();
-    file[second..second + 4].copy_from_slice(b"junk");
+    let file = with_second_sot_broken(&crate::views::rpcl(800, 600));
     let broken = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(broken.path(), &file).unwrap();
     let s3 = S3Server::start();
@@ -195,4 +194,16 @@ fn bytes_that_do_not_fit_an_unchanged_header_are_502_after_one_more_look() {
         gets + 2,
         "one fetch for the view and one header read, no second fetch"
     );
+}
+
+/// `path`'s bytes with the second tile-part's SOT marker overwritten (the first ends the main
+/// header, which must stay readable): the header and its TLM promise a tile-part that is not
+/// there.
+fn with_second_sot_broken(path: &Path) -> Vec<u8> {
+    let mut file = std::fs::read(path).unwrap();
+    let sot = b"\xff\x90\x00\x0a";
+    let first = file.windows(4).position(|w| w == sot).unwrap();
+    let second = first + 4 + file[first + 4..].windows(4).position(|w| w == sot).unwrap();
+    file[second..second + 4].copy_from_slice(b"junk");
+    file
 }

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Jp2Error, ParseError};
-use crate::index::Jp2Index;
+use crate::index::{Jp2Index, TilePart};
 use crate::markers::{self, Item};
 use crate::plan::Plan;
 
@@ -47,36 +47,46 @@ pub fn assemble<B: AsRef<[u8]>>(
             .checked_add(tp.length)
             .ok_or(Jp2Error::TooLarge("tile-part"))?;
         let bytes = lookup(fetched, tp.offset, end)?;
-        let err = |reason| Jp2Error::Sot {
+        check_sot(tp, bytes)?;
+        let length = u32::try_from(tp.length).map_err(|_| Jp2Error::Sot {
             offset: tp.offset,
-            reason,
-        };
-        let Some(&[m0, m1, l0, l1, i0, i1, p0, p1, p2, p3, part, _]) = bytes.first_chunk::<12>()
-        else {
-            return Err(err("tile-part shorter than its SOT"));
-        };
-        let psot = u32::from_be_bytes([p0, p1, p2, p3]);
-        if u16::from_be_bytes([m0, m1]) != markers::SOT || u16::from_be_bytes([l0, l1]) != 10 {
-            return Err(err("no SOT where the index has one; has the file changed?"));
-        }
-        if u16::from_be_bytes([i0, i1]) != tp.tile || part != tp.part {
-            return Err(err(
-                "SOT tile or part differs from the index; has the file changed?",
-            ));
-        }
-        if psot != 0 && u64::from(psot) != tp.length {
-            return Err(err("Psot differs from the index; has the file changed?"));
-        }
-        let length = u32::try_from(tp.length).map_err(|_| err("tile-part longer than 4 GiB"))?;
+            reason: "tile-part longer than 4 GiB",
+        })?;
         out.reserve(bytes.len() + 2);
         out.extend_from_slice(&bytes[..6]);
         out.extend_from_slice(&length.to_be_bytes());
-        out.push(part);
+        out.push(tp.part);
         out.push(0); // TNsot: unknown
         out.extend_from_slice(&bytes[12..]);
     }
     out.extend_from_slice(&markers::EOC.to_be_bytes());
     Ok(out)
+}
+
+/// Whether `bytes`, read at `tp.offset`, begin with the SOT the index says is there (its tile,
+/// part and length): an error naming what differs if not (the file changed since it was
+/// indexed, or its TLM does not describe it).
+pub fn check_sot(tp: &TilePart, bytes: &[u8]) -> Result<(), Jp2Error> {
+    let err = |reason| Jp2Error::Sot {
+        offset: tp.offset,
+        reason,
+    };
+    let Some(&[m0, m1, l0, l1, i0, i1, p0, p1, p2, p3, part, _]) = bytes.first_chunk::<12>() else {
+        return Err(err("tile-part shorter than its SOT"));
+    };
+    let psot = u32::from_be_bytes([p0, p1, p2, p3]);
+    if u16::from_be_bytes([m0, m1]) != markers::SOT || u16::from_be_bytes([l0, l1]) != 10 {
+        return Err(err("no SOT where the index has one; has the file changed?"));
+    }
+    if u16::from_be_bytes([i0, i1]) != tp.tile || part != tp.part {
+        return Err(err(
+            "SOT tile or part differs from the index; has the file changed?",
+        ));
+    }
+    if psot != 0 && u64::from(psot) != tp.length {
+        return Err(err("Psot differs from the index; has the file changed?"));
+    }
+    Ok(())
 }
 
 /// `start..end` out of the buffer that starts at or before `start`.

@@ -48,7 +48,7 @@ mod reduced;
 mod tier2;
 mod walker;
 
-pub use assemble::assemble;
+pub use assemble::{assemble, check_sot};
 pub use boxes::{Colr, Ihdr, Jp2Boxes};
 pub use error::{Jp2Error, ParseError};
 pub use fewer_planes::without_last_planes;

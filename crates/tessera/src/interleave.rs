@@ -47,6 +47,12 @@ fn interleave_file(input: &Path, output: &Path) -> anyhow::Result<String> {
     let mut file = File::open(input).with_context(|| format!("{}", input.display()))?;
     let len = file.metadata()?.len();
     let main = read_range(&mut file, before.main_header.clone())?;
+    // The SOTs are written afresh from the index: check first that it describes the file.
+    for tp in &before.tile_parts {
+        let sot = read_range(&mut file, tp.offset..tp.offset + SOT_HEADER_LEN)?;
+        tessera_jp2::check_sot(tp, &sot)
+            .with_context(|| format!("{}: cannot interleave", input.display()))?;
+    }
     let rewrite = tessera_jp2::interleave(&header, &before, &main, len)
         .with_context(|| format!("{}: cannot interleave", input.display()))?;
 
