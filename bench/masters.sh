@@ -8,6 +8,10 @@
 #   ROUNDS=5 DURATION=10s bench/masters.sh
 #   MASTERS="pyramid.tif tiled.tif" bench/masters.sh      # some of them
 #   BASELINE=/path/to/an/older/tessera MASTERS=tiled.jp2 bench/masters.sh   # that build too
+#   MASTERS="by-resolution.jp2 interleaved.jp2" bench/masters.sh
+#                                        # tiled.jp2 with a tile-part per resolution and TLM,
+#                                        # and that file after `tessera interleave` (not in the
+#                                        # default list)
 #
 # For each master: tiles per second (wrk, 48 distinct 256-px tiles at full resolution) and the
 # median latency of a small view (full/!1024,1024, N requests one at a time). The response
@@ -37,6 +41,11 @@ mkdir -p "$WORK/m"
 sample_picture 4000 3000 "$WORK/src.ppm"
 vips copy "$WORK/src.ppm" "$WORK/src.png"
 opj_compress -i "$WORK/src.ppm" -o "$WORK/m/tiled.jp2" -t 256,256 -n 5 -r 10 -p RPCL >/dev/null
+case " $MASTERS " in *" by-resolution.jp2 "*|*" interleaved.jp2 "*)
+  opj_compress -i "$WORK/src.ppm" -o "$WORK/m/by-resolution.jp2" -t 256,256 -n 5 -r 10 -p RPCL \
+    -TP R -TLM >/dev/null
+  "$TESSERA" interleave "$WORK/m/by-resolution.jp2" "$WORK/m/interleaved.jp2" >&2 ;;
+esac
 # HTJ2K: the same tiles, levels and order; OpenJPH has no rate control, and this step size gives
 # about the bytes of tiled.jp2. It writes a bare codestream (.j2c).
 ojph_compress -i "$WORK/src.ppm" -o "$WORK/htj2k.j2c" -num_decomps 4 -tile_size "{256,256}" \
