@@ -1,6 +1,8 @@
 //! `tessera interleave`: a tiled master rewritten by resolution across tiles is one ranged GET
 //! for a small view (it was one per tile), gives `byte_range` and the real iipsrv the same
-//! pixels as the original, and files it cannot rewrite are refused and left alone.
+//! pixels as the original, and files it cannot rewrite are refused and left alone. A master
+//! replaced by its interleaved copy under a running Tessera is indexed again at its next view
+//! and served; bytes that do not fit even a fresh index are 502.
 
 use crate::harness::{tessera_bin, Tessera};
 use crate::iipsrv::{direct, start_iipsrv};

@@ -47,14 +47,9 @@ fn interleave_file(input: &Path, output: &Path) -> anyhow::Result<String> {
     let mut file = File::open(input).with_context(|| format!("{}", input.display()))?;
     let len = file.metadata()?.len();
     let main = read_range(&mut file, before.main_header.clone())?;
-    // The SOTs are written afresh from the index: check first that it describes the file.
-    for tp in &before.tile_parts {
-        let sot = read_range(&mut file, tp.offset..tp.offset + SOT_HEADER_LEN)?;
-        tessera_jp2::check_sot(tp, &sot)
-            .with_context(|| format!("{}: cannot interleave", input.display()))?;
-    }
-    let rewrite = tessera_jp2::interleave(&header, &before, &main, len)
-        .with_context(|| format!("{}: cannot interleave", input.display()))?;
+    let cannot = || format!("{}: cannot interleave", input.display());
+    check_sots(&mut file, &before).with_context(cannot)?;
+    let rewrite = tessera_jp2::interleave(&header, &before, &main, len).with_context(cannot)?;
 
     let tmp = temporary_beside(output)?;
     let written = write_pieces(&mut file, &rewrite.pieces, &tmp).and_then(|()| {
@@ -71,33 +66,59 @@ fn interleave_file(input: &Path, output: &Path) -> anyhow::Result<String> {
     };
     std::fs::rename(&tmp, output)
         .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
+    Ok(summary(
+        output,
+        &before,
+        &after,
+        rewrite.already,
+        rewrite.len(),
+        len,
+    ))
+}
 
+/// The SOTs are written afresh from the index: it must describe the file, each tile-part's
+/// SOT where the index puts it.
+fn check_sots(file: &mut File, index: &Jp2Index) -> anyhow::Result<()> {
+    for tp in &index.tile_parts {
+        let sot = read_range(file, tp.offset..tp.offset + SOT_HEADER_LEN)?;
+        tessera_jp2::check_sot(tp, &sot)?;
+    }
+    Ok(())
+}
+
+/// What was written, and what a view reads at each scale, before → after.
+fn summary(
+    output: &Path,
+    before: &Jp2Index,
+    after: &Jp2Index,
+    already: bool,
+    new_len: u64,
+    old_len: u64,
+) -> String {
     let reads = |index: &Jp2Index, d: u8| index.plan(d, MAX_GAP).map_or(0, |p| p.ranges.len());
-    let levels: Vec<String> = (1..=after.levels)
+    let scales: Vec<String> = (1..=after.levels)
         .rev()
         .map(|d| {
             format!(
                 "1/{}: {} → {}",
                 1u64 << d,
-                reads(&before, d),
-                reads(&after, d)
+                reads(before, d),
+                reads(after, d)
             )
         })
         .collect();
-    Ok(format!(
-        "{}: {} tiles, {} tile-parts{}, {} → {} bytes; ranged reads per view, by scale: {}",
+    let order = if already {
+        " (already in this order: a fresh TLM only)"
+    } else {
+        " by resolution"
+    };
+    format!(
+        "{}: {} tiles, {} tile-parts{order}, {old_len} → {new_len} bytes; ranged reads per view, by scale: {}",
         output.display(),
         after.num_tiles(),
         after.tile_parts.len(),
-        if rewrite.already {
-            " (already in this order: a fresh TLM only)"
-        } else {
-            " by resolution"
-        },
-        len,
-        rewrite.len(),
-        levels.join(", ")
-    ))
+        scales.join(", ")
+    )
 }
 
 /// The header and index of the file at `path`, as the proxy builds them.

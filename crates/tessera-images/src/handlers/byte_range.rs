@@ -6,6 +6,12 @@
 //! decodes that reduced image in process, and resizes it to the exact IIIF size. Anything else —
 //! a region, a large output, a file laid out another way — goes to the route named in
 //! `otherwise:` (typically the orchestrate route), or, for small files, is read whole.
+//!
+//! The index may be older than the object: a master replaced in place (rewritten by `tessera
+//! interleave`, say) no longer has its tile-parts where the index says. The bytes read then do
+//! not fit it; the index is dropped and built again, and the view is served once more from the
+//! fresh one. Only if the fresh index is the same, or the second try fails too, is the answer
+//! 502: the file itself is broken.
 
 use crate::format::Format as RasterFormat;
 use crate::imaging::pipeline::{self, ViewError};
