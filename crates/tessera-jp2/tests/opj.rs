@@ -939,3 +939,29 @@ fn interleaving_refuses_files_not_split_by_resolution() {
         assert!(matches!(err, InterleaveError::Layout(_)), "{name}: {err}");
     }
 }
+
+/// A `jp2c` box may give its length as 0 ("to the end of the file") or in 64 bits: the rewrite
+/// reads either and writes the same file as from the usual 32-bit length.
+#[test]
+fn interleaving_reads_every_form_of_the_codestream_box() {
+    if !have_tools() {
+        return;
+    }
+    let file = read(&tiled_tlm());
+    let start = parse_like_a_caller(&file).jp2.unwrap().jp2c_start as usize;
+    assert_eq!(&file[start + 4..start + 8], b"jp2c");
+    let (before, codestream) = (&file[..start], &file[start + 8..]);
+    let boxed = |header: &[&[u8]]| -> Vec<u8> {
+        let mut f = before.to_vec();
+        header.iter().for_each(|h| f.extend_from_slice(h));
+        f.extend_from_slice(codestream);
+        f
+    };
+    let long = (codestream.len() as u64 + 16).to_be_bytes();
+    let to_the_end = boxed(&[&0u32.to_be_bytes(), b"jp2c"]);
+    let with_xl = boxed(&[&1u32.to_be_bytes(), b"jp2c", &long]);
+    let (reference, _) = interleaved(&file);
+    for (name, variant) in [("LBox 0", to_the_end), ("XLBox", with_xl)] {
+        assert!(interleaved(&variant).0 == reference, "{name}");
+    }
+}
