@@ -84,32 +84,39 @@ tiles_lua 256
 
 echo "| master | bytes | render tiles/s | iipsrv tiles/s | render full/!1024,1024 ms | iipsrv full/!1024,1024 ms |${BASELINE:+ baseline tiles/s | baseline full/!1024,1024 ms |}"
 echo "|---|---:|---:|---:|---:|---:|${BASELINE:+---:|---:|}"
+has_baseline() { case $1 in *.jp2|*.j2k) [ -n "${BASELINE:-}" ] ;; *) false ;; esac; }
+# iipsrv reads JPEG 2000 files (.jp2) and TIFF; not bare codestreams, JPEG or PNG.
+iipsrv_reads() { case $1 in *.jp2|*.tif) true ;; *) false ;; esac; }
+for m in $MASTERS; do   # each server's local copy, and the round files
+  ms "http://127.0.0.1:$TES/render/$m/full/!256,256/0/default.jpg" >/dev/null
+  has_baseline "$m" && ms "http://127.0.0.1:$BTES/render/$m/full/!256,256/0/default.jpg" >/dev/null
+  : > "$WORK/r.$m"; : > "$WORK/i.$m"; : > "$WORK/b.$m"
+done
+# Tiles per second: the masters take turns within each round (and the servers within each
+# master), so that a host that slows down or speeds up during the run moves them all alike.
+for _ in $(seq "$ROUNDS"); do
+  for m in $MASTERS; do
+    rps "http://127.0.0.1:$TES" "/render/$m/" >> "$WORK/r.$m"
+    if has_baseline "$m"; then rps "http://127.0.0.1:$BTES" "/render/$m/" >> "$WORK/b.$m"; fi
+    if iipsrv_reads "$m"; then rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/" >> "$WORK/i.$m"; fi
+  done
+done
 for m in $MASTERS; do
   size=$(stat -c %s "$WORK/m/$m")
-  ms "http://127.0.0.1:$TES/render/$m/full/!256,256/0/default.jpg" >/dev/null   # the local copy
-  : > "$WORK/r"; : > "$WORK/i"; : > "$WORK/b"; : > "$WORK/bv"
-  baseline=""; case $m in *.jp2|*.j2k) [ -n "${BASELINE:-}" ] && baseline=1 ;; esac
-  [ -n "$baseline" ] && ms "http://127.0.0.1:$BTES/render/$m/full/!256,256/0/default.jpg" >/dev/null
-  for _ in $(seq "$ROUNDS"); do
-    rps "http://127.0.0.1:$TES" "/render/$m/" >> "$WORK/r"
-    [ -n "$baseline" ] && rps "http://127.0.0.1:$BTES" "/render/$m/" >> "$WORK/b"
-    # iipsrv reads JPEG 2000 files (.jp2) and TIFF; not bare codestreams, JPEG or PNG.
-    case $m in *.jp2|*.tif) rps "http://127.0.0.1:$NGX" "/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/" >> "$WORK/i" ;; esac
-  done
-  : > "$WORK/rv"; : > "$WORK/iv"
+  : > "$WORK/rv"; : > "$WORK/iv"; : > "$WORK/bv"
   for _ in $(seq "$VIEWS"); do
     ms "http://127.0.0.1:$TES/render/$m/full/!1024,1024/0/default.jpg" >> "$WORK/rv"
-    case $m in *.jp2|*.tif) ms "http://127.0.0.1:$NGX/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/full/!1024,1024/0/default.jpg" >> "$WORK/iv" ;; esac
-    [ -n "$baseline" ] && ms "http://127.0.0.1:$BTES/render/$m/full/!1024,1024/0/default.jpg" >> "$WORK/bv"
+    if iipsrv_reads "$m"; then ms "http://127.0.0.1:$NGX/fcgi-bin/iipsrv.fcgi?IIIF=$WORK/m/$m/full/!1024,1024/0/default.jpg" >> "$WORK/iv"; fi
+    if has_baseline "$m"; then ms "http://127.0.0.1:$BTES/render/$m/full/!1024,1024/0/default.jpg" >> "$WORK/bv"; fi
   done
-  iip_rps=$( [ -s "$WORK/i" ] && median < "$WORK/i" || echo "—")
+  iip_rps=$( [ -s "$WORK/i.$m" ] && median < "$WORK/i.$m" || echo "—")
   iip_view=$( [ -s "$WORK/iv" ] && median < "$WORK/iv" || echo "—")
   base=""
   if [ -n "${BASELINE:-}" ]; then
-    if [ -n "$baseline" ]; then base=" $(median < "$WORK/b") | $(median < "$WORK/bv") |"; else base=" — | — |"; fi
+    if has_baseline "$m"; then base=" $(median < "$WORK/b.$m") | $(median < "$WORK/bv") |"; else base=" — | — |"; fi
   fi
-  echo "| $m | $size | $(median < "$WORK/r") | $iip_rps | $(median < "$WORK/rv") | $iip_view |$base"
-  echo "$m rounds: render $(tr '\n' ' ' < "$WORK/r")| iipsrv $(tr '\n' ' ' < "$WORK/i")| baseline $(tr '\n' ' ' < "$WORK/b")" >&2
+  echo "| $m | $size | $(median < "$WORK/r.$m") | $iip_rps | $(median < "$WORK/rv") | $iip_view |$base"
+  echo "$m rounds: render $(tr '\n' ' ' < "$WORK/r.$m")| iipsrv $(tr '\n' ' ' < "$WORK/i.$m")| baseline $(tr '\n' ' ' < "$WORK/b.$m")" >&2
 done
 echo
-echo "4000×3000 picture; wrk -t2 -c$CONNECTIONS -d$DURATION over 48 distinct 256-px tiles at full resolution (median of $ROUNDS rounds); views: median of $VIEWS requests; one tessera process ($(nproc) threads), one iipsrv process; $(nproc) cores; iipsrv does not read bare codestreams (.j2k), JPEG or PNG"
+echo "4000×3000 picture; wrk -t2 -c$CONNECTIONS -d$DURATION over 48 distinct 256-px tiles at full resolution (median of $ROUNDS rounds, the masters taking turns in each); views: median of $VIEWS requests; one tessera process ($(nproc) threads), one iipsrv process; $(nproc) cores; iipsrv does not read bare codestreams (.j2k), JPEG or PNG"
