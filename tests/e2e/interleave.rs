@@ -124,6 +124,20 @@ fn a_file_it_cannot_interleave_is_refused_and_left_alone() {
     assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
 }
 
+/// A rewrite that cannot be put in place (OUT is a directory) fails and leaves nothing behind.
+#[test]
+fn a_rewrite_that_cannot_be_put_in_place_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jp2");
+    std::fs::create_dir(&out).unwrap();
+    let run = interleave(&tile_major(), &out);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("renaming"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the directory: {left:?}");
+}
+
 #[test]
 fn interleaving_in_place_replaces_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,9 +232,14 @@ fn render_serves_an_interleaved_master_as_it_serves_the_original() {
     let masters = dir.path().join("masters");
     std::fs::create_dir(&masters).unwrap();
     std::fs::copy(tile_major(), masters.join("original.jp2")).unwrap();
-    interleave(
+    let run = interleave(
         &masters.join("original.jp2"),
         &masters.join("interleaved.jp2"),
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
     );
     let t = Tessera::start(&format!(
         r#"origins: {{ folder: {{ dir: "{}" }} }}
@@ -252,4 +271,20 @@ routes:
             "{iiif}: pixels differ"
         );
     }
+}
+
+/// A master replaced by a smaller file: the ranges its old index plans lie past the new end
+/// (S3 answers 416), which is the same news, and the next view is the new image's.
+#[test]
+fn a_master_replaced_by_a_smaller_file_is_indexed_again_and_served() {
+    let s3 = S3Server::start();
+    s3.put_file("master", &tile_major());
+    let t = Tessera::start(&config(&s3, ""));
+    let view = "/iiif/master/full/!200,200/0/default.png";
+    assert_eq!(t.get(view).status, 200);
+    s3.put_file("master", &crate::views::rpcl(300, 200));
+    let after = t.get(view);
+    assert_eq!(after.status, 200, "{}", after.text());
+    let (width, height, _) = png_pixels(&after.body);
+    assert_eq!((width, height), (200, 133), "the new image's shape");
 }

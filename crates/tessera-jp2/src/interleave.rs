@@ -31,7 +31,7 @@ use thiserror::Error;
 use crate::assemble::copy_main_header;
 use crate::error::Jp2Error;
 use crate::header::Header;
-use crate::index::{Jp2Index, TilePart};
+use crate::index::{Jp2Index, TilePart, MIN_TILE_PART};
 use crate::markers;
 use crate::plan::Unsupported;
 use crate::walker::SOT_HEADER_LEN;
@@ -62,7 +62,7 @@ pub struct Interleaved {
     pub pieces: Vec<Piece>,
     /// Whether the tile-parts were already in this order (a single tile, or a file interleaved
     /// before): the rewrite is then the same codestream with a fresh TLM.
-    pub already: bool,
+    pub order_unchanged: bool,
 }
 
 impl Interleaved {
@@ -73,6 +73,21 @@ impl Interleaved {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The rewritten file from the whole `original` in memory; `None` if a piece to copy lies
+    /// outside it (it is not the file this was worked out from).
+    pub fn apply(&self, original: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(original.len());
+        for piece in &self.pieces {
+            match piece {
+                Piece::New(bytes) => out.extend_from_slice(bytes),
+                Piece::Copy(r) => out.extend_from_slice(
+                    original.get(usize::try_from(r.start).ok()?..usize::try_from(r.end).ok()?)?,
+                ),
+            }
+        }
+        Some(out)
     }
 }
 
@@ -105,19 +120,23 @@ pub fn interleave(
         }
         .into());
     }
-    if let Some(end) = index.tile_parts.iter().map(|tp| tp.range().end).max() {
-        if end > len {
-            return Err(Jp2Error::Sot {
-                offset: end,
-                reason: "the tile-parts run past the end of the file",
-            }
-            .into());
+    for tp in &index.tile_parts {
+        let err = |reason| Jp2Error::Sot {
+            offset: tp.offset,
+            reason,
+        };
+        let end = tp.offset.checked_add(tp.length);
+        if tp.length < MIN_TILE_PART || end.is_none() {
+            return Err(err("tile-part length out of range").into());
+        }
+        if end > Some(len) {
+            return Err(err("the tile-part runs past the end of the file").into());
         }
     }
 
     let mut order = index.tile_parts.clone();
     order.sort_by_key(|tp| (tp.part, tp.tile)); // stable, and no two share (part, tile)
-    let already = order == index.tile_parts;
+    let order_unchanged = order == index.tile_parts;
     let parts_per_tile = index.levels + 1; // check_partial: one tile-part per resolution
 
     let mut codestream_head = Vec::with_capacity(main_header.len() + 16 * order.len());
@@ -149,41 +168,50 @@ pub fn interleave(
         }
     }
     pieces.retain(|p| !p.is_empty());
-    Ok(Interleaved { pieces, already })
+    Ok(Interleaved {
+        pieces,
+        order_unchanged,
+    })
 }
 
 /// A fresh SOT segment for `tp`: marker, `Lsot`, `Isot`, `Psot`, `TPsot`, `TNsot`.
 fn sot(tp: &TilePart, parts: u8) -> Result<Vec<u8>, Jp2Error> {
-    let psot = u32::try_from(tp.length).map_err(|_| Jp2Error::Sot {
-        offset: tp.offset,
-        reason: "tile-part longer than 4 GiB",
-    })?;
     let mut out = Vec::with_capacity(SOT_HEADER_LEN as usize);
     out.extend_from_slice(&markers::SOT.to_be_bytes());
     out.extend_from_slice(&10u16.to_be_bytes());
     out.extend_from_slice(&tp.tile.to_be_bytes());
-    out.extend_from_slice(&psot.to_be_bytes());
+    out.extend_from_slice(&psot(tp)?.to_be_bytes());
     out.push(tp.part);
     out.push(parts);
     Ok(out)
 }
 
+/// `tp`'s length as its SOT and TLM hold it: 32 bits.
+fn psot(tp: &TilePart) -> Result<u32, Jp2Error> {
+    u32::try_from(tp.length).map_err(|_| Jp2Error::Sot {
+        offset: tp.offset,
+        reason: "tile-part longer than 4 GiB",
+    })
+}
+
 /// The `jp2c` box header for a codestream of `len` bytes: an 8-byte header, or 16 with the
 /// 64-bit length (`LBox = 1`) when the box would pass 4 GiB.
 fn jp2c_box_header(len: u64) -> Result<Vec<u8>, Jp2Error> {
-    let too_large = Jp2Error::TooLarge("codestream");
+    let long = len
+        .checked_add(16)
+        .ok_or(Jp2Error::TooLarge("codestream"))?;
     let mut out = Vec::with_capacity(16);
     match u32::try_from(len + 8) {
-        Ok(short) => out.extend_from_slice(&short.to_be_bytes()),
+        Ok(short) => {
+            out.extend_from_slice(&short.to_be_bytes());
+            out.extend_from_slice(b"jp2c");
+        }
         Err(_) => {
             out.extend_from_slice(&1u32.to_be_bytes());
             out.extend_from_slice(b"jp2c");
-            let long = len.checked_add(16).ok_or(too_large)?;
             out.extend_from_slice(&long.to_be_bytes());
-            return Ok(out);
         }
     }
-    out.extend_from_slice(b"jp2c");
     Ok(out)
 }
 
@@ -217,10 +245,7 @@ pub(crate) fn tlm_segments(parts: &[TilePart]) -> Result<Vec<u8>, Jp2Error> {
                 1 => body.push(tp.tile as u8), // all <= 0xFF, checked above
                 _ => body.extend_from_slice(&tp.tile.to_be_bytes()),
             }
-            let length = u32::try_from(tp.length).map_err(|_| Jp2Error::Sot {
-                offset: tp.offset,
-                reason: "tile-part longer than 4 GiB",
-            })?;
+            let length = psot(tp)?;
             match sp {
                 2 => body.extend_from_slice(&(length as u16).to_be_bytes()), // <= 0xFFFF
                 _ => body.extend_from_slice(&length.to_be_bytes()),

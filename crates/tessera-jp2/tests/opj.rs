@@ -821,21 +821,16 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
     }
 }
 
-/// `file` rewritten with its tile-parts interleaved by resolution, the pieces written in order.
+/// `file` rewritten with its tile-parts interleaved by resolution, and whether their order was
+/// already that.
 fn interleaved(file: &[u8]) -> (Vec<u8>, bool) {
     let idx = index(file);
     let header = parse_like_a_caller(file);
     let main = &file[idx.main_header.start as usize..idx.main_header.end as usize];
     let rewrite = interleave(&header, &idx, main, file.len() as u64).unwrap();
-    let mut out = Vec::with_capacity(rewrite.len() as usize);
-    for piece in &rewrite.pieces {
-        match piece {
-            Piece::New(bytes) => out.extend_from_slice(bytes),
-            Piece::Copy(r) => out.extend_from_slice(&file[r.start as usize..r.end as usize]),
-        }
-    }
+    let out = rewrite.apply(file).unwrap();
     assert_eq!(out.len() as u64, rewrite.len());
-    (out, rewrite.already)
+    (out, rewrite.order_unchanged)
 }
 
 /// Interleaved, a tiled file's tile-parts of every reduce are one range, found from its TLM

@@ -29,7 +29,7 @@ use openjpeg_sys as opj;
 
 /// Chunk size of OpenJPEG's internal read buffer. A read smaller than it, after a seek, fills
 /// the whole buffer first, and a region decode seeks to each tile-part it needs: with
-/// OpenJPEG's default of 1 MiB, a 256-px tile of a local file cost about 0.5 ms of kernel time
+/// OpenJPEG's default of 1 MiB, a 256-px tile of a local file cost 0.4–1.2 ms of kernel time
 /// per decode copying buffers it mostly did not use (0.1–0.3 ms at 64 KiB, same decode).
 /// Reads at least this long go straight into OpenJPEG's destination.
 const MAX_CHUNK: u64 = 64 << 10;

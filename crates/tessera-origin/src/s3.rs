@@ -123,7 +123,8 @@ where
     }
     match e.raw_response().map(|r| r.status().as_u16()) {
         Some(404) => OriginError::NotFound,
-        Some(412) => OriginError::Changed,
+        // 416: a range past the end, worked out from what the object was (it is shorter now).
+        Some(412 | 416) => OriginError::Changed,
         Some(403) => OriginError::Denied(detail),
         _ => OriginError::Unavailable(detail),
     }

@@ -2,10 +2,11 @@
 //! one ranged read instead of one per tile (the why is in [`tessera_jp2::interleave`]).
 //!
 //! The file is indexed by the proxy's own [`IndexStore`] over a directory origin, the code that
-//! indexes masters for `byte_range`, so what is rewritten is what the proxy would read. The
-//! pieces are written to a temporary file beside OUT, which is then indexed again and checked
-//! (the same tile-parts, by resolution, each reduce one range) before it is renamed to OUT:
-//! OUT is never half-written, and may be IN.
+//! indexes masters for `byte_range`, so what is rewritten is what the proxy would read; every
+//! tile-part's SOT must be where that index says. The pieces are written to a temporary file
+//! beside OUT, which is then indexed again and checked (the same tile-parts, by resolution, each
+//! reduce one range, each SOT where its new TLM says) before it is renamed to OUT: OUT is never
+//! half-written, and may be IN; nothing is left behind when a step fails.
 
 use anyhow::{bail, ensure, Context};
 use clap::Args;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tessera_images::imaging::pipeline::MAX_GAP;
 use tessera_images::resources::{Declared, IndexStore};
-use tessera_jp2::{Header, Jp2Index, Piece, SOT_HEADER_LEN};
+use tessera_jp2::{Header, Interleaved, Jp2Index, Piece, SOT_HEADER_LEN};
 use tessera_origin::dir::DirOrigin;
 use tessera_origin::Origin;
 
@@ -52,28 +53,27 @@ fn interleave_file(input: &Path, output: &Path) -> anyhow::Result<String> {
     let rewrite = tessera_jp2::interleave(&header, &before, &main, len).with_context(cannot)?;
 
     let tmp = temporary_beside(output)?;
-    let written = write_pieces(&mut file, &rewrite.pieces, &tmp).and_then(|()| {
-        let (_, after) = index_file(&tmp)?;
-        check(&before, &after)?;
-        Ok(after)
-    });
-    let after = match written {
-        Ok(after) => after,
+    let written = write_pieces(&mut file, &rewrite.pieces, &tmp)
+        .and_then(|()| {
+            // The same permissions as the master it replaces or copies.
+            std::fs::set_permissions(&tmp, file.metadata()?.permissions())?;
+            let (_, after) = index_file(&tmp)?;
+            check_rewrite(&before, &after)?;
+            check_sots(&mut File::open(&tmp)?, &after)?;
+            Ok(after)
+        })
+        .and_then(|after| {
+            std::fs::rename(&tmp, output)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
+            Ok(after)
+        });
+    match written {
+        Ok(after) => Ok(summary(output, &before, &after, &rewrite, len)),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            Err(e)
         }
-    };
-    std::fs::rename(&tmp, output)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
-    Ok(summary(
-        output,
-        &before,
-        &after,
-        rewrite.already,
-        rewrite.len(),
-        len,
-    ))
+    }
 }
 
 /// The SOTs are written afresh from the index: it must describe the file, each tile-part's
@@ -91,32 +91,32 @@ fn summary(
     output: &Path,
     before: &Jp2Index,
     after: &Jp2Index,
-    already: bool,
-    new_len: u64,
+    rewrite: &Interleaved,
     old_len: u64,
 ) -> String {
-    let reads = |index: &Jp2Index, d: u8| index.plan(d, MAX_GAP).map_or(0, |p| p.ranges.len());
+    let reads = |index: &Jp2Index, reduce: u8| {
+        index
+            .plan(reduce, MAX_GAP)
+            .map_or(0, |plan| plan.ranges.len())
+    };
     let scales: Vec<String> = (1..=after.levels)
         .rev()
-        .map(|d| {
-            format!(
-                "1/{}: {} → {}",
-                1u64 << d,
-                reads(before, d),
-                reads(after, d)
-            )
+        .map(|reduce| {
+            let (was, now) = (reads(before, reduce), reads(after, reduce));
+            format!("1/{}: {was} → {now}", 1u64 << reduce)
         })
         .collect();
-    let order = if already {
+    let order = if rewrite.order_unchanged {
         " (already in this order: a fresh TLM only)"
     } else {
         " by resolution"
     };
     format!(
-        "{}: {} tiles, {} tile-parts{order}, {old_len} → {new_len} bytes; ranged reads per view, by scale: {}",
+        "{}: {} tiles, {} tile-parts{order}, {old_len} → {} bytes; ranged reads per view, by scale: {}",
         output.display(),
         after.num_tiles(),
         after.tile_parts.len(),
+        rewrite.len(),
         scales.join(", ")
     )
 }
@@ -197,7 +197,7 @@ fn write_pieces(input: &mut File, pieces: &[Piece], to: &Path) -> anyhow::Result
 
 /// The rewritten file must hold the same tile-parts as the original, ordered by resolution and
 /// then tile, with each reduce one range.
-fn check(before: &Jp2Index, after: &Jp2Index) -> anyhow::Result<()> {
+fn check_rewrite(before: &Jp2Index, after: &Jp2Index) -> anyhow::Result<()> {
     let mut want: Vec<_> = before
         .tile_parts
         .iter()

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use std::sync::{Arc, LazyLock};
 use tessera_iiif::ImageLimits;
 use tessera_jp2::Jp2Index;
+use tessera_origin::OriginError;
 use tessera_proxy::config::{ByteSize, Dur};
 use tessera_proxy::metrics::registry;
 use tessera_proxy::plugin::{
@@ -174,7 +175,12 @@ impl Handler for ByteRange {
             match self.view(req, found).await {
                 Ok(action) => return Ok(action),
                 Err(Failed::Answer(e)) => return Err(e),
-                Err(Failed::Changed(e)) => {
+                Err(Failed::Broken(e)) => {
+                    // Perhaps broken by a change: the next request reads the header again.
+                    self.images.index.forget(&self.images.origin, &key).await;
+                    return Err(self.view_error(e, &key));
+                }
+                Err(Failed::NotAsIndexed(e)) => {
                     self.forget_index(&key, &e).await;
                     if first_try.is_some() {
                         return Err(self.view_error(e, &key));
@@ -192,11 +198,14 @@ impl Handler for ByteRange {
     }
 }
 
-/// Why a view was not served: an answer for the client, or bytes that do not fit the index
-/// (worth one more try with a fresh index).
+/// Why a view was not served.
 enum Failed {
+    /// An answer for the client.
     Answer(HttpError),
-    Changed(ViewError),
+    /// The bytes read do not fit the index: worth one more try with a fresh index.
+    NotAsIndexed(ViewError),
+    /// The bytes do not decode: answered, and the index dropped.
+    Broken(ViewError),
 }
 
 impl From<HttpError> for Failed {
@@ -331,11 +340,14 @@ impl ByteRange {
         tracing::info!(%origin, key, "the bytes read do not fit the image's index ({e}): indexing it again");
     }
 
-    /// A failure after the index was used: bytes that did not fit it may mean the object
-    /// changed ([`Failed::Changed`]); anything else is answered.
+    /// A failure after the index was used: bytes that do not fit it (or a range past the end
+    /// of the object) mean the object changed ([`Failed::NotAsIndexed`]).
     fn view_failed(&self, e: ViewError, key: &str) -> Failed {
         match e {
-            ViewError::Corrupt(_) => Failed::Changed(e),
+            ViewError::NotAsIndexed(_) | ViewError::Origin(OriginError::Changed) => {
+                Failed::NotAsIndexed(e)
+            }
+            ViewError::Corrupt(_) => Failed::Broken(e),
             e => Failed::Answer(self.view_error(e, key)),
         }
     }

@@ -36,9 +36,13 @@ const PARALLEL_RANGES: usize = 64;
 pub enum ViewError {
     #[error("origin: {0}")]
     Origin(OriginError),
-    /// The fetched bytes do not fit the index (the object changed?) or do not decode.
+    /// The bytes do not decode, or do not make an image.
     #[error("{0}")]
     Corrupt(String),
+    /// The fetched bytes are not what the index says is there: the object changed since it was
+    /// indexed (or the index does not describe it).
+    #[error("the bytes read do not fit the image's index: {0}")]
+    NotAsIndexed(String),
     /// Tessera cannot produce this output (format, rotation).
     #[error("{0}")]
     NotSupported(String),
@@ -235,7 +239,7 @@ pub async fn fetch(
         .try_collect()
         .await
         .map_err(ViewError::Origin)?;
-    assemble(&indexed.index, plan, &fetched).map_err(|e| ViewError::Corrupt(e.to_string()))
+    assemble(&indexed.index, plan, &fetched).map_err(|e| ViewError::NotAsIndexed(e.to_string()))
 }
 
 /// A codestream [`fetch`] assembled for `reduce`, as the smaller image's where it can be (see
