@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock};
 
 use tessera_jp2::{
     as_reduced_image, assemble, interleave, without_last_planes, Header, InterleaveError, Jp2Index,
-    ParseError, Piece, Plan, Progression, SotWalker, TilePart,
+    ParseError, Plan, Progression, SotWalker, TilePart,
 };
 
 const W: usize = 2000;
