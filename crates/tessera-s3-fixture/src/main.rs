@@ -7,21 +7,21 @@ use std::io::Write;
 use std::time::Duration;
 use tessera_s3_fixture::S3Server;
 
+fn usage() -> ! {
+    eprintln!("usage: tessera-s3-fixture PORT [LATENCY_MS]");
+    std::process::exit(2)
+}
+
 fn main() {
-    let port: u16 = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args
+        .next()
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| {
-            eprintln!("usage: tessera-s3-fixture PORT [LATENCY_MS]");
-            std::process::exit(2)
-        });
-    let latency_ms: u64 = match std::env::args().nth(2).map(|a| a.parse()) {
+        .unwrap_or_else(|| usage());
+    let latency_ms: u64 = match args.next().map(|a| a.parse()) {
         None => 0,
         Some(Ok(ms)) => ms,
-        Some(Err(_)) => {
-            eprintln!("usage: tessera-s3-fixture PORT [LATENCY_MS]");
-            std::process::exit(2)
-        }
+        Some(Err(_)) => usage(),
     };
     let server = S3Server::start_on(port);
     server.latency((latency_ms > 0).then(|| Duration::from_millis(latency_ms)));
