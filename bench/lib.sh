@@ -6,7 +6,8 @@
 # build_minimal_pingora (the bare Pingora references), sample_picture (the sample picture at
 # any size, as PPM), tiles_lua and rps (wrk over 48 distinct tiles), start_iipsrv_behind_nginx
 # (the image-server reference), the test S3 server's credentials ($AK, $SK, and the AWS_*
-# variables Tessera reads), and WRK_HEADERS (wrk's -H arguments for REQUEST_HEADERS).
+# variables Tessera reads), start_s3_fixture and s3_put (that server, and an upload to it), and
+# WRK_HEADERS (wrk's -H arguments for REQUEST_HEADERS).
 
 need() { command -v "$1" >/dev/null || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 
@@ -108,6 +109,19 @@ YAML
 
 AK=tessera-test; SK=tessera-test-secret
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_EC2_METADATA_DISABLED=true
+
+# The test S3 server (target/release/tessera-s3-fixture: build it first) on port $1, holding each
+# request $2 ms (default 0); its bucket is `images`, its log of requests ("METHOD PATH RANGE")
+# $WORK/s3.log. Waits until it listens.
+start_s3_fixture() {
+  target/release/tessera-s3-fixture "$1" "${2:-0}" > "$WORK/s3.log" & PIDS+=($!)
+  wait_port "$1"
+}
+# Upload file $3 as key $2 to the test S3 server on port $1.
+s3_put() {
+  curl -sf -o /dev/null -T "$3" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$1/images/$2"
+}
 
 # A wrk script, $WORK/tiles.lua, cycling over the 48 tiles of an 8×6 grid of SIZE-pixel tiles
 # (IIIF 2 `x,y,w,h/w,/0/default.jpg`) under the path prefix given to wrk after `--`.

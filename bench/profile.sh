@@ -30,10 +30,8 @@ case $IMAGE in
     tiled_jp2 "$w" "$h" "$WORK/tiled.jp2" -TP R -TLM
     target/release/tessera interleave "$WORK/tiled.jp2" "$WORK/tiled.jp2" >&2
     s3=$(port)
-    target/release/tessera-s3-fixture "$s3" > "$WORK/s3.log" & PIDS+=($!)
-    wait_port "$s3"
-    curl -sf -o /dev/null -T "$WORK/tiled.jp2" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
-      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$s3/images/tiled"
+    start_s3_fixture "$s3"
+    s3_put "$s3" tiled "$WORK/tiled.jp2"
     ;;
   *) echo "bench/profile.sh: tiled, single or small-view, not $IMAGE" >&2; exit 2 ;;
 esac

@@ -44,7 +44,6 @@ IIPSRV=/usr/lib/iipimage-server/iipsrv.fcgi
 
 cargo build --release -p tessera -p tessera-s3-fixture >&2
 TESSERA=$PWD/target/release/tessera
-S3FIX=$PWD/target/release/tessera-s3-fixture
 
 S3P=$(port); IIP=$(port); NGX=$(port); TES=$(port); ADM=$(port)
 
@@ -92,10 +91,8 @@ if [ -n "${INTERLEAVE:-}" ]; then
 fi
 BIG=$(stat -c %s "$WORK/big.jp2")
 
-"$S3FIX" "$S3P" "${S3_LATENCY_MS:-0}" > "$WORK/s3.log" & PIDS+=($!)
-wait_port "$S3P"
-put() { curl -sf -o /dev/null -T "$2" --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
-  -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$S3P/images/$1"; }
+start_s3_fixture "$S3P" "${S3_LATENCY_MS:-0}"
+put() { s3_put "$S3P" "$1" "$2"; }
 start_iipsrv_behind_nginx "$IIP" "$NGX"
 
 cat > "$WORK/proxy.yaml" <<YAML

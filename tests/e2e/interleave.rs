@@ -29,16 +29,35 @@ fn interleave(input: &Path, output: &Path) -> Output {
         .unwrap()
 }
 
+fn succeeded(run: &Output) {
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// `tessera interleave input out` exits 1 with `reason` on stderr.
+fn refused(input: &Path, out: &Path, reason: &str) {
+    let run = interleave(input, out);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(reason), "{stderr}");
+}
+
+fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// The file interleaved into `dir`.
 fn interleaved(file: &Path, dir: &Path) -> PathBuf {
     let out = dir.join("interleaved.jp2");
     let run = interleave(file, &out);
+    succeeded(&run);
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     assert!(
         stdout.contains("12 tiles, 72 tile-parts by resolution"),
         "{stdout}"
@@ -114,13 +133,10 @@ fn a_file_it_cannot_interleave_is_refused_and_left_alone() {
         (lying.as_path(), "no SOT where the index has one"),
     ] {
         let out = dir.path().join("out.jp2");
-        let run = interleave(input, &out);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(run.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(reason), "{stderr}");
+        refused(input, &out, reason);
         assert!(!out.exists());
     }
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    let left = entries(dir.path());
     assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
 }
 
@@ -130,11 +146,8 @@ fn a_rewrite_that_cannot_be_put_in_place_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jp2");
     std::fs::create_dir(&out).unwrap();
-    let run = interleave(&tile_major(), &out);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("renaming"), "{stderr}");
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    refused(&tile_major(), &out, "renaming");
+    let left = entries(dir.path());
     assert_eq!(left.len(), 1, "only the directory: {left:?}");
 }
 
@@ -144,18 +157,13 @@ fn interleaving_in_place_replaces_the_file() {
     let file = dir.path().join("master.jp2");
     std::fs::copy(tile_major(), &file).unwrap();
     let before = std::fs::read(&file).unwrap();
-    let run = interleave(&file, &file);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeded(&interleave(&file, &file));
     let after = std::fs::read(&file).unwrap();
     assert_ne!(after, before);
     // Interleaved again: the same bytes.
     assert!(interleave(&file, &file).status.success());
     assert_eq!(std::fs::read(&file).unwrap(), after);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(entries(dir.path()).len(), 1);
 }
 
 /// A master replaced in S3 by its interleaved copy while Tessera holds its index: the first view
@@ -232,26 +240,11 @@ fn render_serves_an_interleaved_master_as_it_serves_the_original() {
     let masters = dir.path().join("masters");
     std::fs::create_dir(&masters).unwrap();
     std::fs::copy(tile_major(), masters.join("original.jp2")).unwrap();
-    let run = interleave(
+    succeeded(&interleave(
         &masters.join("original.jp2"),
         &masters.join("interleaved.jp2"),
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let t = Tessera::start(&format!(
-        r#"origins: {{ folder: {{ dir: "{}" }} }}
-hot_cache: {{ dir: "{}", capacity: 1GiB }}
-routes:
-  - name: render
-    match: {{ path: "/iiif/{{image}}/{{iiif*}}" }}
-    handler: {{ render: {{ origin: folder, key: "{{image}}" }} }}
-"#,
-        masters.display(),
-        dir.path().join("cache").display()
     ));
+    let t = crate::masters::serve(&masters, &dir.path().join("cache"), 64_000_000);
     for iiif in [
         "0,0,512,512/512,/0/default.png",
         "400,300,900,700/450,/0/default.png",

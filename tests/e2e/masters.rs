@@ -73,7 +73,8 @@ fn masters(dir: &Path) {
     }
 }
 
-fn serve(dir: &Path, cache: &Path, max_decode_pixels: u64) -> Tessera {
+/// `render` (and `info`) at /iiif/{image}/ over the folder `dir`, read in place.
+pub fn serve(dir: &Path, cache: &Path, max_decode_pixels: u64) -> Tessera {
     Tessera::start(&format!(
         r#"origins: {{ folder: {{ dir: "{}" }} }}
 hot_cache: {{ dir: "{}", capacity: 1GiB }}

@@ -48,10 +48,7 @@ pub fn assemble<B: AsRef<[u8]>>(
             .ok_or(Jp2Error::TooLarge("tile-part"))?;
         let bytes = lookup(fetched, tp.offset, end)?;
         check_sot(tp, bytes)?;
-        let length = u32::try_from(tp.length).map_err(|_| Jp2Error::Sot {
-            offset: tp.offset,
-            reason: "tile-part longer than 4 GiB",
-        })?;
+        let length = tp.psot()?;
         out.reserve(bytes.len() + 2);
         out.extend_from_slice(&bytes[..6]);
         out.extend_from_slice(&length.to_be_bytes());

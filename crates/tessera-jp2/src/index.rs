@@ -46,6 +46,14 @@ impl TilePart {
     pub fn range(&self) -> Range<u64> {
         self.offset..self.offset + self.length
     }
+
+    /// Its length as a SOT's `Psot` and a TLM's `Ptlm` hold it: 32 bits.
+    pub(crate) fn psot(&self) -> Result<u32, Jp2Error> {
+        u32::try_from(self.length).map_err(|_| Jp2Error::Sot {
+            offset: self.offset,
+            reason: "tile-part longer than 4 GiB",
+        })
+    }
 }
 
 /// One image component's depth and subsampling.

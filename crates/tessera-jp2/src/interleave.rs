@@ -91,6 +91,20 @@ impl Interleaved {
     }
 }
 
+impl Jp2Index {
+    /// Whether the tile-parts come by resolution across tiles, as [`interleave`] writes them
+    /// (a single tile's always do).
+    pub fn is_interleaved(&self) -> bool {
+        self.tile_parts.is_sorted_by_key(by_resolution)
+    }
+}
+
+/// The order [`interleave`] writes: part `j` (resolution `j`) of every tile, tile by tile, then
+/// part `j + 1`.
+fn by_resolution(tp: &TilePart) -> (u8, u16) {
+    (tp.part, tp.tile)
+}
+
 /// Why a file cannot be rewritten.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum InterleaveError {
@@ -134,9 +148,9 @@ pub fn interleave(
         }
     }
 
+    let order_unchanged = index.is_interleaved();
     let mut order = index.tile_parts.clone();
-    order.sort_by_key(|tp| (tp.part, tp.tile)); // stable, and no two share (part, tile)
-    let order_unchanged = order == index.tile_parts;
+    order.sort_by_key(by_resolution); // no two share (part, tile)
     let parts_per_tile = index.levels + 1; // check_partial: one tile-part per resolution
 
     let mut codestream_head = Vec::with_capacity(main_header.len() + 16 * order.len());
@@ -180,18 +194,10 @@ fn sot(tp: &TilePart, parts: u8) -> Result<Vec<u8>, Jp2Error> {
     out.extend_from_slice(&markers::SOT.to_be_bytes());
     out.extend_from_slice(&10u16.to_be_bytes());
     out.extend_from_slice(&tp.tile.to_be_bytes());
-    out.extend_from_slice(&psot(tp)?.to_be_bytes());
+    out.extend_from_slice(&tp.psot()?.to_be_bytes());
     out.push(tp.part);
     out.push(parts);
     Ok(out)
-}
-
-/// `tp`'s length as its SOT and TLM hold it: 32 bits.
-fn psot(tp: &TilePart) -> Result<u32, Jp2Error> {
-    u32::try_from(tp.length).map_err(|_| Jp2Error::Sot {
-        offset: tp.offset,
-        reason: "tile-part longer than 4 GiB",
-    })
 }
 
 /// The `jp2c` box header for a codestream of `len` bytes: an 8-byte header, or 16 with the
@@ -218,7 +224,7 @@ fn jp2c_box_header(len: u64) -> Result<Vec<u8>, Jp2Error> {
 /// TLM segments listing `parts` in order: `Ttlm` in one byte when every tile index fits (two
 /// otherwise), `Ptlm` in two bytes when every length fits (four otherwise), as many entries per
 /// segment as `Ltlm` allows, `Ztlm` counting the segments.
-pub(crate) fn tlm_segments(parts: &[TilePart]) -> Result<Vec<u8>, Jp2Error> {
+fn tlm_segments(parts: &[TilePart]) -> Result<Vec<u8>, Jp2Error> {
     let st: usize = if parts.iter().all(|tp| tp.tile <= 0xFF) {
         1
     } else {
@@ -245,7 +251,7 @@ pub(crate) fn tlm_segments(parts: &[TilePart]) -> Result<Vec<u8>, Jp2Error> {
                 1 => body.push(tp.tile as u8), // all <= 0xFF, checked above
                 _ => body.extend_from_slice(&tp.tile.to_be_bytes()),
             }
-            let length = psot(tp)?;
+            let length = tp.psot()?;
             match sp {
                 2 => body.extend_from_slice(&(length as u16).to_be_bytes()), // <= 0xFFFF
                 _ => body.extend_from_slice(&length.to_be_bytes()),

@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use tessera_jp2::{
-    as_reduced_image, assemble, interleave, without_last_planes, Header, InterleaveError, Jp2Index,
-    ParseError, Plan, Progression, SotWalker, TilePart,
+    as_reduced_image, assemble, interleave, without_last_planes, Header, InterleaveError,
+    Interleaved, Jp2Index, ParseError, Plan, Progression, SotWalker, TilePart,
 };
 
 const W: usize = 2000;
@@ -824,13 +824,18 @@ fn fewer_planes_decline_what_they_cannot_rewrite() {
 /// `file` rewritten with its tile-parts interleaved by resolution, and whether their order was
 /// already that.
 fn interleaved(file: &[u8]) -> (Vec<u8>, bool) {
-    let idx = index(file);
-    let header = parse_like_a_caller(file);
-    let main = &file[idx.main_header.start as usize..idx.main_header.end as usize];
-    let rewrite = interleave(&header, &idx, main, file.len() as u64).unwrap();
+    let rewrite = rewrite(file).unwrap();
     let out = rewrite.apply(file).unwrap();
     assert_eq!(out.len() as u64, rewrite.len());
     (out, rewrite.order_unchanged)
+}
+
+/// [`interleave`] as a caller that has the whole file would call it.
+fn rewrite(file: &[u8]) -> Result<Interleaved, InterleaveError> {
+    let idx = index(file);
+    let header = parse_like_a_caller(file);
+    let main = &file[idx.main_header.start as usize..idx.main_header.end as usize];
+    interleave(&header, &idx, main, file.len() as u64)
 }
 
 /// Interleaved, a tiled file's tile-parts of every reduce are one range, found from its TLM
@@ -927,10 +932,7 @@ fn interleaving_refuses_files_not_split_by_resolution() {
         ("LRCP", read(&lrcp())),
         ("a tile-part per tile", planes_fixture(TILED_LOSSY)),
     ] {
-        let idx = index(&file);
-        let header = parse_like_a_caller(&file);
-        let main = &file[idx.main_header.start as usize..idx.main_header.end as usize];
-        let err = interleave(&header, &idx, main, file.len() as u64).unwrap_err();
+        let err = rewrite(&file).unwrap_err();
         assert!(matches!(err, InterleaveError::Layout(_)), "{name}: {err}");
     }
 }

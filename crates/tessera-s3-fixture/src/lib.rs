@@ -211,20 +211,19 @@ impl S3Server {
                                 .expect("a valid response");
                             return Ok::<_, s3s::HttpError>(resp);
                         }
-                        let (latency, delay, cut, stall, trickle) = {
+                        let (latency, (delay, cut, stall, trickle)) = {
                             let f = faults.lock().unwrap();
-                            let latency = f.latency;
-                            if method == "GET" {
+                            let on_gets = if method == "GET" {
                                 (
-                                    latency,
                                     f.delay.get(&path).copied(),
                                     f.cut_after.get(&path).copied(),
                                     f.stall_after.get(&path).copied(),
                                     f.trickle.get(&path).copied(),
                                 )
                             } else {
-                                (latency, None, None, None, None)
-                            }
+                                (None, None, None, None)
+                            };
+                            (f.latency, on_gets)
                         };
                         if let Some(d) = latency {
                             tokio::time::sleep(d).await;

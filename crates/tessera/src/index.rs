@@ -209,7 +209,7 @@ async fn index_one(
 fn partial_or_not(index: &Jp2Index) -> Outcome {
     match index.plan(index.levels.min(PARTIAL_REDUCE), 0) {
         Ok(_) => Outcome::Partial {
-            by_tile: !index.tile_parts.is_sorted_by_key(|tp| (tp.part, tp.tile)),
+            by_tile: !index.is_interleaved(),
         },
         Err(unsupported) => Outcome::WholeOnly(unsupported.reason),
     }
