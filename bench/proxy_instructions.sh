@@ -14,6 +14,8 @@
 #                                                  # there (callgrind_annotate --inclusive=yes)
 #   REQUEST_HEADERS=chromium bench/proxy_instructions.sh  # requests with a browser's headers
 #                                                  # (bench/lib.sh), not wrk's Host alone
+#   PARTS=1 bench/proxy_instructions.sh            # also Pingora built alike doing each of
+#                                                  # the timeouts and the headers alone
 #
 # Each proxy runs alone under callgrind in front of the same upstream (nginx, 1 worker, a 1 KiB
 # file), is warmed up (wrk, 5 s), its counters are zeroed, then loaded (wrk -t1 -c8) for
@@ -78,6 +80,12 @@ PROXY_PORT=$(port); row "minimal Pingora proxy built with Tessera's Pingora feat
   "$(count pingora_feat "$MINIMAL_AS_TESSERA" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2)" pingora_feat
 PROXY_PORT=$(port); row "the same, with Tessera's upstream timeouts and forwarded headers" \
   "$(count pingora_fwd "$MINIMAL_AS_TESSERA" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2 forwarding)" pingora_fwd
+if [ -n "${PARTS:-}" ]; then
+  for part in connect read write idle headers; do
+    PROXY_PORT=$(port); row "the same, with only $part" \
+      "$(count "pingora_$part" "$MINIMAL_AS_TESSERA" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UP" 2 "forwarding=$part")" "pingora_$part"
+  done
+fi
 for build in tessera ${BASELINE:+baseline}; do
   bin=$TESSERA; label=tessera
   [ "$build" = baseline ] && { bin=$BASELINE; label="tessera, baseline build ($(basename "$BASELINE"))"; }

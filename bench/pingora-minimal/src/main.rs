@@ -1,4 +1,4 @@
-//! `pingora-minimal LISTEN UPSTREAM THREADS [forwarding]`: proxies every request to one
+//! `pingora-minimal LISTEN UPSTREAM THREADS [forwarding[=PARTS]]`: proxies every request to one
 //! upstream, nothing else (no routing, filters, metrics or logs). Same Pingora settings as
 //! Tessera: no work stealing.
 //!
@@ -6,7 +6,8 @@
 //! Pingora's own means and no more: Tessera's default upstream timeouts (connect 2 s,
 //! read/write 30 s, idle 30 s) and the `X-Forwarded-For` / `X-Forwarded-Proto` headers. The
 //! difference between the two tells what those features cost in Pingora itself, apart from
-//! the rest of Tessera.
+//! the rest of Tessera. `forwarding=read,idle` (any of `connect`, `read`, `write`, `idle`,
+//! `headers`) does only those parts, to tell each one's cost.
 
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
@@ -16,7 +17,38 @@ use std::time::Duration;
 
 struct Minimal {
     upstream: String,
-    forwarding: bool,
+    forwarding: Forwarding,
+}
+
+/// Which of Tessera's per-request upstream work the proxy does.
+#[derive(Default)]
+struct Forwarding {
+    connect: bool,
+    read: bool,
+    write: bool,
+    idle: bool,
+    headers: bool,
+}
+
+impl Forwarding {
+    fn all() -> Self {
+        Self::parse("connect,read,write,idle,headers").unwrap()
+    }
+
+    fn parse(parts: &str) -> Option<Self> {
+        let mut f = Self::default();
+        for part in parts.split(',') {
+            match part {
+                "connect" => f.connect = true,
+                "read" => f.read = true,
+                "write" => f.write = true,
+                "idle" => f.idle = true,
+                "headers" => f.headers = true,
+                _ => return None,
+            }
+        }
+        Some(f)
+    }
 }
 
 #[async_trait]
@@ -26,12 +58,12 @@ impl ProxyHttp for Minimal {
 
     async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
         let mut peer = HttpPeer::new(self.upstream.as_str(), false, String::new());
-        if self.forwarding {
-            peer.options.connection_timeout = Some(Duration::from_secs(2));
-            peer.options.read_timeout = Some(Duration::from_secs(30));
-            peer.options.write_timeout = Some(Duration::from_secs(30));
-            peer.options.idle_timeout = Some(Duration::from_secs(30));
-        }
+        let f = &self.forwarding;
+        let secs = |on: bool, n| on.then(|| Duration::from_secs(n));
+        peer.options.connection_timeout = secs(f.connect, 2);
+        peer.options.read_timeout = secs(f.read, 30);
+        peer.options.write_timeout = secs(f.write, 30);
+        peer.options.idle_timeout = secs(f.idle, 30);
         Ok(Box::new(peer))
     }
 
@@ -41,7 +73,7 @@ impl ProxyHttp for Minimal {
         upstream: &mut RequestHeader,
         _c: &mut (),
     ) -> Result<()> {
-        if self.forwarding {
+        if self.forwarding.headers {
             if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
                 upstream.insert_header("x-forwarded-for", ip.ip().to_string())?;
             }
@@ -54,12 +86,15 @@ impl ProxyHttp for Minimal {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (listen, upstream, threads, forwarding) = match args.as_slice() {
-        [_, l, u, t] => (l, u, t, false),
-        [_, l, u, t, f] if f == "forwarding" => (l, u, t, true),
-        _ => {
-            eprintln!("usage: pingora-minimal LISTEN UPSTREAM THREADS [forwarding]");
-            std::process::exit(2);
+        [_, l, u, t] => (l, u, t, Forwarding::default()),
+        [_, l, u, t, f] if f == "forwarding" => (l, u, t, Forwarding::all()),
+        [_, l, u, t, f] if f.starts_with("forwarding=") => {
+            match Forwarding::parse(&f["forwarding=".len()..]) {
+                Some(parts) => (l, u, t, parts),
+                None => usage(),
+            }
         }
+        _ => usage(),
     };
     let conf = ServerConf {
         threads: threads.parse().unwrap_or(1),
@@ -76,4 +111,9 @@ fn main() {
     svc.add_tcp(listen);
     server.add_service(svc);
     server.run_forever();
+}
+
+fn usage() -> ! {
+    eprintln!("usage: pingora-minimal LISTEN UPSTREAM THREADS [forwarding[=connect,read,write,idle,headers]]");
+    std::process::exit(2);
 }

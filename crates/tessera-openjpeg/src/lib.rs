@@ -73,8 +73,9 @@ pub struct DecodeOptions {
     /// Refuse, before decoding, an output of more than this many pixels.
     pub max_pixels: u64,
     /// Threads for the decode; 0 or 1 decodes on the calling thread. A region over several
-    /// tile rows is shared out in bands of whole tile rows, a decoder and a thread each (the
-    /// `tile_rows` module: small tiles have too few code-blocks to share); within one tile row,
+    /// tile rows is shared out in bands of whole tile rows (two per thread, each thread taking
+    /// the next; a decoder each: the `tile_rows` module, as small tiles have too few
+    /// code-blocks to share); within one tile row,
     /// OpenJPEG's own threads share out the tile's code-blocks. The pixels are the same.
     pub threads: u32,
 }
@@ -292,7 +293,8 @@ fn decode_source(
     }
 
     if opts.threads > 1 {
-        let bands = tile_rows::bands(&info, (y0, y1), opts.threads);
+        let count = opts.threads.saturating_mul(tile_rows::BANDS_PER_THREAD);
+        let bands = tile_rows::bands(&info, (y0, y1), count);
         if bands.len() > 1 {
             // Close this decoder first: each band opens its own.
             drop((decoder, stream, image));

@@ -13,14 +13,26 @@
 //! is not cut the same way by the whole decode, and every resolution's (and subsampled
 //! component's) rows are ceilings of the reference grid's, which nest, so the bands' rows one
 //! after another are the whole decode's rows. The tests compare both over tiled fixtures.
+//!
+//! Why two bands per thread, taken in turn: a thread started for a decode may start late (on
+//! this 2-core machine, when the other core had been idle, the second band began 0.2–5 ms after
+//! the first; `docs/benchmarks.md`, "Bands taken in turn"). With one band per thread the first
+//! thread then waited for it; with bands taken from a shared queue the thread already running
+//! takes more of them (a small view's decode after an idle pause: 9.2 ms against 10.1, median).
+//! More bands than two per thread cost more than they save: each opens the codestream again.
 
 use crate::stream::Source;
 use crate::{DecodeError, DecodeOptions, Decoded, HeaderInfo};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
-/// The bands `[y0, y1)` splits into for `threads` threads: runs of whole tile rows (cut to
+/// Bands per decoding thread (see the module's doc).
+pub(crate) const BANDS_PER_THREAD: u32 = 2;
+
+/// The bands `[y0, y1)` splits into, at most `count`: runs of whole tile rows (cut to
 /// `y0..y1` at the ends), as even as the rows allow; a single band when there is one tile row
-/// or one thread.
-pub(crate) fn bands(info: &HeaderInfo, (y0, y1): (u32, u32), threads: u32) -> Vec<(u32, u32)> {
+/// or `count` is 1.
+pub(crate) fn bands(info: &HeaderInfo, (y0, y1): (u32, u32), count: u32) -> Vec<(u32, u32)> {
     let (origin, height) = (u64::from(info.tile_y0), u64::from(info.tile_height));
     if height == 0 || y0 >= y1 || u64::from(y0) < origin {
         return vec![(y0, y1)];
@@ -28,7 +40,7 @@ pub(crate) fn bands(info: &HeaderInfo, (y0, y1): (u32, u32), threads: u32) -> Ve
     let first_row = (u64::from(y0) - origin) / height;
     let last_row = (u64::from(y1) - 1 - origin) / height;
     let rows = last_row - first_row + 1;
-    let n = rows.min(u64::from(threads.max(1)));
+    let n = rows.min(u64::from(count.max(1)));
     if n < 2 {
         return vec![(y0, y1)];
     }
@@ -47,8 +59,9 @@ pub(crate) fn bands(info: &HeaderInfo, (y0, y1): (u32, u32), threads: u32) -> Ve
         .collect()
 }
 
-/// Decodes columns `x0..x1` of `bands` (from [`bands`]) on a thread each (the first on this
-/// one) and stacks their rows: `width` × `height` pixels, as the whole decode gives them.
+/// Decodes columns `x0..x1` of `bands` (from [`bands`]) on `opts.threads` threads (this one
+/// and others), each taking the next band not yet taken, and stacks their rows: `width` × `height`
+/// pixels, as the whole decode gives them.
 pub(crate) fn decode_in_parallel(
     source: &(dyn Source + Sync),
     opts: &DecodeOptions,
@@ -56,32 +69,35 @@ pub(crate) fn decode_in_parallel(
     bands: &[(u32, u32)],
     (width, height): (u32, u32),
 ) -> Result<Decoded, DecodeError> {
+    if bands.is_empty() {
+        return Err(DecodeError::InvalidOptions("no rows to decode".into()));
+    }
     let band_opts = |&(top, bottom): &(u32, u32)| DecodeOptions {
         region: Some((x0, top, x1, bottom)),
         threads: 1,
         ..*opts
     };
-    let Some((first, rest)) = bands.split_first() else {
-        return Err(DecodeError::InvalidOptions("no rows to decode".into()));
+    let next = AtomicUsize::new(0);
+    let slots: Vec<OnceLock<Result<Decoded, DecodeError>>> =
+        bands.iter().map(|_| OnceLock::new()).collect();
+    let take_bands = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(band) = bands.get(i) else { break };
+        let _ = slots[i].set(crate::decode_source(source, &band_opts(band)));
     };
-    let decoded: Vec<Result<Decoded, DecodeError>> = std::thread::scope(|scope| {
-        let others: Vec<_> = rest
-            .iter()
-            .map(|band| {
-                let opts = band_opts(band);
-                scope.spawn(move || crate::decode_source(source, &opts))
-            })
-            .collect();
-        let first = crate::decode_source(source, &band_opts(first));
-        std::iter::once(first)
-            .chain(others.into_iter().map(|thread| {
-                thread
-                    .join()
-                    .unwrap_or_else(|_| Err(DecodeError::Decode("a band's decode panicked".into())))
-            }))
-            .collect()
+    let helpers = (opts.threads as usize).min(bands.len()).saturating_sub(1);
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (0..helpers).map(|_| scope.spawn(take_bands)).collect();
+        take_bands();
+        // A helper that panicked leaves its band's slot empty: an error below, not a panic.
+        for helper in others {
+            let _ = helper.join();
+        }
     });
-    let mut decoded = decoded.into_iter();
+    let mut decoded = slots.into_iter().map(|slot| {
+        slot.into_inner()
+            .unwrap_or_else(|| Err(DecodeError::Decode("a band's decode panicked".into())))
+    });
     let Some(whole) = decoded.next() else {
         return Err(DecodeError::Decode("no band decoded".into()));
     };
