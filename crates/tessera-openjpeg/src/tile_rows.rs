@@ -18,7 +18,7 @@
 //! this 2-core machine, when the other core had been idle, the second band began 0.2–5 ms after
 //! the first; `docs/benchmarks.md`, "Bands taken in turn"). With one band per thread the first
 //! thread then waited for it; with bands taken from a shared queue the thread already running
-//! takes more of them (a small view's decode after an idle pause: 9.2 ms against 10.1, median).
+//! takes more of them (a small view's decode after an idle pause: 2–5 % sooner, median).
 //! More bands than two per thread cost more than they save: each opens the codestream again.
 
 use crate::stream::Source;
