@@ -1,9 +1,9 @@
 //! `small_view_decode MASTER.jp2 BOX [REPEATS] [PAUSE_MS]`: the decode of a small view alone
 //! (`full/!BOX,BOX`), as `byte_range` makes and decodes it, timed: the codestream assembled from
 //! the master's index for the reduce that view needs (as the smaller image's where it can be),
-//! decoded `REPEATS` times on one
-//! thread and on two, exactly and without its last 1–3 bit-planes (`skip_last_bit_planes`,
-//! where the codestream allows it), with the PSNR of each against the exact pixels.
+//! decoded `REPEATS` times on one thread and on two, exactly and without its last 1–3
+//! bit-planes (`skip_last_bit_planes`, where the codestream allows it), with the PSNR of each
+//! against the exact pixels.
 //!
 //! Why apart from the server: a request's decode time moves with everything else on a small
 //! machine (`bench/views.sh` measures it there); this one measures the decoder alone. With
@@ -34,8 +34,8 @@ fn main() {
     let (codestream, reduce, decoded_at) = small_view(&data, fit);
     let exact = time(&codestream, decoded_at, 1, 1, Duration::ZERO).1;
     println!(
-        "{path}, full/!{fit},{fit} at reduce {reduce}: a codestream of {} bytes (decoded at reduce {decoded_at}), \
-         {repeats} decodes each, {} ms pause before each",
+        "{path}, full/!{fit},{fit} at reduce {reduce}: a codestream of {} bytes \
+         (decoded at reduce {decoded_at}), {repeats} decodes each, {} ms pause before each",
         codestream.len(),
         pause.as_millis()
     );

@@ -15,11 +15,12 @@
 //! after another are the whole decode's rows. The tests compare both over tiled fixtures.
 //!
 //! Why two bands per thread, taken in turn: a thread started for a decode may start late (on
-//! this 2-core machine, when the other core had been idle, the second band began 0.2–5 ms after
-//! the first; `docs/benchmarks.md`, "Bands taken in turn"). With one band per thread the first
-//! thread then waited for it; with bands taken from a shared queue the thread already running
-//! takes more of them (a small view's decode after an idle pause: 2–5 % sooner, median).
-//! More bands than two per thread cost more than they save: each opens the codestream again.
+//! this 2-core machine, when the other core had been idle, the second band began 0.2–5 ms
+//! after the first; `docs/benchmarks.md`, "Small views decoded alone"). With one band per
+//! thread the first thread then waited for it; with bands taken from a shared queue the thread
+//! already running takes more of them (a small view's decode after an idle pause: 2–5 %
+//! sooner, median). More bands than two per thread cost more than they save: each opens the
+//! codestream again.
 
 use crate::stream::Source;
 use crate::{DecodeError, DecodeOptions, Decoded, HeaderInfo};
@@ -60,8 +61,8 @@ pub(crate) fn bands(info: &HeaderInfo, (y0, y1): (u32, u32), count: u32) -> Vec<
 }
 
 /// Decodes columns `x0..x1` of `bands` (from [`bands`]) on `opts.threads` threads (this one
-/// and others), each taking the next band not yet taken, and stacks their rows: `width` × `height`
-/// pixels, as the whole decode gives them.
+/// and others), each taking the next band not yet taken, and stacks their rows: `width` ×
+/// `height` pixels, as the whole decode gives them.
 pub(crate) fn decode_in_parallel(
     source: &(dyn Source + Sync),
     opts: &DecodeOptions,
