@@ -12,8 +12,12 @@
 //! "Small views decoded alone"). Used by `bench/small_view_decode.sh`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tessera_iiif::{ImageLimits, ImageRequest, Version};
+use tessera_images::imaging::pipeline;
+use tessera_images::resources::Indexed;
 use tessera_openjpeg::{decode, DecodeOptions};
 
 fn main() {
@@ -61,28 +65,34 @@ fn main() {
     }
 }
 
-/// The codestream `byte_range` decodes for `full/!fit,fit`: the index's plan for the reduce it
-/// needs, its ranges read from `data`, assembled, and rewritten as the smaller image's where it
-/// can be; with that reduce and the one to decode the codestream at (0 if rewritten).
+/// The codestream `byte_range` decodes for `full/!fit,fit`, made by its own steps: the IIIF
+/// request resolved, the index's plan for it (`pipeline::plan`), its ranges read from `data`,
+/// assembled, and rewritten as the smaller image's where it can be (`pipeline::smaller_image`);
+/// with the plan's reduce and the one to decode the codestream at.
 fn small_view(data: &[u8], fit: u32) -> (Vec<u8>, u8, u8) {
     let prefix = &data[..data.len().min(8 << 20)];
     let header = tessera_jp2::Header::parse(prefix).expect("a JP2 header");
     let index = tessera_jp2::Jp2Index::from_header(&header).expect("a JP2 with TLM");
-    let (w, h) = index.size_at(0);
-    let scale = f64::from(fit) / f64::from(w.max(h));
-    let target = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
-    let reduce = index.reduce_for(target(w), target(h));
-    let plan = index.plan(reduce, 64 << 10).expect("a partial plan");
+    let limits = ImageLimits::new(index.width, index.height);
+    let indexed = Indexed {
+        index: Arc::new(index),
+        size: data.len() as u64,
+        etag: None,
+    };
+    let request = format!("full/!{fit},{fit}/0/default.jpg");
+    let resolved = ImageRequest::parse(Version::V2, &request)
+        .and_then(|r| r.resolve(Version::V2, &limits))
+        .expect("a IIIF request");
+    let (reduce, plan) =
+        pipeline::plan(&indexed, resolved.width, resolved.height).expect("a partial plan");
     let fetched: BTreeMap<u64, &[u8]> = plan
         .ranges
         .iter()
         .map(|r| (r.start, &data[r.start as usize..r.end as usize]))
         .collect();
-    let assembled = tessera_jp2::assemble(&index, &plan, &fetched).expect("assembled");
-    match tessera_jp2::as_reduced_image(&assembled, reduce) {
-        Some(smaller) => (smaller, reduce, 0),
-        None => (assembled, reduce, reduce),
-    }
+    let assembled = tessera_jp2::assemble(&indexed.index, &plan, &fetched).expect("assembled");
+    let (codestream, decoded_at) = pipeline::smaller_image(assembled, reduce);
+    (codestream, reduce, decoded_at)
 }
 
 /// Decode `codestream` `repeats` times: the times in ms, sorted, and the last pixels.

@@ -44,20 +44,20 @@ pub fn run(args: InterleaveArgs) -> ExitCode {
 }
 
 fn interleave_file(input: &Path, output: &Path) -> anyhow::Result<String> {
-    let (header, before) = index_file(input)?;
+    let (header, before, prefix) = index_file(input)?;
     let mut file = File::open(input).with_context(|| format!("{}", input.display()))?;
     let len = file.metadata()?.len();
-    let main = read_range(&mut file, before.main_header.clone())?;
+    let main = &prefix[before.main_header.start as usize..before.main_header.end as usize];
     let cannot = || format!("{}: cannot interleave", input.display());
     check_sots(&mut file, &before).with_context(cannot)?;
-    let rewrite = tessera_jp2::interleave(&header, &before, &main, len).with_context(cannot)?;
+    let rewrite = tessera_jp2::interleave(&header, &before, main, len).with_context(cannot)?;
 
     let tmp = temporary_beside(output)?;
     let written = write_pieces(&mut file, &rewrite.pieces, &tmp)
         .and_then(|()| {
             // The same permissions as the master it replaces or copies.
             std::fs::set_permissions(&tmp, file.metadata()?.permissions())?;
-            let (_, after) = index_file(&tmp)?;
+            let (_, after, _) = index_file(&tmp)?;
             check_rewrite(&before, &after)?;
             check_sots(&mut File::open(&tmp)?, &after)?;
             Ok(after)
@@ -121,8 +121,9 @@ fn summary(
     )
 }
 
-/// The header and index of the file at `path`, as the proxy builds them.
-fn index_file(path: &Path) -> anyhow::Result<(Header, Jp2Index)> {
+/// The header and index of the file at `path`, as the proxy builds them, and its bytes up to
+/// the first SOT (the main header among them).
+fn index_file(path: &Path) -> anyhow::Result<(Header, Jp2Index, Vec<u8>)> {
     let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
         (Some(dir), Some(name)) => (dir, name),
         _ => bail!("{}: not a file name", path.display()),
@@ -151,7 +152,7 @@ fn index_file(path: &Path) -> anyhow::Result<(Header, Jp2Index)> {
     let prefix = read_range(&mut file, 0..index.main_header.end + SOT_HEADER_LEN)?;
     let header =
         Header::parse(&prefix).with_context(|| format!("{}: the header", path.display()))?;
-    Ok((header, index))
+    Ok((header, index, prefix))
 }
 
 fn read_range(file: &mut File, range: std::ops::Range<u64>) -> anyhow::Result<Vec<u8>> {
