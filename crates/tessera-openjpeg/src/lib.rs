@@ -29,6 +29,7 @@
 
 mod codec;
 mod image;
+mod placement;
 mod stream;
 mod tile_rows;
 mod truncated;

@@ -21,7 +21,11 @@
 //! already running takes more of them (a small view's decode after an idle pause: 2–5 %
 //! sooner, median). More bands than two per thread cost more than they save: each opens the
 //! codestream again.
+//!
+//! Why the helpers are started on another CPU: see the `placement` module (on a virtual
+//! machine, a helper was otherwise queued behind this thread for milliseconds).
 
+use crate::placement::Placement;
 use crate::stream::Source;
 use crate::{DecodeError, DecodeOptions, Decoded, HeaderInfo};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +64,19 @@ pub(crate) fn bands(info: &HeaderInfo, (y0, y1): (u32, u32), count: u32) -> Vec<
         .collect()
 }
 
+/// Helper threads that borrow the decode's stack frame, joined when dropped (so also when the
+/// calling thread unwinds), as `std::thread::scope` joins its own; plain threads because only
+/// their handles give the `pthread_t` that [`Placement::send_elsewhere`] needs.
+struct Helpers(Vec<std::thread::JoinHandle<()>>);
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        for helper in self.0.drain(..) {
+            let _ = helper.join();
+        }
+    }
+}
+
 /// Decodes columns `x0..x1` of `bands` (from [`bands`]) on `opts.threads` threads (this one
 /// and others), each taking the next band not yet taken, and stacks their rows: `width` ×
 /// `height` pixels, as the whole decode gives them.
@@ -86,15 +103,35 @@ pub(crate) fn decode_in_parallel(
         let Some(band) = bands.get(i) else { break };
         let _ = slots[i].set(crate::decode_source(source, &band_opts(band)));
     };
-    let helpers = (opts.threads as usize).min(bands.len()).saturating_sub(1);
-    std::thread::scope(|scope| {
-        let others: Vec<_> = (0..helpers).map(|_| scope.spawn(take_bands)).collect();
-        take_bands();
-        // A helper that panicked leaves its band's slot empty: an error below, not a panic.
-        for helper in others {
-            let _ = helper.join();
+    let wanted = (opts.threads as usize).min(bands.len()).saturating_sub(1);
+    let placement = if wanted > 0 { Placement::here() } else { None };
+    let helper = || {
+        if let Some(placement) = &placement {
+            placement.free_this_thread();
         }
-    });
+        take_bands()
+    };
+    let mut helpers = Helpers(Vec::with_capacity(wanted));
+    for _ in 0..wanted {
+        // SAFETY: `helpers` joins every thread spawned here before what `helper` borrows
+        // (declared above it) is dropped, also while this thread unwinds.
+        match unsafe { std::thread::Builder::new().spawn_unchecked(helper) } {
+            Ok(spawned) => {
+                if let Some(placement) = &placement {
+                    placement.send_elsewhere(&spawned);
+                }
+                helpers.0.push(spawned);
+            }
+            // No thread to be had: the threads already running take the bands.
+            Err(e) => {
+                tracing::debug!("a decode helper thread was not started: {e}");
+                break;
+            }
+        }
+    }
+    take_bands();
+    // A helper that panicked leaves its band's slot empty: an error below, not a panic.
+    drop(helpers);
     let mut decoded = slots.into_iter().map(|slot| {
         slot.into_inner()
             .unwrap_or_else(|| Err(DecodeError::Decode("a band's decode panicked".into())))
