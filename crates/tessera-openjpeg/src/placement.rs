@@ -1,13 +1,14 @@
 //! A decode's helper threads start on another CPU than the thread that asked for them.
 //!
-//! Why: on a virtual machine, Linux counts an idle virtual CPU as taken (the hypervisor has it
-//! "preempted" while it halts), so a thread spawned or woken there is queued on the spawner's
-//! own CPU, behind the spawner, until the load balancer moves it: on this 2-core VM, after a
-//! 20 ms pause, a spawned thread first ran 2.5 ms later, on the spawner's CPU 77 times in 100,
-//! and a parked one woke in 7 µs but on the waker's CPU 99 times in 100 (so keeping a pool of
-//! threads does not help); a thread allowed only the other CPU ran within 50–66 µs
-//! (`docs/benchmarks.md`, "A decode's second thread, started elsewhere"). A small view decodes
-//! in 7–13 ms, so that wait was a third of it.
+//! Why: on this 2-core virtual machine, a thread spawned after the server had been idle was
+//! queued on its spawner's own CPU, behind the spawner, until the load balancer moved it: after
+//! a 20 ms pause it first ran 2.6 ms later (median), on the spawner's CPU 80 times in 100; a
+//! pool's parked thread woke within 8 µs but always on the waker's CPU, sharing it (so keeping
+//! a pool does not help); a thread moved off the spawner's CPU ran within 67 µs
+//! (`bench/thread_start.sh`; `docs/benchmarks.md`, "A decode's second thread, started
+//! elsewhere"). Linux does not take the idle virtual CPU for a free one, likely because a
+//! halted virtual CPU can read as preempted to the guest. A small view decodes in 7–13 ms, so
+//! that wait was a fifth of it.
 //!
 //! So a helper is moved off the spawner's CPU right after it is spawned (before it first runs,
 //! if it is still queued), and, once it runs, given back every CPU it was allowed: only its
