@@ -56,7 +56,8 @@ mod imp {
         }
 
         /// Move `helper`, just spawned, off the CPU [`Placement::here`] was taken on. A thread
-        /// that has already ended, or a refusal, leaves it where it is.
+        /// that has already ended, or a refusal, leaves it where it is; one that already ran
+        /// and freed itself keeps off that CPU until it ends (it runs elsewhere already).
         pub(crate) fn send_elsewhere(&self, helper: &impl JoinHandleExt) {
             // SAFETY: the handle keeps the thread's `pthread_t` valid (it is not joined yet);
             // the set is read within its size.
