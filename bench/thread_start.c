@@ -37,7 +37,7 @@ static int by_value(const void *a, const void *b) {
 }
 
 static cpu_set_t allowed;
-struct start { double at; int cpu; int free_itself; };
+struct start { volatile double at; volatile int cpu; int free_itself; };
 
 static void *run(void *arg) {
   struct start *s = arg;
@@ -101,6 +101,7 @@ int main(int argc, char **argv) {
   usleep(10000);
   for (int i = 0; i < trials; i++) {
     usleep(pause_ms * 1000);
+    s.at = 0;
     double t = now_us();
     int here = sched_getcpu();
     pthread_mutex_lock(&lock);
@@ -108,6 +109,7 @@ int main(int argc, char **argv) {
     pthread_cond_signal(&wake);
     pthread_mutex_unlock(&lock);
     busy(3000);
+    while (s.at == 0) usleep(100); /* not run within the 3 ms: wait, and count from t */
     delays[i] = s.at - t;
     same += s.cpu == here;
   }
