@@ -199,10 +199,15 @@ impl Visit for Fields<'_, '_> {
 /// A number with a fraction as Rust's `Display` writes it (the shortest digits that read back
 /// the same, never an exponent), `null` when it is not finite (as `serde_json` writes those).
 /// `ryu` finds the same shortest digits several times faster; it writes an exponent for very
-/// large or small magnitudes, which are then left to `core::fmt`.
+/// large or small magnitudes, and it breaks a tie between two shortest candidates the other
+/// way (2189745492579392.25: `ryu` "…392.2", `Display` "…392.3"): both are left to
+/// `core::fmt`.
 pub(crate) fn number_with_fraction(w: &mut impl Write, value: f64) -> fmt::Result {
     if !value.is_finite() {
         return w.write_str("null");
+    }
+    if may_tie(value) {
+        return write!(w, "{value}");
     }
     let mut buffer = ryu::Buffer::new();
     let text = buffer.format_finite(value);
@@ -210,6 +215,34 @@ pub(crate) fn number_with_fraction(w: &mut impl Write, value: f64) -> fmt::Resul
         return write!(w, "{value}");
     }
     w.write_str(text.strip_suffix(".0").unwrap_or(text))
+}
+
+/// Whether two shortest decimals can lie equally close to `value` (or one exactly on the edge
+/// of the values that read back as it): only when its exact decimal expansion is at most 18
+/// significant digits, one more than a shortest decimal has. `value` is `m · 2^-k` with `m`
+/// odd, whose exact expansion is the digits of `m · 5^k`; a duration's double almost never is
+/// (115 in 2 million), so `ryu` stays the rule.
+fn may_tie(value: f64) -> bool {
+    let bits = value.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mut m, mut e) = match exponent {
+        0 => (fraction, -1074),
+        _ => (fraction | (1 << 52), exponent - 1075),
+    };
+    if m == 0 {
+        return false;
+    }
+    let zeros = m.trailing_zeros();
+    m >>= zeros;
+    e += zeros as i32;
+    // An integer's exact digits are at most 16 below 2^53, where `ryu` writes them all; above,
+    // its neighbours are 2 or more apart and no shorter decimal is as close as a tie needs.
+    if e >= 0 {
+        return false;
+    }
+    let k = e.unsigned_abs();
+    k <= 27 && u128::from(m) * 5u128.pow(k) < 10u128.pow(18)
 }
 
 /// `value` as a JSON string.
@@ -429,9 +462,29 @@ pub(crate) mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Doubles with few binary digits after the point: where two shortest decimals can tie.
+        #[test]
+        fn a_fraction_of_few_binary_digits_is_written_as_display_writes_it(
+            m in 1u64..(1 << 53),
+            shift in 0u32..53,
+            k in 0i32..60,
+            negative in proptest::bool::ANY,
+        ) {
+            let m = (m >> shift).max(1);
+            let value = m as f64 / 2f64.powi(k) * if negative { -1.0 } else { 1.0 };
+            let mut ours = String::new();
+            number_with_fraction(&mut ours, value).unwrap();
+            proptest::prop_assert_eq!(ours, format!("{value}"));
+        }
+    }
+
     #[test]
     fn the_fractions_edges_are_written_as_display_writes_them() {
         for value in [
+            2_189_745_492_579_392.2,
+            73_040_939_584.953_125,
+            0.000_095_844_268_798_828_125,
             0.0,
             -0.0,
             1.0,
