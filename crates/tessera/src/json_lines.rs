@@ -483,8 +483,8 @@ pub(crate) mod tests {
     fn the_fractions_edges_are_written_as_display_writes_them() {
         for value in [
             2_189_745_492_579_392.2,
-            73_040_939_584.953_125,
-            0.000_095_844_268_798_828_125,
+            73_040_939_584.0 + 61.0 / 64.0,
+            201.0 / 2_097_152.0,
             0.0,
             -0.0,
             1.0,
