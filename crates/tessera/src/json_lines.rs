@@ -8,8 +8,9 @@
 //! [`crate::access_json`] straight from the request's entry (the same line), and this formats
 //! every other line, and the access log's when it is an event (text logs, tests). The line
 //! here is the same JSON object with its keys in the same order; numbers with a fraction are
-//! written as Rust's `Display` writes them (the same digits as `serde_json`'s `ryu`, never an
-//! exponent), non-finite ones as `null`, as `serde_json` does.
+//! written as Rust's `Display` writes them (never an exponent; `serde_json`'s `ryu` gives the
+//! same digits but where it writes an exponent or breaks a tie between two shortest decimals
+//! the other way), non-finite ones as `null`, as `serde_json` does.
 //!
 //! ```text
 //! {"timestamp":"…","level":"INFO",<the event's fields in order>,"target":"…"}
