@@ -88,12 +88,10 @@ fn main() {
     let (listen, upstream, threads, forwarding) = match args.as_slice() {
         [_, l, u, t] => (l, u, t, Forwarding::default()),
         [_, l, u, t, f] if f == "forwarding" => (l, u, t, Forwarding::all()),
-        [_, l, u, t, f] if f.starts_with("forwarding=") => {
-            match Forwarding::parse(&f["forwarding=".len()..]) {
-                Some(parts) => (l, u, t, parts),
-                None => usage(),
-            }
-        }
+        [_, l, u, t, f] => match f.strip_prefix("forwarding=").and_then(Forwarding::parse) {
+            Some(parts) => (l, u, t, parts),
+            None => usage(),
+        },
         _ => usage(),
     };
     let conf = ServerConf {

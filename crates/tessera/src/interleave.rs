@@ -46,7 +46,8 @@ pub fn run(args: InterleaveArgs) -> ExitCode {
 fn interleave_file(input: &Path, output: &Path) -> anyhow::Result<String> {
     let (header, before, prefix) = index_file(input)?;
     let mut file = File::open(input).with_context(|| format!("{}", input.display()))?;
-    let len = file.metadata()?.len();
+    let metadata = file.metadata()?;
+    let len = metadata.len();
     let main = &prefix[before.main_header.start as usize..before.main_header.end as usize];
     let cannot = || format!("{}: cannot interleave", input.display());
     check_sots(&mut file, &before).with_context(cannot)?;
@@ -56,7 +57,7 @@ fn interleave_file(input: &Path, output: &Path) -> anyhow::Result<String> {
     let written = write_pieces(&mut file, &rewrite.pieces, &tmp)
         .and_then(|()| {
             // The same permissions as the master it replaces or copies.
-            std::fs::set_permissions(&tmp, file.metadata()?.permissions())?;
+            std::fs::set_permissions(&tmp, metadata.permissions())?;
             let (_, after, _) = index_file(&tmp)?;
             check_rewrite(&before, &after)?;
             check_sots(&mut File::open(&tmp)?, &after)?;

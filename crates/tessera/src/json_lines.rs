@@ -207,15 +207,14 @@ pub(crate) fn number_with_fraction(w: &mut impl Write, value: f64) -> fmt::Resul
     if !value.is_finite() {
         return w.write_str("null");
     }
-    if may_tie(value) {
-        return write!(w, "{value}");
+    if !may_tie(value) {
+        let mut buffer = ryu::Buffer::new();
+        let text = buffer.format_finite(value);
+        if !text.contains('e') {
+            return w.write_str(text.strip_suffix(".0").unwrap_or(text));
+        }
     }
-    let mut buffer = ryu::Buffer::new();
-    let text = buffer.format_finite(value);
-    if text.contains('e') {
-        return write!(w, "{value}");
-    }
-    w.write_str(text.strip_suffix(".0").unwrap_or(text))
+    write!(w, "{value}")
 }
 
 /// Whether two shortest decimals can lie equally close to `value` (or one exactly on the edge
